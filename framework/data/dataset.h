@@ -1,0 +1,45 @@
+/* dataset.h — data plug-ins: generators of labelled points.
+ *
+ * A data plug-in draws n points (n, dim) float32 row-major, and a class label per point (the
+ * component of a mixture, the moon of two moons, ...; 0 where a dataset has no classes), from
+ * the given stream. The same (options, n, stream state) gives the same bits. */
+#ifndef DM_DATA_DATASET_H
+#define DM_DATA_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/options.h"
+#include "core/rng.h"
+#include "core/status.h"
+
+typedef struct dm_data_ops {
+    dm_plugin info;                         /* name, doc, option table, options struct size */
+    /* Dimension of a point under these options. */
+    size_t (*dim)(const void *opts);
+    /* Number of classes (>= 1). */
+    size_t (*n_classes)(const void *opts);
+    /* Check options that the table's bounds cannot (e.g. list lengths agree). err names the key. */
+    dm_status (*check)(const void *opts, char *err);
+    /* Draw n points into x (n, dim) and labels (n; may be NULL). */
+    dm_status (*generate)(const void *opts, size_t n, dm_rng *rng, float *x, int32_t *labels,
+                          char *err);
+} dm_data_ops;
+
+/* NULL-terminated registry: moons, eight_gaussians, swissroll, checkerboard, gmm. */
+extern const dm_plugin *const dm_data_registry[];
+
+/* An isotropic Gaussian mixture sum_k w_k N(mu_k, s_k^2 I), the analytic reference for samplers.
+ * Filled from a dataset's options when the dataset is a mixture (gmm, eight_gaussians). */
+typedef struct dm_gmm {
+    size_t k, dim;
+    double *w;    /* (k) normalized weights */
+    double *mu;   /* (k, dim) */
+    double *s;    /* (k) standard deviations */
+} dm_gmm;
+
+/* DM_E_INPUT if the dataset named by ops is not a Gaussian mixture. Caller frees with dm_gmm_free. */
+dm_status dm_data_gmm(const dm_data_ops *ops, const void *opts, dm_gmm *out, char *err);
+void dm_gmm_free(dm_gmm *g);
+
+#endif

@@ -1,0 +1,30 @@
+/* metrics.h — sample-quality metrics between generated samples and held-out data.
+ *
+ * Comparable across runs: the sliced-Wasserstein projections and the MMD bandwidth depend only on
+ * the evaluation seed and the reference (held-out) set, never on a run's samples. All reductions
+ * run in a fixed order with double accumulators, so values do not depend on the thread count. */
+#ifndef DM_EVAL_METRICS_H
+#define DM_EVAL_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+
+/* n_proj random unit directions in R^d (n_proj, d), from seed. */
+dm_status dm_swd_projections(uint64_t seed, size_t d, size_t n_proj, double *proj, char *err);
+
+/* Sliced 2-Wasserstein distance: sqrt(mean over projections of W2^2 between the two projected
+ * empirical distributions), exact for unequal sizes (quantile functions integrated piecewise). */
+dm_status dm_swd(const float *a, size_t na, const float *b, size_t nb, size_t d,
+                 const double *proj, size_t n_proj, double *out, char *err);
+
+/* RBF bandwidth from the reference set alone: the median pairwise distance of its first
+ * min(n, 2000) points (the median heuristic). */
+double dm_mmd_bandwidth(const float *ref, size_t n, size_t d);
+
+/* Unbiased MMD^2 with k(x, y) = exp(-|x - y|^2 / (2 h^2)). Needs na, nb >= 2. */
+dm_status dm_mmd2_unbiased(const float *a, size_t na, const float *b, size_t nb, size_t d,
+                           double h, double *out, char *err);
+
+#endif

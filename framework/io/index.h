@@ -1,0 +1,43 @@
+/* index.h — results/index.sqlite, the derived, rebuildable index of runs.
+ *
+ * Tables: runs, sweep_runs, params (typed: int_value / real_value / text_value), metrics,
+ * evals, metric_info; views: last_metrics (last value per run and key), group_evals and
+ * group_metrics (mean, std, n per group_hash across seeds). Schema version in PRAGMA user_version.
+ * Writers use WAL, a busy timeout, and one short BEGIN IMMEDIATE transaction per run upsert.
+ * The files under results/runs/ are the source of truth: dm_index_upsert_run replaces every row
+ * of a run, so re-indexing is idempotent. */
+#ifndef DM_IO_INDEX_H
+#define DM_IO_INDEX_H
+
+#include <stdio.h>
+
+#include "io/runrec.h"
+#include "io/spec.h"
+
+typedef struct dm_index dm_index;
+
+#define DM_INDEX_SCHEMA_VERSION 1
+
+/* readonly: open with SQLITE_OPEN_READONLY (for `difflab query`), never creating the file.
+ * A file that is not a SQLite database is DM_E_IO naming the path. */
+dm_status dm_index_open(const char *path, int readonly, dm_index **out, char *err);
+void dm_index_close(dm_index *ix);
+
+/* Replace all rows of the run r (run_id = its "run_id" attr) in one transaction: runs row from
+ * its attrs and hashes, params from spec (dm_spec_foreach), metrics from its series, evals. */
+dm_status dm_index_upsert_run(dm_index *ix, const dm_runrec *r, const dm_spec *spec,
+                              const char *run_path, char *err);
+
+/* Update only runs.status (and heartbeat / finished times) of a run. */
+dm_status dm_index_set_status(dm_index *ix, const char *run_id, const char *status, char *err);
+
+typedef enum dm_query_fmt { DM_QUERY_TABLE, DM_QUERY_CSV, DM_QUERY_JSON } dm_query_fmt;
+
+/* Run one SQL statement and print its rows (aligned table with a header, CSV with a header, or a
+ * JSON array of objects). An SQL error is DM_E_INPUT with SQLite's message. */
+dm_status dm_index_query(dm_index *ix, const char *sql, dm_query_fmt fmt, FILE *out, char *err);
+
+/* The underlying handle, for callers that need a prepared statement of their own. */
+struct sqlite3 *dm_index_db(dm_index *ix);
+
+#endif

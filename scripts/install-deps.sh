@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages difflab needs to build and test; does nothing when all are present.
+# Usage: scripts/install-deps.sh [--bench]   (--bench also installs python3-torch, the speed peer)
+set -euo pipefail
+
+pkgs=(
+  build-essential cmake pkg-config
+  libhdf5-dev hdf5-tools      # run files (C API, serial) and h5dump
+  libyaml-dev                 # specs
+  libgsl-dev                  # RNG streams, statistics, ODE integration
+  libsqlite3-dev sqlite3      # the run index
+  libcmocka-dev               # unit tests
+  libopenblas-openmp-dev      # cblas_sgemm on OpenMP threads (shares the pool with our OpenMP code)
+  libssl-dev                  # SHA-256 (libcrypto)
+)
+if [ "${1:-}" = "--bench" ]; then
+  pkgs+=(python3-torch python3-numpy)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing: ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
