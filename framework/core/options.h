@@ -84,4 +84,11 @@ const dm_plugin *dm_registry_find(const dm_plugin *const *registry, const char *
 /* Helpers for option tables. */
 #define DM_OPT_END { NULL, 0, NULL, 0, 0, NULL, 0, 0, NULL }
 
+/* The shortest "%.{p}g" text of v that reads back to the same double (p = 1..17). */
+void dm_format_real(double v, char buf[32]);
+
+/* An options struct as a compact JSON object, keys in table order:
+ * {"steps":1000,"variance":"beta"}. NULL on allocation failure; caller frees with dm_free. */
+char *dm_opts_json(const dm_plugin *p, const void *opts);
+
 #endif

@@ -38,6 +38,9 @@ dm_status dm_spec_load_text(const dm_schema *schema, const char *text, const cha
                             int n_over, const char *const *overrides, dm_spec **out, char *err);
 void dm_spec_free(dm_spec *spec);
 
+/* The schema the spec was loaded against. */
+const dm_schema *dm_spec_get_schema(const dm_spec *spec);
+
 /* The chosen plug-in and filled options struct of a section, by its path; NULL if no such
  * section. The options struct is the one the plug-in's table describes. */
 const dm_plugin *dm_spec_plugin(const dm_spec *spec, const char *section_path);
@@ -49,7 +52,10 @@ dm_status dm_spec_canonical(const dm_spec *spec, int for_hash, char **text, char
 /* SHA-256 hex of dm_spec_canonical(spec, for_hash = 1). */
 dm_status dm_spec_config_hash(const dm_spec *spec, char hex[65], char *err);
 
-/* Every resolved key as a typed value, in canonical (sorted) order: for the index's params. */
+/* Every resolved key as a typed value, in canonical (sorted) order: for the index's params.
+ * kv->key and kv->text are valid only during the callback; text is set for every type (the
+ * canonical text of the value, strings unquoted). A non-OK return from fn stops the walk and is
+ * returned. */
 typedef struct dm_spec_kv {
     const char *key;          /* dotted: "diffusion.schedule.T", "diffusion.schedule.type" */
     dm_opt_type type;         /* a plug-in's `type` key is reported as DM_OPT_STR */

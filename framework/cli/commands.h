@@ -1,0 +1,26 @@
+/* commands.h — the verbs of the difflab program. Each returns a dm_status with its message in err;
+ * main prints it and maps it to the exit code. */
+#ifndef DM_CLI_COMMANDS_H
+#define DM_CLI_COMMANDS_H
+
+#include <stdio.h>
+
+#include "core/status.h"
+#include "io/index.h"
+
+#define DM_CLI_MAX_ARGS 256
+
+typedef struct dm_cli {
+    const char *results;
+    int new_repeat;
+    dm_query_fmt fmt;
+    FILE *out;
+    const char *args[DM_CLI_MAX_ARGS];   /* positional: args[0] is the verb */
+    int n_args;
+    const char **sets;                   /* --set key=value */
+    int n_sets;
+} dm_cli;
+
+dm_status dm_cli_dispatch(dm_cli *cli, char *err);
+
+#endif

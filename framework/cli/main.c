@@ -1,0 +1,93 @@
+/* difflab — the command line.
+ *
+ *   difflab run SPEC.yaml [key.path=value ...] [--new]
+ *   difflab keys [SECTION|PLUGIN]
+ *   difflab runs
+ *   difflab show RUN
+ *   difflab query "SQL" [--csv|--json]
+ *
+ * Global options: --results DIR (default $DIFFLAB_RESULTS or ./results). Exit codes: 0 success,
+ * 2 bad input (nothing written), 1 any other failure. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "core/alloc.h"
+
+static void usage(FILE *out)
+{
+    fputs("usage: difflab [--results DIR] <command> [args]\n"
+          "\n"
+          "commands:\n"
+          "  run SPEC.yaml [key.path=value ...] [--new] [--set key=value]\n"
+          "                          train, sample and evaluate a spec; same inputs again is a no-op\n"
+          "  keys [NAME]             every spec key with type, default and doc (or one section / plug-in)\n"
+          "  runs                    list the runs of the index\n"
+          "  show RUN                one run: provenance, params, metrics, evals\n"
+          "  query \"SQL\" [--csv|--json]  run SQL on the index (read-only)\n"
+          "\n"
+          "options:\n"
+          "  --results DIR           results folder (default $DIFFLAB_RESULTS or ./results)\n"
+          "  --new                   (run) a fresh repeat of inputs that already ran: <id>-r2, -r3, ...\n"
+          "  --set key=value         (run) the same as a positional override\n"
+          "  --csv, --json           (query) output format\n"
+          "  -h, --help              this help\n",
+          out);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "results", required_argument, NULL, 'r' }, { "new", no_argument, NULL, 'n' },
+        { "set", required_argument, NULL, 's' },     { "csv", no_argument, NULL, 'c' },
+        { "json", no_argument, NULL, 'j' },          { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },       { NULL, 0, NULL, 0 },
+    };
+    dm_cli cli = { .results = getenv("DIFFLAB_RESULTS"), .fmt = DM_QUERY_TABLE, .out = stdout };
+    char err[DM_ERR_SIZE] = "";
+    int rc = 2, opt;
+    const char **sets = dm_calloc((size_t)argc + 1, sizeof *sets);
+    if (!sets) {
+        fprintf(stderr, "difflab: out of memory\n");
+        return 1;
+    }
+    int n_sets = 0;
+    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1 || optind < argc) {
+        if (opt == -1) {
+            /* A positional argument: collect it and keep parsing options after it. */
+            cli.args[cli.n_args < DM_CLI_MAX_ARGS ? cli.n_args++ : cli.n_args] = argv[optind++];
+            if (cli.n_args >= DM_CLI_MAX_ARGS) {
+                fprintf(stderr, "difflab: too many arguments\n");
+                goto out;
+            }
+            continue;
+        }
+        switch (opt) {
+        case 'r': cli.results = optarg; break;
+        case 'n': cli.new_repeat = 1; break;
+        case 's': sets[n_sets++] = optarg; break;
+        case 'c': cli.fmt = DM_QUERY_CSV; break;
+        case 'j': cli.fmt = DM_QUERY_JSON; break;
+        case 'h': usage(stdout); rc = 0; goto out;
+        case 'V': printf("difflab %s\n", DIFFLAB_VERSION); rc = 0; goto out;
+        default: usage(stderr); goto out;
+        }
+    }
+    if (!cli.results || !cli.results[0])
+        cli.results = "results";
+    if (cli.n_args == 0) {
+        usage(stderr);
+        goto out;
+    }
+    cli.sets = sets;
+    cli.n_sets = n_sets;
+    dm_status st = dm_cli_dispatch(&cli, err);
+    if (st)
+        fprintf(stderr, "difflab: %s\n", err);
+    rc = dm_status_exit_code(st);
+out:
+    dm_free(sets);
+    return rc;
+}

@@ -1,0 +1,23 @@
+/* denoiser.h — the one interface every sampler and metric sees.
+ *
+ * A denoiser returns, for a batch x (n, dim) at times t (n, in the schedule's units), the
+ * denoised estimate x0_hat ≈ E[x0 | x_t] and the matching eps_hat (either output may be NULL
+ * when not needed). The same sampler thus runs a trained network, its EMA copy, a teacher, a
+ * guided wrapper, or the analytic denoiser of a Gaussian mixture. Optional slots are NULL when
+ * the denoiser lacks them; the spec loader checks a sampler's needs against them. */
+#ifndef DM_DIFFUSION_DENOISER_H
+#define DM_DIFFUSION_DENOISER_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+
+typedef struct dm_denoiser {
+    void *ctx;
+    size_t dim;
+    size_t max_batch;   /* eval accepts n <= max_batch */
+    dm_status (*eval)(void *ctx, size_t n, const float *x, const double *t, float *x0,
+                      float *eps, char *err);
+} dm_denoiser;
+
+#endif

@@ -1,0 +1,33 @@
+/* denoiser_net.h — a trained network as a dm_denoiser: x0_hat and eps_hat from the network
+ * output F through the parameterization (param.h), with the schedule's c_noise as time input.
+ * The parameter block is borrowed (training weights, EMA copy or a teacher's); the context owns
+ * its activations, so one context serves one thread of control. */
+#ifndef DM_DIFFUSION_DENOISER_NET_H
+#define DM_DIFFUSION_DENOISER_NET_H
+
+#include "diffusion/denoiser.h"
+#include "diffusion/param.h"
+#include "diffusion/schedule.h"
+#include "nn/mlp.h"
+
+typedef struct dm_net_denoiser {
+    const dm_mlp *mlp;
+    const float *params;
+    const dm_schedule *sched;
+    const dm_param_ops *param;
+    const void *param_opts;
+    double sigma_data;
+    dm_mlp_ws ws;
+    float *xin;   /* (max_batch, dim) c_in * x */
+    float *tin;   /* (max_batch) c_noise(t) */
+    float *F;     /* (max_batch, out_dim) */
+} dm_net_denoiser;
+
+/* Fills *den so that den->eval runs the network. nd must stay at its address while den is used. */
+dm_status dm_net_denoiser_init(dm_net_denoiser *nd, dm_denoiser *den, const dm_mlp *mlp,
+                               const float *params, const dm_schedule *sched,
+                               const dm_param_ops *param, const void *param_opts,
+                               double sigma_data, size_t max_batch, char *err);
+void dm_net_denoiser_free(dm_net_denoiser *nd);
+
+#endif

@@ -1,0 +1,25 @@
+/* The plug-in registries of the diffusion layer: adding a plug-in is one file and one line here. */
+#include "diffusion/losses.h"
+#include "diffusion/params.h"
+#include "diffusion/samplers.h"
+#include "diffusion/schedules.h"
+
+const dm_plugin *const dm_schedule_registry[] = {
+    &dm_schedule_ddpm_linear.info,
+    NULL,
+};
+
+const dm_plugin *const dm_param_registry[] = {
+    &dm_param_eps.info,
+    NULL,
+};
+
+const dm_plugin *const dm_loss_registry[] = {
+    &dm_loss_mse.info,
+    NULL,
+};
+
+const dm_plugin *const dm_sampler_registry[] = {
+    &dm_sampler_ddpm.info,
+    NULL,
+};

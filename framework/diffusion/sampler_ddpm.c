@@ -1,0 +1,118 @@
+/* DDPM ancestral sampling (Ho et al. 2020, Algorithm 2) on any grid of a discrete schedule.
+ *
+ * Between consecutive grid points t > t' (t' = -1 is clean data), beta = 1 - abar_t / abar_t'
+ * (for the full grid this is the schedule's beta_t; for a respaced grid it is the respaced beta,
+ * as improved-diffusion's SpacedDiffusion), and
+ *   x_t' = (x_t - beta / sqrt(1 - abar_t) * eps_hat) / sqrt(1 - beta) + sigma z,
+ * the mean of the posterior q(x_t' | x_t, x0) with x0 replaced by the network's estimate, written
+ * in eps form (FORMULAS.md, "DDPM posterior"). sigma^2 is beta ("beta") or the posterior variance
+ * beta_tilde = (1 - abar_t') / (1 - abar_t) beta ("beta_tilde"); no noise is added on the last step. */
+#include <math.h>
+#include <stddef.h>
+
+#include "core/alloc.h"
+#include "diffusion/samplers.h"
+
+static const char *const variances[] = { "beta", "beta_tilde", NULL };
+
+static int n_steps(const dm_ddpm_sampler_opts *o, const dm_schedule *s)
+{
+    return o->steps > 0 ? (int)o->steps : s->T;
+}
+
+static dm_status check(const void *opts, const dm_schedule *s, char *err)
+{
+    const dm_ddpm_sampler_opts *o = opts;
+    if (!s->discrete)
+        return dm_err(err, DM_E_INPUT,
+                      "sampler.type: ddpm (ancestral) needs a discrete schedule; '%s' is continuous",
+                      s->ops->info.name);
+    if (o->steps > s->T)
+        return dm_err(err, DM_E_INPUT, "sampler.steps: %lld exceeds the schedule's T = %d",
+                      (long long)o->steps, s->T);
+    return DM_OK;
+}
+
+static int64_t nfe(const void *opts, const dm_schedule *s) { return n_steps(opts, s); }
+
+dm_status dm_denoise_all(const dm_denoiser *den, size_t n, const float *x, double t, double *tbuf,
+                         float *x0, float *eps, char *err)
+{
+    const size_t d = den->dim;
+    for (size_t i = 0; i < den->max_batch; i++)
+        tbuf[i] = t;
+    for (size_t i0 = 0; i0 < n; i0 += den->max_batch) {
+        size_t m = n - i0 < den->max_batch ? n - i0 : den->max_batch;
+        dm_status st = den->eval(den->ctx, m, x + i0 * d, tbuf, x0 ? x0 + i0 * d : NULL,
+                                 eps ? eps + i0 * d : NULL, err);
+        if (st)
+            return st;
+    }
+    return DM_OK;
+}
+
+static dm_status sample(const void *opts, const dm_denoiser *den, const dm_schedule *s, size_t n,
+                        dm_rng *rngs, float *x, char *err)
+{
+    const dm_ddpm_sampler_opts *o = opts;
+    const size_t d = den->dim;
+    const int steps = n_steps(o, s);
+    dm_status st = DM_OK;
+    double *ts = dm_malloc(sizeof(double) * (size_t)(steps + 1));
+    double *tbuf = dm_malloc(sizeof(double) * den->max_batch);
+    float *eps = dm_malloc_aligned(sizeof(float) * n * d);
+    if (!ts || !tbuf || !eps) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory for sampling %zu points", n);
+        goto out;
+    }
+    if ((st = s->ops->grid(s, steps, ts, err)))
+        goto out;
+
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++)
+            x[i * d + j] = (float)dm_rng_normal(&rngs[i]);
+
+    for (int k = 0; k < steps; k++) {
+        const int t = (int)ts[k], tp = (int)ts[k + 1];
+        const double ab = dm_schedule_abar(s, t), abp = dm_schedule_abar(s, tp);
+        const double beta = 1.0 - ab / abp;
+        const double var = o->variance == DM_VAR_BETA ? beta : (1.0 - abp) / (1.0 - ab) * beta;
+        const float c_eps = (float)(beta / sqrt(1.0 - ab));
+        const float c_mean = (float)(1.0 / sqrt(1.0 - beta));
+        const float sd = tp >= 0 ? (float)sqrt(var) : 0.0f;
+        if ((st = dm_denoise_all(den, n, x, t, tbuf, NULL, eps, err)))
+            goto out;
+        /* Each row draws from its own stream: the result is independent of the thread count. */
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            for (size_t j = 0; j < d; j++) {
+                const size_t q = i * d + j;
+                float v = c_mean * (x[q] - c_eps * eps[q]);
+                if (sd > 0.0f)
+                    v += sd * (float)dm_rng_normal(&rngs[i]);
+                x[q] = v;
+            }
+        }
+    }
+out:
+    dm_free(ts);
+    dm_free(tbuf);
+    dm_free_aligned(eps);
+    return st;
+}
+
+static const dm_param_desc ddpm_params[] = {
+    { "steps", DM_OPT_INT, "0", 0, 100000, NULL, 0, offsetof(dm_ddpm_sampler_opts, steps),
+      "number of reverse steps on an evenly respaced grid; 0 = every step of the schedule" },
+    { "variance", DM_OPT_CHOICE, "beta", 0, 0, variances, 0, offsetof(dm_ddpm_sampler_opts, variance),
+      "reverse-step variance: beta (sigma^2 = beta_t) or beta_tilde (the posterior variance)" },
+    DM_OPT_END,
+};
+
+const dm_sampler_ops dm_sampler_ddpm = {
+    .info = { "ddpm", "DDPM ancestral sampling (Ho et al. 2020, Algorithm 2)", ddpm_params,
+              sizeof(dm_ddpm_sampler_opts) },
+    .check = check,
+    .nfe = nfe,
+    .sample = sample,
+};

@@ -1,0 +1,50 @@
+/* schedule.h — noise schedules: x_t = alpha(t) x0 + sigma(t) eps.
+ *
+ * A schedule gives alpha(t), sigma(t) (and, for continuous ones, their time derivatives), the
+ * training distribution of t, the sampling grid, and the network's time input c_noise(t).
+ * Discrete schedules (DDPM) use t = integer step index 0..T-1 (DDPM's step t+1) and expose
+ * abar[t]; a sampling grid may be any decreasing subset of the steps (respacing), and samplers
+ * derive the per-step beta from abar of consecutive grid points, so one formula serves every
+ * grid. Instances are immutable after dm_schedule_init and safe to share between threads. */
+#ifndef DM_DIFFUSION_SCHEDULE_H
+#define DM_DIFFUSION_SCHEDULE_H
+
+#include "core/options.h"
+#include "core/rng.h"
+#include "core/status.h"
+
+typedef struct dm_schedule dm_schedule;
+
+typedef struct dm_schedule_ops {
+    dm_plugin info;
+    /* Fill the derived state of s (tables, t range) from s->opts. */
+    dm_status (*init)(dm_schedule *s, char *err);
+    double (*alpha)(const dm_schedule *s, double t);
+    double (*sigma)(const dm_schedule *s, double t);
+    /* The network's time input for time t (DDPM: the step index itself, as the peer model). */
+    double (*c_noise)(const dm_schedule *s, double t);
+    /* One training time from the schedule's training distribution. */
+    double (*sample_t)(const dm_schedule *s, dm_rng *rng);
+    /* Sampling grid with n_steps steps: n_steps + 1 decreasing times, ts[0] the start and
+     * ts[n_steps] the end (discrete: -1, meaning "after the last step", i.e. clean data). */
+    dm_status (*grid)(const dm_schedule *s, int n_steps, double *ts, char *err);
+} dm_schedule_ops;
+
+struct dm_schedule {
+    const dm_schedule_ops *ops;
+    const void *opts;   /* the spec's options struct for ops; borrowed */
+    int discrete;       /* 1: t is an integer step index 0..T-1 */
+    int T;              /* discrete: number of steps */
+    double *abar;       /* discrete: (T) cumulative products of (1 - beta) */
+    double t_min, t_max;
+};
+
+extern const dm_plugin *const dm_schedule_registry[];
+
+dm_status dm_schedule_init(dm_schedule *s, const dm_schedule_ops *ops, const void *opts, char *err);
+void dm_schedule_free(dm_schedule *s);
+
+/* abar at a discrete time index, with abar(-1) = 1 (the clean end of the chain). */
+double dm_schedule_abar(const dm_schedule *s, int t);
+
+#endif

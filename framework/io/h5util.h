@@ -1,0 +1,72 @@
+/* h5util.h — private helpers of the io layer: atomic file replacement (atomic.c) and the small
+ * HDF5 vocabulary shared by run.h5 and checkpoint.h5 (h5util.c). Not part of the public API. */
+#ifndef DM_IO_H5UTIL_H
+#define DM_IO_H5UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hdf5.h>
+
+#include "core/status.h"
+
+/* ---- atomic replacement (atomic.c) ---- */
+
+/* The temporary name for replacing path: "<folder>/.<name>.tmp.<pid>" (caller frees, dm_free). */
+dm_status dm_atomic_tmp_path(const char *path, char **tmp, char *err);
+/* fsync the finished temporary file, rename it over path, fsync the folder. On failure before
+ * the rename the temporary file is removed and path is untouched. Messages name path. */
+dm_status dm_atomic_commit(const char *tmp, const char *path, char *err);
+/* Remove a temporary file after a failed write (missing is fine). */
+void dm_atomic_discard(const char *tmp);
+
+/* ---- HDF5 (h5util.c) ---- */
+
+/* Silence HDF5's automatic printing of its error stack for the duration of a public call, and
+ * put the previous handler back afterwards (HDF5's handler is per-thread library state). */
+typedef struct dm_h5_quiet {
+    H5E_auto2_t func;
+    void *data;
+} dm_h5_quiet;
+void dm_h5_quiet_begin(dm_h5_quiet *q);
+void dm_h5_quiet_end(const dm_h5_quiet *q);
+
+/* Format a message, append HDF5's innermost error description (taken from the current error
+ * stack, so call it right after the failing HDF5 call), return DM_E_IO. */
+dm_status dm_h5_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Create a new file (truncating) with creation order tracked for links and attributes, so that
+ * readers get things back in the order they were written. */
+dm_status dm_h5_create(const char *path, hid_t *file, char *err);
+/* Open an existing file read-only; DM_E_NOTFOUND if it does not exist, DM_E_IO otherwise. */
+dm_status dm_h5_open(const char *path, hid_t *file, char *err);
+/* A group created with link creation order tracked (closes with H5Gclose). */
+hid_t dm_h5_group_create(hid_t loc, const char *name);
+/* Link creation property list that creates intermediate groups ("a/b/c"). */
+hid_t dm_h5_lcpl_nested(void);
+
+dm_status dm_h5_write_str_attr(hid_t loc, const char *name, const char *value, char *err);
+dm_status dm_h5_write_i64_attr(hid_t loc, const char *name, int64_t v, char *err);
+dm_status dm_h5_write_u64_attr(hid_t loc, const char *name, uint64_t v, char *err);
+dm_status dm_h5_write_f64_attr(hid_t loc, const char *name, double v, char *err);
+
+/* Readers: a missing attribute is DM_E_NOTFOUND (no message needed by callers that accept it),
+ * a present one of the wrong kind DM_E_IO. Strings are allocated with dm_malloc. */
+dm_status dm_h5_read_str_attr(hid_t loc, const char *name, char **out, char *err);
+dm_status dm_h5_read_i64_attr(hid_t loc, const char *name, int64_t *v, char *err);
+dm_status dm_h5_read_u64_attr(hid_t loc, const char *name, uint64_t *v, char *err);
+dm_status dm_h5_read_f64_attr(hid_t loc, const char *name, double *v, char *err);
+/* Scalar or 1-element dataset of a native type. */
+dm_status dm_h5_read_scalar(hid_t loc, const char *name, hid_t mem_type, void *v, char *err);
+
+/* Number of links in a group and the name of the i-th (in creation order when tracked). */
+dm_status dm_h5_nlinks(hid_t g, size_t *n, char *err);
+dm_status dm_h5_link_name(hid_t g, size_t i, char **name, char *err);
+
+/* The vlen UTF-8 string type (caller closes with H5Tclose). */
+hid_t dm_h5_str_type(void);
+
+/* A name usable as one HDF5 link: non-empty, no '/', not "." (else DM_E_INPUT). */
+dm_status dm_h5_check_name(const char *what, const char *name, char *err);
+
+#endif

@@ -1,0 +1,26 @@
+#include "nn/model.h"
+
+#include <stddef.h>
+
+static void mlp_cfg(const void *opts, int dim, int out_dim, dm_mlp_cfg *cfg)
+{
+    const dm_mlp_opts *o = opts;
+    *cfg = (dm_mlp_cfg){ .in_dim = dim, .out_dim = out_dim, .nfreq = (int)o->nfreq,
+                         .width = (int)o->width, .depth = (int)o->depth };
+}
+
+static const dm_param_desc mlp_params[] = {
+    { "width", DM_OPT_INT, "256", 1, 65536, NULL, 0, offsetof(dm_mlp_opts, width), "hidden units per layer" },
+    { "depth", DM_OPT_INT, "3", 1, 64, NULL, 0, offsetof(dm_mlp_opts, depth), "hidden Linear+SiLU layers" },
+    { "nfreq", DM_OPT_INT, "32", 1, 1024, NULL, 0, offsetof(dm_mlp_opts, nfreq),
+      "sinusoidal time-embedding frequencies (embedding size 2*nfreq)" },
+    DM_OPT_END,
+};
+
+const dm_model_ops dm_model_mlp = {
+    .info = { "mlp", "the toy MLP of shared/peer/peer_toy_mlp.py: [x, time embedding] -> Linear+SiLU x depth -> Linear",
+              mlp_params, sizeof(dm_mlp_opts) },
+    .mlp_cfg = mlp_cfg,
+};
+
+const dm_plugin *const dm_model_registry[] = { &dm_model_mlp.info, NULL };

@@ -1,0 +1,381 @@
+#include "train/run.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <omp.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/progress.h"
+#include "eval/evaluate.h"
+#include "io/index.h"
+#include "io/runlog.h"
+#include "train/provenance.h"
+#include "train/schema.h"
+#include "train/trainer.h"
+
+#define PATH_SIZE 4096
+
+dm_status dm_run_id(const dm_spec *spec, char *id, size_t n, char hash[65], char *err)
+{
+    dm_status st = dm_spec_config_hash(spec, hash, err);
+    if (st)
+        return st;
+    const dm_root_opts *root = dm_spec_opts(spec, "");
+    snprintf(id, n, "%s-%.10s-s%lld", root->name, hash, (long long)root->seed);
+    return DM_OK;
+}
+
+/* snprintf into a path buffer; a path that does not fit is an input error, not a silent cut. */
+static dm_status path_fmt(char *out, size_t n, char *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static dm_status path_fmt(char *out, size_t n, char *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(out, n, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= n)
+        return dm_err(err, DM_E_INPUT, "path too long: %.200s...", out);
+    return DM_OK;
+}
+
+static int exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static dm_status mkdir_p(const char *path, char *err)
+{
+    char tmp[PATH_SIZE];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0777) && errno != EEXIST)
+            return dm_err(err, DM_E_IO, "cannot create folder '%s': %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0777) && errno != EEXIST)
+        return dm_err(err, DM_E_IO, "cannot create folder '%s': %s", tmp, strerror(errno));
+    return DM_OK;
+}
+
+static void set_threads(const dm_run_opts *ro)
+{
+    int n = (int)ro->threads;
+    if (n <= 0)
+        n = omp_get_max_threads();
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+/* The state of one run while it executes. */
+typedef struct run_state {
+    const dm_run_cfg *cfg;
+    dm_spec *spec;
+    dm_runrec rec;
+    dm_trainer tr;
+    int tr_ready;
+    dm_index *ix;
+    char run_id[256], dir[PATH_SIZE], h5[PATH_SIZE], ckpt[PATH_SIZE], index_path[PATH_SIZE];
+    double t0;
+} run_state;
+
+static dm_status save_record(run_state *rs, const char *status, char *err)
+{
+    char now[32];
+    dm_time_iso(now);
+    dm_status st;
+    if ((st = dm_runrec_set_attr(&rs->rec, "status", status, err)) ||
+        (st = dm_runrec_set_attr(&rs->rec, "heartbeat", now, err)))
+        return st;
+    char wall[32];
+    snprintf(wall, sizeof wall, "%.3f", dm_now() - rs->t0);
+    if ((st = dm_runrec_set_attr(&rs->rec, "wall_s", wall, err)))
+        return st;
+    return dm_runlog_write(rs->h5, &rs->rec, err);
+}
+
+static dm_status save_checkpoint(run_state *rs, char *err)
+{
+    dm_ckpt_entry entries[16];
+    dm_ckpt c = { .entries = entries };
+    size_t rng_bytes = 0;
+    for (int s = 0; s < DM_TRAIN_N_STREAMS; s++)
+        rng_bytes += dm_rng_state_size(&rs->tr.streams[s]);
+    void *buf = dm_malloc(rng_bytes);
+    if (!buf)
+        return dm_err(err, DM_E_NOMEM, "out of memory for a checkpoint");
+    dm_status st = dm_trainer_ckpt_entries(&rs->tr, &c, buf, err);
+    if (!st)
+        st = dm_ckpt_write(rs->ckpt, &c, err);
+    dm_free(buf);
+    return st;
+}
+
+static dm_status index_run(run_state *rs, char *err)
+{
+    return dm_index_upsert_run(rs->ix, &rs->rec, rs->spec, rs->dir, err);
+}
+
+/* Looked up on every push: creating a series may move the others. */
+static dm_status push_metric(run_state *rs, const char *name, int64_t step, double wall, double v, char *err)
+{
+    dm_series *s;
+    dm_status st = dm_runrec_series(&rs->rec, name, &s, err);
+    return st ? st : dm_series_push(s, step, wall, v, err);
+}
+
+/* Train, checkpointing every run.ckpt_every steps and logging interval means. */
+static dm_status train_loop(run_state *rs, char *err)
+{
+    dm_trainer *tr = &rs->tr;
+    const dm_run_opts *ro = tr->ropt;
+    const int64_t total = tr->topt->steps;
+    dm_status st;
+    dm_progress prog;
+    dm_progress_init(&prog, (dm_progress_mode)ro->progress, stderr, tr->step, total, ro->log_every);
+    double sum_loss = 0, sum_gn = 0;
+    int64_t n_int = 0;
+    while (tr->step < total) {
+        double loss, gn;
+        if ((st = dm_trainer_step(tr, &loss, &gn, err))) {
+            dm_progress_done(&prog);
+            return st;
+        }
+        sum_loss += loss;
+        sum_gn += gn;
+        n_int++;
+        if (tr->step % ro->log_every == 0 || tr->step == total) {
+            const double wall = dm_now() - rs->t0;
+            if ((st = push_metric(rs, "loss", tr->step, wall, sum_loss / (double)n_int, err)) ||
+                (st = push_metric(rs, "grad_norm", tr->step, wall, sum_gn / (double)n_int, err)))
+                return st;
+            sum_loss = sum_gn = 0;
+            n_int = 0;
+        }
+        dm_progress_update(&prog, tr->step, loss);
+        if (tr->step % ro->ckpt_every == 0 && tr->step < total) {
+            if ((st = save_checkpoint(rs, err)) || (st = save_record(rs, "running", err)))
+                return st;
+        }
+    }
+    dm_progress_done(&prog);
+    return save_checkpoint(rs, err);
+}
+
+/* Sample with the spec's sampler, and the prior's noise as a baseline; record both. */
+static dm_status sample_and_eval(run_state *rs, dm_eval_result *res, dm_eval_result *base, int64_t *nfe,
+                                 char *err)
+{
+    dm_trainer *tr = &rs->tr;
+    const size_t n = (size_t)tr->eopt->n_samples, d = tr->dim;
+    const dm_eval_cfg ec = { (uint64_t)tr->eopt->seed, (size_t)tr->eopt->swd_projections,
+                             (size_t)tr->eopt->mmd_max };
+    dm_status st;
+    char *settings = dm_opts_json(&tr->sampler->info, tr->sampler_opts);
+    float *x = dm_malloc_aligned(sizeof(float) * n * d);
+    if (!settings || !x) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory for %zu samples", n);
+        goto out;
+    }
+    /* The baseline: the same per-sample streams' first draws, i.e. the sampler's initial noise
+     * for a variance-preserving prior. */
+    {
+        const uint64_t base_seed = dm_seed_derive((uint64_t)tr->root->seed, "eval.noise");
+        for (size_t i = 0; i < n && !st; i++) {
+            dm_rng r;
+            if ((st = dm_rng_init_small(&r, dm_seed_index(base_seed, i), err)))
+                goto out;
+            for (size_t j = 0; j < d; j++)
+                x[i * d + j] = (float)dm_rng_normal(&r);
+            dm_rng_free(&r);
+        }
+        if ((st = dm_evaluate_record(&ec, x, n, tr->ref_x, (size_t)tr->eopt->n_ref, d, &rs->rec,
+                                     "noise", 0, "{}", base, err)))
+            goto out;
+    }
+    if ((st = dm_trainer_sample(tr, tr->sampler, tr->sampler_opts, x, nfe, err)))
+        goto out;
+    if ((st = dm_runrec_add_samples(&rs->rec, tr->sampler->info.name, *nfe, settings, (int64_t)n,
+                                    (int64_t)d, x, err)))
+        goto out;
+    st = dm_evaluate_record(&ec, x, n, tr->ref_x, (size_t)tr->eopt->n_ref, d, &rs->rec,
+                            tr->sampler->info.name, *nfe, settings, res, err);
+out:
+    dm_free(settings);
+    dm_free_aligned(x);
+    return st;
+}
+
+/* Status of an existing run file, or "" when there is none. */
+static void existing_status(const char *h5, char *status, size_t n)
+{
+    status[0] = 0;
+    if (!exists(h5))
+        return;
+    dm_runrec r;
+    char err[DM_ERR_SIZE];
+    if (dm_runlog_read(h5, &r, err) == DM_OK) {
+        const char *s = dm_runrec_attr(&r, "status");
+        snprintf(status, n, "%s", s ? s : "unknown");
+        dm_runrec_free(&r);
+    } else {
+        snprintf(status, n, "unreadable");
+    }
+}
+
+static void print_summary(const run_state *rs, FILE *out)
+{
+    const dm_runrec *r = &rs->rec;
+    const char *wall = dm_runrec_attr(r, "wall_s");
+    fprintf(out, "run %s %s in %s s\n", rs->run_id, dm_runrec_attr(r, "status"), wall ? wall : "?");
+    fprintf(out, "  written to %s\n", rs->h5);
+    fprintf(out, "  summary:");
+    for (size_t i = 0; i < r->n_series; i++)
+        if (strcmp(r->series[i].name, "loss") == 0 && r->series[i].n)
+            fprintf(out, " loss %.4f (step %lld) |", r->series[i].value[r->series[i].n - 1],
+                    (long long)r->series[i].step[r->series[i].n - 1]);
+    const char *last = "";
+    for (size_t i = 0; i < r->n_evals; i++) {
+        const dm_eval *e = &r->evals[i];
+        if (strcmp(e->sampler, last) != 0) {
+            fprintf(out, "%s %s nfe %lld:", i ? " |" : "", e->sampler, (long long)e->nfe);
+            last = e->sampler;
+        }
+        fprintf(out, " %s %.4g", e->metric, e->value);
+    }
+    fprintf(out, "\n");
+}
+
+static dm_status execute(run_state *rs, char *err)
+{
+    dm_status st;
+    char now[32];
+    rs->t0 = dm_now();
+    dm_time_iso(now);
+    if ((st = dm_runrec_set_attr(&rs->rec, "run_id", rs->run_id, err)) ||
+        (st = dm_runrec_set_attr(&rs->rec, "name", ((const dm_root_opts *)dm_spec_opts(rs->spec, ""))->name, err)) ||
+        (st = dm_runrec_set_attr(&rs->rec, "created", now, err)) ||
+        (st = dm_provenance_fill(&rs->rec, err)))
+        return st;
+    if ((st = dm_trainer_init(&rs->tr, rs->spec, &rs->rec, err)))
+        return st;
+    rs->tr_ready = 1;
+    char np[32];
+    snprintf(np, sizeof np, "%zu", rs->tr.mlp.n_params);
+    if ((st = dm_runrec_set_attr(&rs->rec, "n_params", np, err)))
+        return st;
+    if ((st = save_record(rs, "running", err)) || (st = index_run(rs, err)))
+        return st;
+
+    st = train_loop(rs, err);
+    if (st == DM_E_NUMERIC) {
+        char msg[DM_ERR_SIZE];
+        snprintf(msg, sizeof msg, "%s", err);
+        dm_runrec_set_attr(&rs->rec, "error", msg, NULL);
+        if (save_record(rs, "diverged", NULL) == DM_OK)
+            index_run(rs, NULL);
+        return st;
+    }
+    if (st)
+        return st;
+
+    dm_eval_result res, base;
+    int64_t nfe;
+    if ((st = sample_and_eval(rs, &res, &base, &nfe, err)))
+        return st;
+    char sha[65];
+    dm_trainer_params_sha256(&rs->tr, sha);
+    dm_time_iso(now);
+    if ((st = dm_runrec_set_attr(&rs->rec, "params_sha256", sha, err)) ||
+        (st = dm_runrec_set_attr(&rs->rec, "finished", now, err)))
+        return st;
+    if ((st = save_record(rs, "finished", err)) || (st = index_run(rs, err)))
+        return st;
+    print_summary(rs, rs->cfg->out);
+    return DM_OK;
+}
+
+dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
+                           const char *const *overrides, char *err)
+{
+    run_state rs = { .cfg = cfg };
+    char hash[65], base_id[200], status[32];
+    dm_runrec_init(&rs.rec);
+    dm_status st = dm_spec_load_file(&dm_spec_schema, path, n_over, overrides, &rs.spec, err);
+    if (st)
+        goto out;
+    if ((st = dm_trainer_check(rs.spec, err)))
+        goto out;
+    if ((st = dm_run_id(rs.spec, base_id, sizeof base_id, hash, err)))
+        goto out;
+
+    /* Same inputs already finished: a no-op that shows the run, unless --new. */
+    snprintf(rs.run_id, sizeof rs.run_id, "%s", base_id);
+    if ((st = path_fmt(rs.dir, sizeof rs.dir, err, "%s/runs/%s", cfg->results, rs.run_id)) ||
+        (st = path_fmt(rs.h5, sizeof rs.h5, err, "%s/run.h5", rs.dir)))
+        goto out;
+    existing_status(rs.h5, status, sizeof status);
+    if (cfg->new_repeat) {
+        for (int r = 2; exists(rs.dir); r++) {
+            snprintf(rs.run_id, sizeof rs.run_id, "%s-r%d", base_id, r);
+            if ((st = path_fmt(rs.dir, sizeof rs.dir, err, "%s/runs/%s", cfg->results, rs.run_id)))
+                goto out;
+        }
+        if ((st = path_fmt(rs.h5, sizeof rs.h5, err, "%s/run.h5", rs.dir)))
+            goto out;
+    } else if (strcmp(status, "finished") == 0) {
+        if ((st = dm_runlog_read(rs.h5, &rs.rec, err)))
+            goto out;
+        fprintf(cfg->out, "already finished (same config and seed; --new makes a fresh repeat)\n");
+        print_summary(&rs, cfg->out);
+        goto out;
+    } else if (status[0]) {
+        fprintf(stderr, "note: run %s exists with status '%s'; starting it over\n", rs.run_id, status);
+    }
+    if ((st = path_fmt(rs.ckpt, sizeof rs.ckpt, err, "%s/checkpoint.h5", rs.dir)) ||
+        (st = path_fmt(rs.index_path, sizeof rs.index_path, err, "%s/index.sqlite", cfg->results)))
+        goto out;
+
+    /* Everything checkable is checked: now write. The index first, so a broken index is
+     * reported before a run folder appears. */
+    if ((st = mkdir_p(cfg->results, err)))
+        goto out;
+    if ((st = dm_index_open(rs.index_path, 0, &rs.ix, err)))
+        goto out;
+    if ((st = mkdir_p(rs.dir, err)))
+        goto out;
+    if ((st = dm_runrec_set_attr(&rs.rec, "spec_path", path, err)))
+        goto out;
+    char *yaml = NULL;
+    if ((st = dm_spec_canonical(rs.spec, 0, &yaml, err)))
+        goto out;
+    rs.rec.config_yaml = yaml;
+    memcpy(rs.rec.config_hash, hash, 65);
+    memcpy(rs.rec.group_hash, hash, 65);
+    set_threads(dm_spec_opts(rs.spec, "run"));
+    fprintf(stderr, "run %s: %s\n", rs.run_id, rs.dir);
+    st = execute(&rs, err);
+    if (st && st != DM_E_NUMERIC && rs.tr_ready) {
+        char msg[DM_ERR_SIZE];
+        snprintf(msg, sizeof msg, "%s", err);
+        dm_runrec_set_attr(&rs.rec, "error", msg, NULL);
+        if (save_record(&rs, "failed", NULL) == DM_OK)
+            index_run(&rs, NULL);
+    }
+out:
+    if (rs.tr_ready)
+        dm_trainer_free(&rs.tr);
+    dm_index_close(rs.ix);
+    dm_runrec_free(&rs.rec);
+    dm_spec_free(rs.spec);
+    return st;
+}

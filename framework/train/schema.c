@@ -1,0 +1,95 @@
+#include "train/schema.h"
+
+#include <stddef.h>
+
+#include "data/dataset.h"
+#include "diffusion/loss.h"
+#include "diffusion/param.h"
+#include "diffusion/sampler.h"
+#include "diffusion/schedule.h"
+#include "nn/model.h"
+
+#define R(f) offsetof(dm_root_opts, f)
+static const dm_param_desc root_params[] = {
+    { "name", DM_OPT_STR, "run", 0, 0, NULL, DM_OPT_NOHASH, R(name),
+      "short name; the run id is <name>-<config hash>-s<seed>" },
+    { "seed", DM_OPT_INT, "0", 0, 4294967295.0, NULL, DM_OPT_SEED, R(seed),
+      "master seed: every random stream of the run derives from it" },
+    DM_OPT_END,
+};
+#undef R
+
+static const char *const optimizers[] = { "adam", "adamw", NULL };
+#define T(f) offsetof(dm_train_opts, f)
+static const dm_param_desc train_params[] = {
+    { "steps", DM_OPT_INT, "2000", 0, 1e9, NULL, 0, T(steps), "optimizer steps" },
+    { "batch", DM_OPT_INT, "1024", 1, 1 << 20, NULL, 0, T(batch), "batch size" },
+    { "n_data", DM_OPT_INT, "100000", 1, 1e8, NULL, 0, T(n_data),
+      "training points drawn from the data generator (stream data.train)" },
+    { "optimizer", DM_OPT_CHOICE, "adam", 0, 0, optimizers, 0, T(optimizer),
+      "adam, or adamw (decoupled weight decay)" },
+    { "lr", DM_OPT_REAL, "1e-3", 0, 10, NULL, 0, T(lr), "learning rate" },
+    { "warmup", DM_OPT_INT, "0", 0, 1e9, NULL, 0, T(warmup), "linear learning-rate warm-up steps" },
+    { "beta1", DM_OPT_REAL, "0.9", 0, 0.999999, NULL, 0, T(beta1), "Adam beta1" },
+    { "beta2", DM_OPT_REAL, "0.999", 0, 0.999999999, NULL, 0, T(beta2), "Adam beta2" },
+    { "eps", DM_OPT_REAL, "1e-8", 1e-20, 1, NULL, 0, T(eps), "Adam epsilon" },
+    { "weight_decay", DM_OPT_REAL, "0", 0, 1, NULL, 0, T(weight_decay), "AdamW decoupled weight decay" },
+    { "grad_clip", DM_OPT_REAL, "0", 0, 1e9, NULL, 0, T(grad_clip),
+      "clip the gradient's global L2 norm to this value; 0 = no clipping" },
+    { "ema_decay", DM_OPT_REAL, "0.999", 0, 1, NULL, 0, T(ema_decay), "decay of the parameters' EMA" },
+    DM_OPT_END,
+};
+#undef T
+
+#define E(f) offsetof(dm_eval_opts, f)
+static const dm_param_desc eval_params[] = {
+    { "n_samples", DM_OPT_INT, "10000", 2, 1e7, NULL, 0, E(n_samples), "samples drawn at the end of the run" },
+    { "n_ref", DM_OPT_INT, "10000", 2, 1e7, NULL, 0, E(n_ref),
+      "held-out reference points (stream data.ref of eval.seed: the same for every run seed)" },
+    { "seed", DM_OPT_INT, "0", 0, 4294967295.0, NULL, 0, E(seed),
+      "fixes the reference set, SWD projections and MMD bandwidth, so metrics compare across runs" },
+    { "swd_projections", DM_OPT_INT, "256", 1, 100000, NULL, 0, E(swd_projections),
+      "random directions of the sliced Wasserstein distance" },
+    { "mmd_max", DM_OPT_INT, "4000", 2, 1e6, NULL, 0, E(mmd_max),
+      "MMD^2 uses the first min(n, mmd_max) samples and reference points (its cost is quadratic)" },
+    { "batch", DM_OPT_INT, "10000", 1, 1 << 20, NULL, 0, E(batch), "network batch size while sampling" },
+    { "use_ema", DM_OPT_BOOL, "true", 0, 0, NULL, 0, E(use_ema), "sample with the EMA weights" },
+    DM_OPT_END,
+};
+#undef E
+
+static const char *const progress_modes[] = { "auto", "bar", "lines", "none", NULL };
+#define U(f) offsetof(dm_run_opts, f)
+static const dm_param_desc run_params[] = {
+    { "threads", DM_OPT_INT, "0", 0, 1024, NULL, DM_OPT_NOHASH, U(threads),
+      "threads for OpenMP and OpenBLAS; 0 = OMP_NUM_THREADS or all cores (results do not depend on it)" },
+    { "log_every", DM_OPT_INT, "100", 1, 1e9, NULL, DM_OPT_NOHASH, U(log_every),
+      "steps between points of the metric series (each the mean over its interval)" },
+    { "ckpt_every", DM_OPT_INT, "1000", 1, 1e9, NULL, DM_OPT_NOHASH, U(ckpt_every),
+      "steps between checkpoints" },
+    { "progress", DM_OPT_CHOICE, "auto", 0, 0, progress_modes, DM_OPT_NOHASH, U(progress),
+      "auto (a bar on a terminal, log lines otherwise), bar, lines, none" },
+    DM_OPT_END,
+};
+#undef U
+
+static const dm_plugin root_section = { "", "top level", root_params, sizeof(dm_root_opts) };
+static const dm_plugin train_section = { "train", "the common trainer", train_params, sizeof(dm_train_opts) };
+static const dm_plugin eval_section = { "eval", "evaluation at the end of a run", eval_params, sizeof(dm_eval_opts) };
+static const dm_plugin run_section = { "run", "execution (not part of the config hash)", run_params, sizeof(dm_run_opts) };
+
+static const dm_section_desc sections[] = {
+    { "", "top level", &root_section, NULL, NULL, NULL },
+    { "data", "the data generator", NULL, dm_data_registry, "eight_gaussians", "dataset" },
+    { "model", "the network", NULL, dm_model_registry, "mlp", "model" },
+    { "diffusion.schedule", "noise schedule", NULL, dm_schedule_registry, "ddpm_linear", "schedule" },
+    { "diffusion.param", "parameterization of the network output", NULL, dm_param_registry, "eps",
+      "parameterization" },
+    { "diffusion.loss", "training loss", NULL, dm_loss_registry, "mse", "loss" },
+    { "sampler", "sampler of the final evaluation", NULL, dm_sampler_registry, "ddpm", "sampler" },
+    { "train", "trainer", &train_section, NULL, NULL, NULL },
+    { "eval", "evaluation", &eval_section, NULL, NULL, NULL },
+    { "run", "execution", &run_section, NULL, NULL, NULL },
+};
+
+const dm_schema dm_spec_schema = { sections, sizeof sections / sizeof sections[0] };

@@ -1,0 +1,46 @@
+/* schema.h — the sections of a difflab spec and the options of its fixed sections.
+ *
+ *   name, seed                 top level
+ *   data                       a data plug-in (data/dataset.h)
+ *   model                      a network plug-in (nn/model.h)
+ *   diffusion.schedule         a schedule plug-in
+ *   diffusion.param            a parameterization plug-in
+ *   diffusion.loss             a loss plug-in
+ *   sampler                    the sampler of the run's final evaluation
+ *   train                      trainer options
+ *   eval                       evaluation options (reference set, metrics)
+ *   run                        execution options that do not change results (not hashed) */
+#ifndef DM_TRAIN_SCHEMA_H
+#define DM_TRAIN_SCHEMA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/options.h"
+
+typedef struct dm_root_opts {
+    char name[DM_OPT_STR_MAX];
+    int64_t seed;
+} dm_root_opts;
+
+enum { DM_OPTIM_ADAM = 0, DM_OPTIM_ADAMW = 1 };
+typedef struct dm_train_opts {
+    int64_t steps, batch, n_data, warmup;
+    int optimizer;
+    double lr, beta1, beta2, eps, weight_decay, grad_clip, ema_decay;
+} dm_train_opts;
+
+typedef struct dm_eval_opts {
+    int64_t n_samples, n_ref, seed, swd_projections, mmd_max, batch;
+    bool use_ema;
+} dm_eval_opts;
+
+enum { DM_PROGRESS_AUTO = 0, DM_PROGRESS_BAR, DM_PROGRESS_LINES, DM_PROGRESS_NONE };
+typedef struct dm_run_opts {
+    int64_t threads, log_every, ckpt_every;
+    int progress;
+} dm_run_opts;
+
+extern const dm_schema dm_spec_schema;
+
+#endif

@@ -1,0 +1,340 @@
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/sha256.h"
+#include "diffusion/denoiser_net.h"
+#include "nn/model.h"
+
+static const char *const stream_names[DM_TRAIN_N_STREAMS] = { "train.batch", "train.t", "train.noise" };
+
+dm_status dm_trainer_check(const dm_spec *spec, char *err)
+{
+    dm_schedule sched;
+    const dm_schedule_ops *so = (const dm_schedule_ops *)dm_spec_plugin(spec, "diffusion.schedule");
+    const dm_param_ops *po = (const dm_param_ops *)dm_spec_plugin(spec, "diffusion.param");
+    const dm_loss_ops *lo = (const dm_loss_ops *)dm_spec_plugin(spec, "diffusion.loss");
+    const dm_sampler_ops *sa = (const dm_sampler_ops *)dm_spec_plugin(spec, "sampler");
+    const dm_data_ops *da = (const dm_data_ops *)dm_spec_plugin(spec, "data");
+    dm_status st = da->check ? da->check(dm_spec_opts(spec, "data"), err) : DM_OK;
+    if (st)
+        return st;
+    if ((st = dm_schedule_init(&sched, so, dm_spec_opts(spec, "diffusion.schedule"), err)))
+        goto out;
+    if ((st = po->check(dm_spec_opts(spec, "diffusion.param"), &sched, err)))
+        goto out;
+    if ((st = lo->check(dm_spec_opts(spec, "diffusion.loss"), &sched, po, err)))
+        goto out;
+    st = sa->check(dm_spec_opts(spec, "sampler"), &sched, err);
+out:
+    dm_schedule_free(&sched);
+    return st;
+}
+
+static dm_status gen_data(const dm_trainer *tr, uint64_t seed, const char *stream, size_t n,
+                          float **out, char *err)
+{
+    dm_rng rng = { 0 };
+    dm_status st = dm_rng_init(&rng, dm_seed_derive(seed, stream), err);
+    if (st)
+        return st;
+    *out = dm_malloc_aligned(sizeof(float) * n * tr->dim);
+    if (!*out) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory for %zu data points", n);
+        goto out;
+    }
+    st = tr->data->generate(tr->data_opts, n, &rng, *out, NULL, err);
+out:
+    dm_rng_free(&rng);
+    return st;
+}
+
+static double data_std(const float *x, size_t n)
+{
+    double s = 0.0, s2 = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += x[i];
+    const double mean = s / (double)n;
+    for (size_t i = 0; i < n; i++)
+        s2 += (x[i] - mean) * (x[i] - mean);
+    return sqrt(s2 / (double)n);
+}
+
+dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, char *err)
+{
+    dm_status st;
+    memset(tr, 0, sizeof *tr);
+    tr->spec = spec;
+    tr->root = dm_spec_opts(spec, "");
+    tr->topt = dm_spec_opts(spec, "train");
+    tr->eopt = dm_spec_opts(spec, "eval");
+    tr->ropt = dm_spec_opts(spec, "run");
+    tr->data = (const dm_data_ops *)dm_spec_plugin(spec, "data");
+    tr->data_opts = dm_spec_opts(spec, "data");
+    tr->param = (const dm_param_ops *)dm_spec_plugin(spec, "diffusion.param");
+    tr->param_opts = dm_spec_opts(spec, "diffusion.param");
+    tr->loss = (const dm_loss_ops *)dm_spec_plugin(spec, "diffusion.loss");
+    tr->loss_opts = dm_spec_opts(spec, "diffusion.loss");
+    tr->sampler = (const dm_sampler_ops *)dm_spec_plugin(spec, "sampler");
+    tr->sampler_opts = dm_spec_opts(spec, "sampler");
+    const dm_model_ops *model = (const dm_model_ops *)dm_spec_plugin(spec, "model");
+    const uint64_t seed = (uint64_t)tr->root->seed;
+
+    if ((st = dm_schedule_init(&tr->sched, (const dm_schedule_ops *)dm_spec_plugin(spec, "diffusion.schedule"),
+                               dm_spec_opts(spec, "diffusion.schedule"), err)))
+        return st;
+
+    /* Data: the training set from the run's seed, the reference set from eval.seed alone. */
+    tr->dim = tr->data->dim(tr->data_opts);
+    const size_t nd = (size_t)tr->topt->n_data, nr = (size_t)tr->eopt->n_ref;
+    if ((st = gen_data(tr, seed, "data.train", nd, &tr->train_x, err)))
+        goto fail;
+    if ((st = gen_data(tr, (uint64_t)tr->eopt->seed, "data.ref", nr, &tr->ref_x, err)))
+        goto fail;
+    tr->sigma_data = data_std(tr->train_x, nd * tr->dim);
+    dm_sha256_hex(tr->train_x, sizeof(float) * nd * tr->dim, tr->data_sha256);
+
+    /* Model and optimizer. */
+    dm_mlp_cfg cfg;
+    model->mlp_cfg(dm_spec_opts(spec, "model"), (int)tr->dim, (int)tr->dim, &cfg);
+    if ((st = dm_mlp_init(&tr->mlp, &cfg, err)))
+        goto fail;
+    const size_t np = tr->mlp.n_params, B = (size_t)tr->topt->batch, d = tr->dim;
+    tr->params = dm_malloc_aligned(sizeof(float) * np);
+    tr->grads = dm_malloc_aligned(sizeof(float) * np);
+    tr->ema = dm_malloc_aligned(sizeof(float) * np);
+    tr->x0 = dm_malloc_aligned(sizeof(float) * B * d);
+    tr->eps = dm_malloc_aligned(sizeof(float) * B * d);
+    tr->xt = dm_malloc_aligned(sizeof(float) * B * d);
+    tr->xin = dm_malloc_aligned(sizeof(float) * B * d);
+    tr->tin = dm_malloc_aligned(sizeof(float) * B);
+    tr->F = dm_malloc_aligned(sizeof(float) * B * (size_t)cfg.out_dim);
+    tr->dF = dm_malloc_aligned(sizeof(float) * B * (size_t)cfg.out_dim);
+    tr->t = dm_malloc(sizeof(double) * B);
+    tr->alpha = dm_malloc(sizeof(double) * B);
+    tr->sigma = dm_malloc(sizeof(double) * B);
+    tr->coef = dm_malloc(sizeof(dm_param_coef) * B);
+    if (!tr->params || !tr->grads || !tr->ema || !tr->x0 || !tr->eps || !tr->xt || !tr->xin ||
+        !tr->tin || !tr->F || !tr->dF || !tr->t || !tr->alpha || !tr->sigma || !tr->coef) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory for a model of %zu parameters at batch %zu", np, B);
+        goto fail;
+    }
+    if ((st = dm_mlp_ws_init(&tr->ws, &tr->mlp, (int)B, err)))
+        goto fail;
+    const dm_train_opts *to = tr->topt;
+    if ((st = dm_adam_init(&tr->adam, np, to->lr, to->beta1, to->beta2, to->eps,
+                           to->optimizer == DM_OPTIM_ADAMW ? to->weight_decay : 0.0, err)))
+        goto fail;
+
+    dm_rng init_rng = { 0 };
+    uint64_t init_seed = dm_seed_derive(seed, "model.init");
+    if ((st = dm_rng_init(&init_rng, init_seed, err)))
+        goto fail;
+    dm_mlp_init_params(&tr->mlp, tr->params, &init_rng);
+    dm_rng_free(&init_rng);
+    memcpy(tr->ema, tr->params, sizeof(float) * np);
+
+    for (int k = 0; k < DM_TRAIN_N_STREAMS; k++)
+        if ((st = dm_rng_init(&tr->streams[k], dm_seed_derive(seed, stream_names[k]), err)))
+            goto fail;
+
+    /* Provenance of the randomness and the data. */
+    if (rec) {
+        rec->seed = seed;
+        const char *named[] = { "data.train", "model.init", "train.batch", "train.t", "train.noise", "eval.noise" };
+        for (size_t k = 0; k < sizeof named / sizeof named[0]; k++)
+            if ((st = dm_runrec_add_seed(rec, named[k], dm_seed_derive(seed, named[k]), err)))
+                goto fail;
+        if ((st = dm_runrec_add_seed(rec, "data.ref", dm_seed_derive((uint64_t)tr->eopt->seed, "data.ref"), err)))
+            goto fail;
+        dm_free(rec->data_name);
+        if (!(rec->data_name = dm_strdup(tr->data->info.name))) {
+            st = dm_err(err, DM_E_NOMEM, "out of memory");
+            goto fail;
+        }
+        rec->data_n_train = (int64_t)nd;
+        rec->data_n_test = (int64_t)nr;
+        rec->data_dim = (int64_t)d;
+        rec->data_std = tr->sigma_data;
+        memcpy(rec->data_sha256, tr->data_sha256, 65);
+    }
+    return DM_OK;
+fail:
+    dm_trainer_free(tr);
+    return st;
+}
+
+void dm_trainer_free(dm_trainer *tr)
+{
+    dm_schedule_free(&tr->sched);
+    dm_free_aligned(tr->train_x);
+    dm_free_aligned(tr->ref_x);
+    dm_free_aligned(tr->params);
+    dm_free_aligned(tr->grads);
+    dm_free_aligned(tr->ema);
+    dm_free_aligned(tr->x0);
+    dm_free_aligned(tr->eps);
+    dm_free_aligned(tr->xt);
+    dm_free_aligned(tr->xin);
+    dm_free_aligned(tr->tin);
+    dm_free_aligned(tr->F);
+    dm_free_aligned(tr->dF);
+    dm_free(tr->t);
+    dm_free(tr->alpha);
+    dm_free(tr->sigma);
+    dm_free(tr->coef);
+    dm_mlp_ws_free(&tr->ws);
+    if (tr->mlp.n_layers)
+        dm_mlp_free(&tr->mlp);
+    if (tr->adam.m)
+        dm_adam_free(&tr->adam);
+    for (int k = 0; k < DM_TRAIN_N_STREAMS; k++)
+        dm_rng_free(&tr->streams[k]);
+    memset(tr, 0, sizeof *tr);
+}
+
+dm_status dm_trainer_step(dm_trainer *tr, double *loss_out, double *gnorm_out, char *err)
+{
+    const size_t B = (size_t)tr->topt->batch, d = tr->dim, nd = (size_t)tr->topt->n_data;
+    const dm_schedule *s = &tr->sched;
+
+    /* Draws in a fixed order from three streams: indices, times, noise. */
+    for (size_t i = 0; i < B; i++) {
+        size_t k = dm_rng_int(&tr->streams[0], nd);
+        memcpy(tr->x0 + i * d, tr->train_x + k * d, sizeof(float) * d);
+    }
+    for (size_t i = 0; i < B; i++)
+        tr->t[i] = s->ops->sample_t(s, &tr->streams[1]);
+    for (size_t i = 0; i < B * d; i++)
+        tr->eps[i] = (float)dm_rng_normal(&tr->streams[2]);
+
+    for (size_t i = 0; i < B; i++) {
+        const double a = s->ops->alpha(s, tr->t[i]), sg = s->ops->sigma(s, tr->t[i]);
+        tr->alpha[i] = a;
+        tr->sigma[i] = sg;
+        tr->param->coef(tr->param_opts, a, sg, tr->sigma_data, &tr->coef[i]);
+        tr->tin[i] = (float)s->ops->c_noise(s, tr->t[i]);
+        for (size_t j = 0; j < d; j++) {
+            const size_t q = i * d + j;
+            tr->xt[q] = (float)(a * tr->x0[q] + sg * tr->eps[q]);
+            tr->xin[q] = (float)(tr->coef[i].c_in * tr->xt[q]);
+        }
+    }
+
+    dm_mlp_forward(&tr->mlp, tr->params, &tr->ws, (int)B, tr->xin, tr->tin, tr->F);
+    const dm_loss_batch lb = { .n = B, .d = d, .x_t = tr->xt, .F = tr->F, .x0 = tr->x0,
+                               .eps = tr->eps, .t = tr->t, .alpha = tr->alpha,
+                               .sigma = tr->sigma, .coef = tr->coef };
+    const double loss = tr->loss->eval(tr->loss_opts, &lb, tr->dF);
+    *loss_out = loss;
+    if (!isfinite(loss))
+        return dm_err(err, DM_E_NUMERIC, "the loss is %s at step %lld", isnan(loss) ? "NaN" : "infinite",
+                      (long long)tr->step + 1);
+    dm_mlp_backward(&tr->mlp, tr->params, &tr->ws, (int)B, tr->dF, tr->grads, NULL);
+    const double gnorm = dm_clip_grad_norm(tr->grads, tr->mlp.n_params, tr->topt->grad_clip);
+    *gnorm_out = gnorm;
+    if (!isfinite(gnorm))
+        return dm_err(err, DM_E_NUMERIC, "the gradient norm is %s at step %lld",
+                      isnan(gnorm) ? "NaN" : "infinite", (long long)tr->step + 1);
+
+    double lr = tr->topt->lr;
+    if (tr->topt->warmup > 0 && tr->step < tr->topt->warmup)
+        lr *= (double)(tr->step + 1) / (double)tr->topt->warmup;
+    dm_adam_step(&tr->adam, tr->params, tr->grads, lr);
+    dm_ema_update(tr->ema, tr->params, tr->mlp.n_params, tr->topt->ema_decay);
+    tr->step++;
+    return DM_OK;
+}
+
+dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
+                            float *x, int64_t *nfe, char *err)
+{
+    const size_t n = (size_t)tr->eopt->n_samples;
+    size_t batch = (size_t)tr->eopt->batch;
+    if (batch > n)
+        batch = n;
+    dm_net_denoiser nd;
+    dm_denoiser den;
+    dm_status st = DM_OK;
+    size_t made = 0;
+    dm_rng *rngs = dm_calloc(n, sizeof(dm_rng));
+    if (!rngs)
+        return dm_err(err, DM_E_NOMEM, "out of memory for %zu sample streams", n);
+    const uint64_t base = dm_seed_derive((uint64_t)tr->root->seed, "eval.noise");
+    for (; made < n; made++)
+        if ((st = dm_rng_init_small(&rngs[made], dm_seed_index(base, made), err)))
+            goto out;
+    if ((st = dm_net_denoiser_init(&nd, &den, &tr->mlp, tr->eopt->use_ema ? tr->ema : tr->params,
+                                   &tr->sched, tr->param, tr->param_opts, tr->sigma_data, batch, err)))
+        goto out;
+    st = sampler->sample(sopts, &den, &tr->sched, n, rngs, x, err);
+    *nfe = sampler->nfe(sopts, &tr->sched);
+    dm_net_denoiser_free(&nd);
+out:
+    for (size_t i = 0; i < made; i++)
+        dm_rng_free(&rngs[i]);
+    dm_free(rngs);
+    return st;
+}
+
+dm_status dm_trainer_ckpt_entries(dm_trainer *tr, dm_ckpt *c, void *rng_buf, char *err)
+{
+    (void)err;
+    static const char *const rng_entry[DM_TRAIN_N_STREAMS] = { "rng/train.batch", "rng/train.t", "rng/train.noise" };
+    const size_t np = tr->mlp.n_params;
+    size_t k = 0;
+    c->step = tr->step;
+    c->entries[k++] = (dm_ckpt_entry){ (char *)"params", DM_CKPT_F32, np, tr->params };
+    c->entries[k++] = (dm_ckpt_entry){ (char *)"ema", DM_CKPT_F32, np, tr->ema };
+    c->entries[k++] = (dm_ckpt_entry){ (char *)"adam/m", DM_CKPT_F32, np, tr->adam.m };
+    c->entries[k++] = (dm_ckpt_entry){ (char *)"adam/v", DM_CKPT_F32, np, tr->adam.v };
+    c->entries[k++] = (dm_ckpt_entry){ (char *)"adam/t", DM_CKPT_I64, 1, &tr->adam.t };
+    unsigned char *buf = rng_buf;
+    for (int s = 0; s < DM_TRAIN_N_STREAMS; s++) {
+        size_t sz = dm_rng_state_size(&tr->streams[s]);
+        dm_rng_state_get(&tr->streams[s], buf);
+        c->entries[k++] = (dm_ckpt_entry){ (char *)rng_entry[s], DM_CKPT_U8, sz, buf };
+        buf += sz;
+    }
+    c->n = k;
+    c->owns = 0;
+    return DM_OK;
+}
+
+dm_status dm_trainer_restore(dm_trainer *tr, const dm_ckpt *c, char *err)
+{
+    static const char *const rng_entry[DM_TRAIN_N_STREAMS] = { "rng/train.batch", "rng/train.t", "rng/train.noise" };
+    const size_t np = tr->mlp.n_params;
+    struct { const char *name; void *dst; size_t count; } f32[] = {
+        { "params", tr->params, np }, { "ema", tr->ema, np }, { "adam/m", tr->adam.m, np }, { "adam/v", tr->adam.v, np },
+    };
+    for (size_t i = 0; i < sizeof f32 / sizeof f32[0]; i++) {
+        const dm_ckpt_entry *e = dm_ckpt_find(c, f32[i].name);
+        if (!e || e->type != DM_CKPT_F32 || e->count != f32[i].count)
+            return dm_err(err, DM_E_IO, "checkpoint lacks '%s' of %zu float32 values", f32[i].name, f32[i].count);
+        memcpy(f32[i].dst, e->data, sizeof(float) * e->count);
+    }
+    const dm_ckpt_entry *t = dm_ckpt_find(c, "adam/t");
+    if (!t || t->type != DM_CKPT_I64 || t->count != 1)
+        return dm_err(err, DM_E_IO, "checkpoint lacks 'adam/t'");
+    tr->adam.t = *(const int64_t *)t->data;
+    for (int s = 0; s < DM_TRAIN_N_STREAMS; s++) {
+        const dm_ckpt_entry *e = dm_ckpt_find(c, rng_entry[s]);
+        if (!e || e->type != DM_CKPT_U8 || e->count != dm_rng_state_size(&tr->streams[s]))
+            return dm_err(err, DM_E_IO, "checkpoint lacks the state of stream '%s'", rng_entry[s] + 4);
+        dm_rng_state_set(&tr->streams[s], e->data);
+    }
+    tr->step = c->step;
+    return DM_OK;
+}
+
+void dm_trainer_params_sha256(const dm_trainer *tr, char hex[65])
+{
+    const size_t nb = sizeof(float) * tr->mlp.n_params;
+    const void *parts[2] = { tr->params, tr->ema };
+    const size_t sizes[2] = { nb, nb };
+    dm_sha256_hex_parts(parts, sizes, 2, hex);
+}

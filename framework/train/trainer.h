@@ -1,0 +1,86 @@
+/* trainer.h — the common trainer: batch -> t -> noise -> forward -> loss -> backward -> clip ->
+ * Adam -> EMA, for any schedule, parameterization and loss of the spec.
+ *
+ * Randomness: the batch indices, the times and the noise each come from their own named stream
+ * (train.batch, train.t, train.noise), the initial weights from model.init and the training data
+ * from data.train, all derived from the master seed; the reference set from data.ref of
+ * eval.seed. The trainer owns every buffer it uses (one block per kind: parameters, gradients,
+ * EMA, Adam moments), and a step does not allocate. */
+#ifndef DM_TRAIN_TRAINER_H
+#define DM_TRAIN_TRAINER_H
+
+#include <stdint.h>
+
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "diffusion/loss.h"
+#include "diffusion/param.h"
+#include "diffusion/sampler.h"
+#include "diffusion/schedule.h"
+#include "io/runlog.h"
+#include "io/runrec.h"
+#include "io/spec.h"
+#include "nn/mlp.h"
+#include "nn/optim.h"
+#include "train/schema.h"
+
+enum { DM_TRAIN_N_STREAMS = 3 };
+
+typedef struct dm_trainer {
+    const dm_spec *spec;
+    const dm_root_opts *root;
+    const dm_train_opts *topt;
+    const dm_eval_opts *eopt;
+    const dm_run_opts *ropt;
+    const dm_data_ops *data;       const void *data_opts;
+    const dm_param_ops *param;     const void *param_opts;
+    const dm_loss_ops *loss;       const void *loss_opts;
+    const dm_sampler_ops *sampler; const void *sampler_opts;
+    dm_schedule sched;
+
+    size_t dim;
+    float *train_x;     /* (n_data, dim) */
+    float *ref_x;       /* (n_ref, dim) held-out reference set */
+    double sigma_data;  /* std of train_x over all coordinates */
+    char data_sha256[65];
+
+    dm_mlp mlp;
+    float *params, *grads, *ema;   /* (n_params) each */
+    dm_adam adam;
+    dm_mlp_ws ws;
+
+    /* per-step batch buffers, B = train.batch */
+    float *x0, *eps, *xt, *xin, *tin, *F, *dF;   /* (B, dim) or (B) or (B, out_dim) */
+    double *t, *alpha, *sigma;                   /* (B) */
+    dm_param_coef *coef;                         /* (B) */
+
+    dm_rng streams[DM_TRAIN_N_STREAMS];          /* train.batch, train.t, train.noise */
+    int64_t step;                                /* steps done */
+} dm_trainer;
+
+/* Resolve the spec's plug-ins and check that they fit together (DM_E_INPUT names the keys).
+ * Does no heavy work: called before anything is written. */
+dm_status dm_trainer_check(const dm_spec *spec, char *err);
+
+/* Build data, model, optimizer and streams; record seeds and data provenance in rec. */
+dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, char *err);
+void dm_trainer_free(dm_trainer *tr);
+
+/* One optimizer step. loss and grad_norm (before clipping) of the step. DM_E_NUMERIC if the loss
+ * or gradient is not finite (the parameters are then left as they were before the step). */
+dm_status dm_trainer_step(dm_trainer *tr, double *loss, double *grad_norm, char *err);
+
+/* Draw eval.n_samples samples with the spec's sampler (EMA weights if eval.use_ema) into x
+ * (n, dim), noise from the per-sample streams of the run's eval stream. */
+dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
+                            float *x, int64_t *nfe, char *err);
+
+/* Checkpoint state: the entries point into the trainer (valid until the next step). */
+dm_status dm_trainer_ckpt_entries(dm_trainer *tr, dm_ckpt *c, void *rng_buf, char *err);
+/* Restore from a checkpoint read with dm_ckpt_read. */
+dm_status dm_trainer_restore(dm_trainer *tr, const dm_ckpt *c, char *err);
+
+/* SHA-256 hex of the final parameter bytes followed by the EMA bytes (float32, little-endian). */
+void dm_trainer_params_sha256(const dm_trainer *tr, char hex[65]);
+
+#endif
