@@ -37,16 +37,23 @@ static float *normals(size_t n, size_t d, float shift, uint64_t seed)
     return x;
 }
 
-static double swd(const float *a, size_t na, const float *b, size_t nb, size_t d, const double *proj,
-                  size_t np)
+static double swd_p(const float *a, size_t na, const float *b, size_t nb, size_t d, const double *proj,
+                    size_t np, int order)
 {
     char err[DM_ERR_SIZE];
     double v = -1.0;
-    dm_status st = dm_swd(a, na, b, nb, d, proj, np, &v, err);
+    dm_status st = dm_swd(a, na, b, nb, d, proj, np, order, &v, err);
     if (st != DM_OK)
         print_error("dm_swd: %s\n", err);
     assert_int_equal(st, DM_OK);
     return v;
+}
+
+/* The sliced 2-Wasserstein distance (most exact cases below are written for it). */
+static double swd(const float *a, size_t na, const float *b, size_t nb, size_t d, const double *proj,
+                  size_t np)
+{
+    return swd_p(a, na, b, nb, d, proj, np, 2);
 }
 
 static double mmd2(const float *a, size_t na, const float *b, size_t nb, size_t d, double h)
@@ -119,6 +126,11 @@ static void test_swd_1d_exact(void **state)
     /* A set against a copy of itself repeated: the same empirical distribution. */
     const float a33[] = {2.0f, 0.0f, 1.0f, 1.0f, 2.0f, 0.0f};
     near(swd(a3, 3, a33, 6, 1, one, 1), 0.0, 0.0, "a vs a twice");
+
+    /* Order 1: the same quantile pieces, absolute instead of squared differences. */
+    near(swd_p(z, 1, a01, 2, 1, one, 1, 1), 0.5, 1e-15, "W1 {0} vs {0, 1}");
+    near(swd_p(a3, 3, b2, 2, 1, one, 1, 1), 1.0 / 6 + 2.0 / 6 + 1.0 / 3, 1e-15, "W1 {0,1,2} vs {0,3}");
+    near(swd_p(a, N, b, N, 1, one, 1, 1), 3.5, 1e-12, "W1 1-D shift");
 }
 
 static void test_swd_shift_2d(void **state)
@@ -146,6 +158,10 @@ static void test_swd_shift_2d(void **state)
     want = sqrt(want / NP);
     near(swd(a, N, b, N, 2, proj, NP), want, 1e-12, "2-D shift");
     near(swd(b, N, a, N, 2, proj, NP), want, 1e-12, "2-D shift, swapped");
+    double want1 = 0.0;
+    for (size_t p = 0; p < NP; p++)
+        want1 += fabs(proj[2 * p] * c[0] + proj[2 * p + 1] * c[1]);
+    near(swd_p(a, N, b, N, 2, proj, NP, 1), want1 / NP, 1e-12, "2-D shift, order 1");
     dm_free(a);
 }
 
@@ -167,9 +183,10 @@ static void test_swd_symmetry_threads(void **state)
     assert_true(v1 > 0.2 && v1 < 0.7);        /* a shift of 0.3 per axis: |c| = 0.52 */
 
     double out;
-    assert_int_equal(dm_swd(a, 0, b, 450, 3, proj, NP, &out, err), DM_E_INPUT);
+    assert_int_equal(dm_swd(a, 0, b, 450, 3, proj, NP, 2, &out, err), DM_E_INPUT);
+    assert_int_equal(dm_swd(a, 700, b, 450, 3, proj, NP, 3, &out, err), DM_E_INPUT);
     a[5] = NAN;
-    assert_int_equal(dm_swd(a, 700, b, 450, 3, proj, NP, &out, err), DM_E_NUMERIC);
+    assert_int_equal(dm_swd(a, 700, b, 450, 3, proj, NP, 2, &out, err), DM_E_NUMERIC);
     assert_non_null(strstr(err, "point 1 of the first set"));
     dm_free(a);
     dm_free(b);

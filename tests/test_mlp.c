@@ -21,6 +21,14 @@
 #include "nn/mlp.h"
 #include "nn/optim.h"
 
+/* |a - b| <= tol in double (cmocka's assert_float_equal rounds to float). */
+#define assert_close(a, b, tol)                                                                    \
+    do {                                                                                           \
+        const double a_ = (a), b_ = (b), t_ = (tol);                                               \
+        if (!(fabs(a_ - b_) <= t_))                                                                \
+            fail_msg("%s = %.17g, want %s = %.17g (tolerance %.3g)", #a, a_, #b, b_, t_);          \
+    } while (0)
+
 static void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
@@ -276,30 +284,30 @@ static void test_silu(void **state)
     for (int i = 0; i < N * M; i++) {
         const float v = z[i] + b[i % M];
         assert_true(zb[i] == v);
-        assert_float_equal(h[i], silu_d(v), 2e-7 * (1.0 + fabs(v)));
+        assert_close(h[i], silu_d(v), 2e-7 * (1.0 + fabs(v)));
     }
     dm_act_silu(N * M, z, h);
     for (int i = 0; i < N * M; i++)
-        assert_float_equal(h[i], silu_d(z[i]), 2e-7 * (1.0 + fabs(z[i])));
+        assert_close(h[i], silu_d(z[i]), 2e-7 * (1.0 + fabs(z[i])));
 
     /* backward against the double derivative, and against central differences of the float
      * forward (h = 1e-2: truncation ~ h^2 |silu'''| / 6 < 2e-5, rounding ~ 1e-5) */
     dm_act_silu_bwd(N, M, z, g, part);
     for (int i = 0; i < N * M; i++) {
         const double want = g0[i] * dsilu_d(z[i]);
-        assert_float_equal(g[i], want, 1e-6 * (1.0 + fabs(want)));
+        assert_close(g[i], want, 1e-6 * (1.0 + fabs(want)));
         float zp = z[i] + 1e-2f, zm = z[i] - 1e-2f, hp, hm;
         dm_act_silu(1, &zp, &hp);
         dm_act_silu(1, &zm, &hm);
         const double fd = ((double)hp - hm) / ((double)zp - zm);
-        assert_float_equal(g[i], g0[i] * fd, 1e-4);
+        assert_close(g[i], g0[i] * fd, 1e-4);
     }
     for (int c = 0; c < 3; c++)
         for (int j = 0; j < M; j++) {
             double s = 0.0;
             for (int i = c * 64; i < N && i < (c + 1) * 64; i++)
                 s += g[i * M + j];
-            assert_float_equal(part[c * M + j], s, 1e-12);
+            assert_close(part[c * M + j], s, 1e-12);
         }
 }
 

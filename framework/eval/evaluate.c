@@ -14,7 +14,7 @@ dm_status dm_evaluate(const dm_eval_cfg *cfg, const float *x, size_t n, const fl
     if ((st = dm_swd_projections(dm_seed_derive(cfg->eval_seed, "eval.swd"), d,
                                  cfg->swd_projections, proj, err)))
         goto out;
-    if ((st = dm_swd(x, n, ref, n_ref, d, proj, cfg->swd_projections, &res->swd, err)))
+    if ((st = dm_swd(x, n, ref, n_ref, d, proj, cfg->swd_projections, 1, &res->swd, err)))
         goto out;
     res->n_swd = n;
     const size_t m = n < cfg->mmd_max ? n : cfg->mmd_max;

@@ -1,6 +1,7 @@
 /* evaluate.h — the metrics of one sample set against the reference set, recorded as evals.
  *
- * Projections come from eval_seed (stream "eval.swd"), the MMD bandwidth from the reference set:
+ * "swd" is the sliced 1-Wasserstein distance (metrics.h says why order 1), "mmd2" the unbiased
+ * MMD^2 with an RBF kernel. Projections come from eval_seed (stream "eval.swd"), the MMD bandwidth from the reference set:
  * both fixed per (dataset, eval seed), so values compare across runs and samplers. */
 #ifndef DM_EVAL_EVALUATE_H
 #define DM_EVAL_EVALUATE_H

@@ -1,7 +1,7 @@
-/* swd.c — sliced 2-Wasserstein distance (Rabin et al. 2011; Bonneel et al. 2015).
+/* swd.c — sliced p-Wasserstein distance (Rabin et al. 2011; Bonneel et al. 2015), p = 1 or 2.
  *
- * SWD(a, b)^2 = mean over unit directions p of W2^2(p.a, p.b), where W2^2 between two 1-D
- * empirical distributions is the integral over u in [0, 1] of (F_a^{-1}(u) - F_b^{-1}(u))^2.
+ * SW_p(a, b)^p = mean over unit directions q of W_p^p(q.a, q.b), where W_p^p between two 1-D
+ * empirical distributions is the integral over u in [0, 1] of |F_a^{-1}(u) - F_b^{-1}(u)|^p.
  * Both quantile functions are step functions (breaks at i/na and j/nb), so the integral is an
  * exact finite sum over the merged breakpoints; for na == nb it is the mean squared difference
  * of the sorted projections. Projections run in parallel; their W2^2 are added in index order,
@@ -63,9 +63,9 @@ static void project_sorted(const float *x, size_t n, size_t d, const double *p, 
     qsort(y, n, sizeof *y, cmp_double);
 }
 
-/* W2^2 between sorted ya (na) and sorted yb (nb). Breakpoints are compared as integers in units
+/* W_p^p between sorted ya (na) and sorted yb (nb). Breakpoints are compared as integers in units
  * of 1/(na nb) — i/na = i nb/(na nb) — so segment lengths are exact. */
-static double w2sq_sorted(const double *ya, size_t na, const double *yb, size_t nb)
+static double wpp_sorted(const double *ya, size_t na, const double *yb, size_t nb, int order)
 {
     size_t i = 0, j = 0, u = 0; /* u: current position, in units of 1/(na nb) */
     double acc = 0.0;
@@ -73,7 +73,7 @@ static double w2sq_sorted(const double *ya, size_t na, const double *yb, size_t 
         size_t ea = (i + 1) * nb, eb = (j + 1) * na; /* ends of the current steps */
         size_t e = ea < eb ? ea : eb;
         double diff = ya[i] - yb[j];
-        acc += diff * diff * (double)(e - u);
+        acc += (order == 1 ? fabs(diff) : diff * diff) * (double)(e - u);
         u = e;
         if (ea == e)
             i++;
@@ -93,7 +93,7 @@ static dm_status check_finite(const float *x, size_t n, size_t d, const char *wh
 }
 
 dm_status dm_swd(const float *a, size_t na, const float *b, size_t nb, size_t d, const double *proj,
-                 size_t n_proj, double *out, char *err)
+                 size_t n_proj, int order, double *out, char *err)
 {
     dm_status st = DM_OK;
     double *buf = NULL, *w2 = NULL;
@@ -102,6 +102,10 @@ dm_status dm_swd(const float *a, size_t na, const float *b, size_t nb, size_t d,
                     "swd: need non-empty point sets and projections (na = %zu, "
                     "nb = %zu, d = %zu, n_proj = %zu)",
                     na, nb, d, n_proj);
+        goto out;
+    }
+    if (order != 1 && order != 2) {
+        st = dm_err(err, DM_E_INPUT, "swd: order must be 1 or 2, not %d", order);
         goto out;
     }
     if (na > SIZE_MAX / nb) {
@@ -127,13 +131,13 @@ dm_status dm_swd(const float *a, size_t na, const float *b, size_t nb, size_t d,
         for (size_t p = 0; p < n_proj; p++) {
             project_sorted(a, na, d, proj + p * d, ya);
             project_sorted(b, nb, d, proj + p * d, yb);
-            w2[p] = w2sq_sorted(ya, na, yb, nb);
+            w2[p] = wpp_sorted(ya, na, yb, nb, order);
         }
     }
     double sum = 0.0;
     for (size_t p = 0; p < n_proj; p++)
         sum += w2[p];
-    *out = sqrt(sum / (double)n_proj);
+    *out = order == 1 ? sum / (double)n_proj : sqrt(sum / (double)n_proj);
 out:
     dm_free(buf);
     dm_free(w2);

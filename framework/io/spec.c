@@ -17,11 +17,44 @@
 #define MAX_HINTS 3
 #define MAX_CANDIDATES 256
 
+typedef struct spec_loc {
+    char *key;   /* dotted key given explicitly */
+    char *where; /* "file:line:col" or "override 'k=v'" */
+} spec_loc;
+
 struct dm_spec {
     const dm_schema *schema;
     const dm_plugin **plugin; /* per schema section; NULL for a pure container */
     void **opts;              /* per schema section: the plug-in's options struct */
+    spec_loc *locs;           /* where each explicitly given key came from */
+    size_t n_locs, cap_locs;
+    char *origin;             /* the file (or text origin) the spec was loaded from */
 };
+
+/* Remember where `key` was given (for errors found after loading). */
+static dm_status add_loc(dm_spec *spec, const char *key, const dm_ynode *at, char *err)
+{
+    char where[512];
+    dm_ytree_where(at, where, sizeof where);
+    if (spec->n_locs == spec->cap_locs) {
+        size_t cap = spec->cap_locs ? 2 * spec->cap_locs : 16;
+        spec_loc *nl = dm_realloc(spec->locs, cap * sizeof *nl);
+        if (!nl)
+            return dm_err(err, DM_E_NOMEM, "out of memory for the spec");
+        spec->locs = nl;
+        spec->cap_locs = cap;
+    }
+    spec_loc *l = &spec->locs[spec->n_locs];
+    l->key = dm_strdup(key);
+    l->where = dm_strdup(where);
+    if (!l->key || !l->where) {
+        dm_free(l->key);
+        dm_free(l->where);
+        return dm_err(err, DM_E_NOMEM, "out of memory for the spec");
+    }
+    spec->n_locs++;
+    return DM_OK;
+}
 
 typedef struct loader {
     const dm_schema *schema;
@@ -564,6 +597,8 @@ static dm_status section_fill(loader *L, long si, const dm_plugin *pl, const dm_
         long k = map ? dm_ytree_map_find(map, p->name) : -1;
         dm_status st = k >= 0 ? set_param(L->err, key, p, map->item[k + 1], L->spec->opts[si])
                               : set_default(L->err, key, p, L->spec->opts[si]);
+        if (st == DM_OK && k >= 0)
+            st = add_loc(L->spec, key, map->item[k + 1], L->err);
         if (st != DM_OK)
             return st;
     }
@@ -591,6 +626,12 @@ static dm_status check_node(loader *L, const char *path, const dm_ynode *node)
         type_node = map->item[tk + 1];
     if (plug && (st = resolve_plugin(L, d, type_node, node, &pl)) != DM_OK)
         return st;
+    if (plug && type_node) {
+        if (!join(child, path, "type"))
+            return dm_err(L->err, DM_E_INTERNAL, "section path too long");
+        if ((st = add_loc(L->spec, child, type_node, L->err)) != DM_OK)
+            return st;
+    }
     for (size_t i = 0; map && i < map->n; i += 2) {
         const dm_ynode *k = map->item[i];
         bool known = (long)i == tk;
@@ -753,6 +794,12 @@ void dm_spec_free(dm_spec *spec)
         }
         dm_free(spec->opts[i]);
     }
+    for (size_t i = 0; i < spec->n_locs; i++) {
+        dm_free(spec->locs[i].key);
+        dm_free(spec->locs[i].where);
+    }
+    dm_free(spec->locs);
+    dm_free(spec->origin);
     dm_free(spec->opts);
     dm_free(spec->plugin);
     dm_free(spec);
@@ -801,6 +848,10 @@ static dm_status load(const dm_schema *schema, const char *text, size_t len, con
         goto out;
     }
     spec->schema = schema;
+    if (!(spec->origin = dm_strdup(origin))) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory for the spec");
+        goto out;
+    }
     L.spec = spec;
     if ((st = check_node(&L, "", root)) != DM_OK || (st = fill_missing(&L)) != DM_OK)
         goto out;
@@ -870,6 +921,18 @@ out:
         fclose(f);
     dm_free(buf);
     return st;
+}
+
+void dm_spec_where(const dm_spec *spec, const char *key, char *buf, size_t size)
+{
+    /* The last match wins: an override is recorded after the file's own key. */
+    for (size_t i = spec->n_locs; i-- > 0;) {
+        if (strcmp(spec->locs[i].key, key) == 0) {
+            snprintf(buf, size, "%s", spec->locs[i].where);
+            return;
+        }
+    }
+    snprintf(buf, size, "%s (default of %s)", spec->origin ? spec->origin : "spec", key);
 }
 
 const dm_schema *dm_spec_get_schema(const dm_spec *spec)

@@ -46,6 +46,10 @@ const dm_schema *dm_spec_get_schema(const dm_spec *spec);
 const dm_plugin *dm_spec_plugin(const dm_spec *spec, const char *section_path);
 const void *dm_spec_opts(const dm_spec *spec, const char *section_path);
 
+/* Where a dotted key was given: "spec.yaml:3:5", "override 'k=v'", or "<origin> (default of KEY)"
+ * when it took its default; for errors found after loading (plug-ins that do not fit together). */
+void dm_spec_where(const dm_spec *spec, const char *key, char *buf, size_t size);
+
 /* Canonical YAML text of the resolved spec (caller frees with dm_free). With for_hash, keys
  * flagged DM_OPT_NOHASH or DM_OPT_SEED are left out. */
 dm_status dm_spec_canonical(const dm_spec *spec, int for_hash, char **text, char *err);

@@ -11,7 +11,31 @@
 
 static const char *const stream_names[DM_TRAIN_N_STREAMS] = { "train.batch", "train.t", "train.noise" };
 
+/* Plug-in checks say "KEY: what is wrong"; prefix the place KEY was given (file:line:col or the
+ * override), as the loader does for its own errors. */
+static dm_status locate(const dm_spec *spec, dm_status st, char *err)
+{
+    if (st == DM_OK || !err)
+        return st;
+    size_t k = strspn(err, "abcdefghijklmnopqrstuvwxyz0123456789_.");
+    if (k == 0 || k >= 256 || err[k] != ':')
+        return st;
+    char key[256], where[512];
+    memcpy(key, err, k);
+    key[k] = 0;
+    dm_spec_where(spec, key, where, sizeof where);
+    dm_err_prefix(err, "%s", where);
+    return st;
+}
+
+static dm_status check_plugins(const dm_spec *spec, char *err);
+
 dm_status dm_trainer_check(const dm_spec *spec, char *err)
+{
+    return locate(spec, check_plugins(spec, err), err);
+}
+
+static dm_status check_plugins(const dm_spec *spec, char *err)
 {
     dm_schedule sched;
     const dm_schedule_ops *so = (const dm_schedule_ops *)dm_spec_plugin(spec, "diffusion.schedule");

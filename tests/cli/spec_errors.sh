@@ -59,7 +59,17 @@ check override_type "override 'train.steps=many'" "$DIFFLAB" run "$SRC/configs/d
 check override_set "override 'model.widht=5'.*width" "$DIFFLAB" run "$SRC/configs/demo.yaml" --set model.widht=5
 
 printf 'sampler: {type: ddpm, steps: 5000}\n' > steps.yaml
-check incompatible 'sampler.steps' "$DIFFLAB" run steps.yaml
+check incompatible 'steps.yaml:1:30: sampler\.steps: 5000 exceeds' "$DIFFLAB" run steps.yaml
+check incompatible_override "override 'sampler.steps=2000': sampler\.steps" "$DIFFLAB" run steps.yaml sampler.steps=2000
+
+printf 'data: {type: gmm, weights: [0.5, 0.5], means: [[0, 0]], stds: [1, 1]}\n' > gmm.yaml
+check gmm_shapes 'gmm.yaml:1:[0-9]+: data\.means: 1 rows but data\.weights has 2' "$DIFFLAB" run gmm.yaml
+
+# An index that is not a database: a clear error, and the file untouched.
+mkdir -p bad && printf 'not a database, just text\n' > bad/index.sqlite
+bad_before=$(sha256sum bad/index.sqlite)
+if expect_exit 1 "$DIFFLAB" --results bad run "$SRC/configs/demo.yaml" train.steps=1; then expect_out 'not a (difflab index|database)'; fi
+[ "$(sha256sum bad/index.sqlite)" = "$bad_before" ] && [ ! -d bad/runs ] && pass || fail "a bad index was changed or a run folder appeared"
 
 check unknown_verb "unknown command 'fly'" "$DIFFLAB" fly
 
