@@ -6,6 +6,7 @@
  *           a random t per row; point-evals/s
  *
  * Usage: bench_nn [--threads N (default 2)] [--windows W (5)] [--window S (200)] [--quick]
+ *                 [--train-only | --sample-only]
  * Compare with `python3 peer_toy_mlp.py --threads 1 --blas-threads 2` run on the same machine. */
 #include <cblas.h>
 #include <math.h>
@@ -62,6 +63,30 @@ static void fill_batch(bench *b, int n, int same_t)
     }
 }
 
+/* The sgemm calls of one training step alone (same shapes, layouts and beta as mlp.c, no
+ * elementwise work): the floor the step can approach on this machine, measured in the same run. */
+static void gemm_only_step(bench *b, int n)
+{
+    const dm_mlp *m = &b->m;
+    const int L = m->n_layers;
+    float *a = b->ws.act[0], *z = b->ws.pre[0], *g = b->ws.dbuf0, *gh = b->ws.dbuf1;
+    for (int l = 0; l < L; l++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m->fan_out[l], m->fan_in[l], 1.0f,
+                    l ? b->ws.act[l] : a, m->fan_in[l], b->params + m->w_off[l], m->fan_in[l],
+                    1.0f, l ? b->ws.pre[l] : z, m->fan_out[l]);
+    for (int l = L - 1; l >= 0; l--) {
+        for (int k0 = 0; k0 < n; k0 += 256)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m->fan_out[l], m->fan_in[l], 256,
+                        1.0f, g + (size_t)k0 * m->fan_out[l], m->fan_out[l],
+                        b->ws.act[l] + (size_t)k0 * m->fan_in[l], m->fan_in[l], k0 ? 1.0f : 0.0f,
+                        b->grads + m->w_off[l], m->fan_in[l]);
+        if (l > 0 && l < L - 1)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, m->fan_in[l], m->fan_out[l],
+                        1.0f, g, m->fan_out[l], b->params + m->w_off[l], m->fan_in[l], 1.0f, gh,
+                        m->fan_in[l]);
+    }
+}
+
 /* One training step; adds the time of forward, backward, Adam to ph[0..2]. */
 static void train_step(bench *b, int n, double *ph)
 {
@@ -80,9 +105,74 @@ static void train_step(bench *b, int n, double *ph)
     ph[2] += t3 - t2;
 }
 
+/* Training steps/s at batch n (batch generation, the caller's cheap work, is outside the timed
+ * step), with the same-run sgemm-only floor for reference. */
+static void bench_train(bench *b, int n, int windows, int window)
+{
+    double wins[100], gwins[100], ph[3] = {0, 0, 0};
+    for (int s = 0; s < 50; s++) {
+        fill_batch(b, n, 0);
+        train_step(b, n, ph);
+    }
+    memset(ph, 0, sizeof ph);
+    for (int w = 0; w < windows; w++) {
+        double busy = 0.0;
+        for (int s = 0; s < window; s++) {
+            fill_batch(b, n, 0);
+            const double t0 = now();
+            train_step(b, n, ph);
+            busy += now() - t0;
+        }
+        wins[w] = window / busy;
+    }
+    for (int w = 0; w < windows; w++) {
+        const double t0 = now();
+        for (int s = 0; s < window; s++)
+            gemm_only_step(b, n);
+        gwins[w] = window / (now() - t0);
+    }
+    const double steps = (double)windows * window;
+    const double sps = median(wins, windows), gsps = median(gwins, windows);
+    /* forward + dW for every layer + dX for all but the first (exact count of the peer) */
+    double fwd = 0.0;
+    for (int l = 0; l < b->m.n_layers; l++)
+        fwd += 2.0 * n * b->m.fan_in[l] * b->m.fan_out[l];
+    const double flops = 3.0 * fwd - 2.0 * n * b->m.fan_in[0] * b->m.fan_out[0];
+    printf("[bench_nn] train batch %d: median %.1f steps/s (%.3f ms/step; windows min %.1f max "
+           "%.1f); forward %.3f ms, backward %.3f ms, adam %.3f ms per step\n",
+           n, sps, 1e3 / sps, wins[0], wins[windows - 1], 1e3 * ph[0] / steps,
+           1e3 * ph[1] / steps, 1e3 * ph[2] / steps);
+    printf("[bench_nn] same run, the step's sgemm calls alone: %.1f steps/s (%.3f ms, %.0f "
+           "GFLOP/s); full step = %.0f%% of that rate, %.0f GFLOP/s\n",
+           gsps, 1e3 / gsps, flops * gsps / 1e9, 100.0 * sps / gsps, flops * sps / 1e9);
+}
+
+/* Forward point-evals/s at batch n: one t for the batch (as in sampling), then random t. */
+static void bench_sample(bench *b, int n, int windows, int window)
+{
+    double wins[100];
+    for (int same = 1; same >= 0; same--) {
+        fill_batch(b, n, same);
+        for (int s = 0; s < 5; s++)
+            dm_mlp_forward(&b->m, b->params, &b->ws, n, b->x, b->t, b->out);
+        const int per = window / 4 > 5 ? window / 4 : 5;
+        for (int w = 0; w < windows; w++) {
+            const double t0 = now();
+            for (int s = 0; s < per; s++)
+                dm_mlp_forward(&b->m, b->params, &b->ws, n, b->x, b->t, b->out);
+            wins[w] = (double)n * per / (now() - t0);
+        }
+        const double pps = median(wins, windows);
+        printf("[bench_nn] forward batch %d, %s: median %.3f M point-evals/s (%.3f ms/forward; "
+               "windows min %.3f max %.3f)\n",
+               n, same ? "one t per batch (sampling)" : "random t per row", pps / 1e6,
+               1e3 * n / pps, wins[0] / 1e6, wins[windows - 1] / 1e6);
+    }
+}
+
 int main(int argc, char **argv)
 {
-    int threads = 2, windows = 5, window = 200;
+    int threads = 2, windows = 5, window = 200, sample = 1, train = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -92,8 +182,13 @@ int main(int argc, char **argv)
             window = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick"))
             windows = 3, window = 50;
+        else if (!strcmp(argv[i], "--train-only"))
+            sample = 0;
+        else if (!strcmp(argv[i], "--sample-only"))
+            train = 0;
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--windows W] [--window S] [--quick]\n",
+            fprintf(stderr, "usage: %s [--threads N] [--windows W] [--window S] [--quick] "
+                            "[--train-only | --sample-only]\n",
                     argv[0]);
             return 2;
         }
@@ -112,7 +207,6 @@ int main(int argc, char **argv)
     bench b;
     memset(&b, 0, sizeof b);
     int rc = 1;
-    double wins[100];
     if (dm_mlp_init(&b.m, &cfg, err) || dm_mlp_ws_init(&b.ws, &b.m, NS, err) ||
         dm_adam_init(&b.adam, b.m.n_params, 1e-3, 0.9, 0.999, 1e-8, 0.0, err) ||
         dm_rng_init(&b.rng, 1, err)) {
@@ -134,48 +228,10 @@ int main(int argc, char **argv)
     printf("[bench_nn] toy MLP %d params, threads %d (OpenMP + OpenBLAS %s)\n", (int)b.m.n_params,
            threads, openblas_get_config());
 
-    /* Training: batch generation is outside the timed step (it is the caller's cheap work). */
-    double ph[3] = {0, 0, 0};
-    for (int s = 0; s < 50; s++) {
-        fill_batch(&b, B, 0);
-        train_step(&b, B, ph);
-    }
-    memset(ph, 0, sizeof ph);
-    for (int w = 0; w < windows; w++) {
-        double busy = 0.0;
-        for (int s = 0; s < window; s++) {
-            fill_batch(&b, B, 0);
-            const double t0 = now();
-            train_step(&b, B, ph);
-            busy += now() - t0;
-        }
-        wins[w] = window / busy;
-    }
-    const double steps = (double)windows * window;
-    const double sps = median(wins, windows);
-    printf("[bench_nn] train batch %d: median %.1f steps/s (%.3f ms/step; windows min %.1f max "
-           "%.1f); forward %.3f ms, backward %.3f ms, adam %.3f ms per step\n",
-           B, sps, 1e3 / sps, wins[0], wins[windows - 1], 1e3 * ph[0] / steps,
-           1e3 * ph[1] / steps, 1e3 * ph[2] / steps);
-
-    /* Sampling forward at batch 10000. */
-    for (int same = 1; same >= 0; same--) {
-        fill_batch(&b, NS, same);
-        for (int s = 0; s < 5; s++)
-            dm_mlp_forward(&b.m, b.params, &b.ws, NS, b.x, b.t, b.out);
-        const int per = window / 4 > 5 ? window / 4 : 5;
-        for (int w = 0; w < windows; w++) {
-            const double t0 = now();
-            for (int s = 0; s < per; s++)
-                dm_mlp_forward(&b.m, b.params, &b.ws, NS, b.x, b.t, b.out);
-            wins[w] = (double)NS * per / (now() - t0);
-        }
-        const double pps = median(wins, windows);
-        printf("[bench_nn] forward batch %d, %s: median %.3f M point-evals/s (%.3f ms/forward; "
-               "windows min %.3f max %.3f)\n",
-               NS, same ? "one t per batch (sampling)" : "random t per row", pps / 1e6,
-               1e3 * NS / pps, wins[0] / 1e6, wins[windows - 1] / 1e6);
-    }
+    if (train)
+        bench_train(&b, B, windows, window);
+    if (sample)
+        bench_sample(&b, NS, windows, window);
     rc = 0;
 out:
     free(b.params);

@@ -255,47 +255,83 @@ static void test_time_embed_exact(void **state)
     fixture_free(&f);
 }
 
-static double silu_d(double z) { return z / (1.0 + exp(-z)); }
+static double sigmoid_d(double z) { return 1.0 / (1.0 + exp(-z)); }
+static double silu_d(double z) { return z * sigmoid_d(z); }
 static double dsilu_d(double z)
 {
-    const double s = 1.0 / (1.0 + exp(-z));
+    const double s = sigmoid_d(z);
     return s * (1.0 + z * (1.0 - s));
 }
 
 static void test_silu(void **state)
 {
     (void)state;
-    enum { N = 130, M = 5 }; // 3 row chunks, the last partial
-    float z[N * M], h[N * M], b[M], zb[N * M], g[N * M], g0[N * M];
+    enum { N = 130, M = 5, OD = 3 }; // 3 row chunks, the last partial
+    static float z[N * M], s[N * M], h[N * M], g[N * M], g0[N * M], zo[N * OD], out[N * OD],
+        dout[N * OD];
+    float b[M], wo[OD * M], bo[OD];
     double part[3 * M];
     for (int i = 0; i < N * M; i++) {
         z[i] = (float)(-9.0 + 18.0 * (i * 0.6180339887 - floor(i * 0.6180339887)));
-        g0[i] = g[i] = (float)sin(1.7 * i);
+        g0[i] = (float)sin(1.7 * i);
     }
     z[0] = -100.0f;
     z[1] = 100.0f;
     z[2] = 0.0f;
+    z[3] = -40.5f;
     for (int j = 0; j < M; j++)
         b[j] = 0.25f * (float)j - 0.5f;
+    for (int i = 0; i < OD * M; i++)
+        wo[i] = (float)cos(0.3 * i);
+    for (int o = 0; o < OD; o++)
+        bo[o] = 0.1f * (float)o;
+    for (int i = 0; i < N * OD; i++)
+        dout[i] = (float)sin(0.77 * i + 0.1);
 
-    /* forward: fused bias + SiLU */
-    memcpy(zb, z, sizeof z);
-    dm_act_bias_silu_fwd(N, M, b, zb, h);
+    /* forward: SiLU with the next layer's bias prefill and the output layer fused */
+    for (int i = 0; i < N * M; i++)
+        s[i] = z[i] + b[i % M];
+    static float nz[N * 4];
+    const float nb[4] = {1.5f, -2.0f, 0.25f, 3.0f};
+    const dm_act_prefill next = {4, nb, nz};
+    const dm_act_out ol = {OD, wo, bo, zo, out};
+    dm_act_silu_fwd(N, M, s, h, &next, &ol);
+    for (int i = 0; i < N; i++)
+        assert_memory_equal(nz + 4 * i, nb, sizeof nb);
     for (int i = 0; i < N * M; i++) {
         const float v = z[i] + b[i % M];
-        assert_true(zb[i] == v);
-        assert_close(h[i], silu_d(v), 2e-7 * (1.0 + fabs(v)));
+        assert_close(s[i], sigmoid_d(v), 3e-7 * sigmoid_d(v) + 1e-35);
+        assert_close(h[i], silu_d(v), 3e-7 * fabs(silu_d(v)) + 1e-35);
     }
+    for (int i = 0; i < N; i++)
+        for (int o = 0; o < OD; o++) {
+            double want = bo[o], mag = fabs(bo[o]);
+            for (int j = 0; j < M; j++) {
+                want += (double)h[i * M + j] * wo[o * M + j];
+                mag += fabs((double)h[i * M + j] * wo[o * M + j]);
+            }
+            assert_close(zo[i * OD + o], want, 1e-6 * mag);
+            assert_true(out[i * OD + o] == zo[i * OD + o]);
+        }
     dm_act_silu(N * M, z, h);
     for (int i = 0; i < N * M; i++)
-        assert_close(h[i], silu_d(z[i]), 2e-7 * (1.0 + fabs(z[i])));
+        assert_close(h[i], silu_d(z[i]), 3e-7 * fabs(silu_d(z[i])) + 1e-35);
 
-    /* backward against the double derivative, and against central differences of the float
-     * forward (h = 1e-2: truncation ~ h^2 |silu'''| / 6 < 2e-5, rounding ~ 1e-5) */
-    dm_act_silu_bwd(N, M, z, g, part);
+    /* backward from the forward's s and h (no bias), against the double derivative and against
+     * central differences of the float forward (h = 1e-2: truncation ~ h^2 |SiLU'''| / 6 < 2e-5,
+     * rounding ~ 1e-5). SiLU' from s and h is exact up to ~|z| ulps. */
+    memcpy(s, z, sizeof z);
+    dm_act_silu_fwd(N, M, s, h, NULL, NULL);
+    memcpy(g, g0, sizeof g);
+    for (int i = 0; i < N * 4; i++)
+        nz[i] = NAN;
+    const dm_act_prefill zero = {4, NULL, nz};
+    dm_act_silu_bwd(N, M, s, h, g, part, 0, NULL, NULL, &zero);
+    for (int i = 0; i < N * 4; i++)
+        assert_true(nz[i] == 0.0f);
     for (int i = 0; i < N * M; i++) {
         const double want = g0[i] * dsilu_d(z[i]);
-        assert_close(g[i], want, 1e-6 * (1.0 + fabs(want)));
+        assert_close(g[i], want, 1e-7 * (2.0 + fabs(z[i])) * fabs(g0[i]));
         float zp = z[i] + 1e-2f, zm = z[i] - 1e-2f, hp, hm;
         dm_act_silu(1, &zp, &hp);
         dm_act_silu(1, &zm, &hm);
@@ -304,10 +340,23 @@ static void test_silu(void **state)
     }
     for (int c = 0; c < 3; c++)
         for (int j = 0; j < M; j++) {
-            double s = 0.0;
+            double sum = 0.0;
             for (int i = c * 64; i < N && i < (c + 1) * 64; i++)
-                s += g[i * M + j];
-            assert_close(part[c * M + j], s, 1e-12);
+                sum += g[i * M + j];
+            assert_close(part[c * M + j], sum, 1e-12);
+        }
+
+    /* backward with dL/dh formed from the output layer: dout (N, OD) wo (OD, M) */
+    dm_act_silu_bwd(N, M, s, h, g, part, OD, dout, wo, NULL);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < M; j++) {
+            double gh = 0.0, mag = 0.0;
+            for (int o = 0; o < OD; o++) {
+                gh += (double)dout[i * OD + o] * wo[o * M + j];
+                mag += fabs((double)dout[i * OD + o] * wo[o * M + j]);
+            }
+            const double want = gh * dsilu_d(z[i * M + j]);
+            assert_close(g[i * M + j], want, 1e-6 * mag * (1.0 + fabs(z[i * M + j])));
         }
 }
 

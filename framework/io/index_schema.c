@@ -42,7 +42,7 @@ const char dm_index_schema_sql[] =
     "  name TEXT PRIMARY KEY, lower_is_better INTEGER NOT NULL, doc TEXT);\n"
     "INSERT OR IGNORE INTO metric_info (name, lower_is_better, doc) VALUES\n"
     "  ('loss', 1, 'training loss'),\n"
-    "  ('swd', 1, 'sliced Wasserstein distance to the reference set'),\n"
+    "  ('swd', 1, 'sliced 1-Wasserstein distance to the reference set'),\n"
     "  ('mmd2', 1, 'unbiased squared MMD to the reference set'),\n"
     "  ('nll', 1, 'negative log-likelihood (probability-flow ODE)'),\n"
     "  ('bpd', 1, 'bits per dimension');\n"

@@ -1,10 +1,18 @@
 /* mlp.c — the toy MLP (see mlp.h): OpenBLAS sgemm for the layers, act_fast.c for the elementwise
- * passes (time embedding, fused bias + SiLU, SiLU backward with bias-gradient partial sums).
+ * passes (time embedding, SiLU forward, SiLU backward with bias-gradient partial sums).
+ *
+ * Per training step at batch 1024 nearly all the time is in sgemm; the rest is kept small by
+ * doing every elementwise job in as few passes over the activations as possible:
+ *  - each pass also writes the next product's initial C (the bias in the forward, zeros in the
+ *    backward), so sgemm runs with beta = 1 and skips its own zeroing pass;
+ *  - a narrow output layer (out_dim <= FUSE_OUT_MAX) is computed inside the last SiLU pass, and
+ *    its input gradient dout W inside the first SiLU backward pass (no skinny sgemm calls);
+ *  - the forward keeps sigmoid(z) for the backward, so SiLU' needs no second exp.
  *
  * Threading: each sgemm runs on OpenBLAS's OpenMP build, which shares libgomp's thread pool with
- * the elementwise kernels, so the two never fight over the cores. OpenBLAS 0.3.21 gives
- * bit-identical sgemm results on 1 and 2 threads for these layouts (peer README); our own
- * reductions (bias gradients) are over fixed row chunks summed in order, in double. */
+ * the elementwise kernels, so the two never fight over the cores. Results are bit-identical on any
+ * thread count: sgemm is, for inner dimensions within one block (see K_CHUNK), and our own
+ * reductions (bias gradients) run over fixed row chunks summed in order, in double. */
 #include "nn/mlp.h"
 
 #include <cblas.h>
@@ -19,9 +27,12 @@
 /* Largest accepted dimension: keeps every size product far from size_t and int overflow. */
 #define MAX_DIM (1 << 20)
 
-/* Rows per forward tile: large batches (sampling) run all layers on one tile at a time so that
- * the activations of a tile stay in the L2/L3 caches between layers. */
+/* Rows per forward tile: large batches (sampling) run all layers on one tile at a time, so that a
+ * tile's activations can stay in the caches between layers (measured: within noise of no tiling
+ * at batch 10000 here, where sgemm is compute-bound; kept for machines with smaller caches). */
+#ifndef FWD_TILE
 #define FWD_TILE 2048
+#endif
 
 /* Inner dimension per sgemm call. OpenBLAS (0.3.21) splits a long inner dimension into blocks
  * differently in its 1-thread and multi-thread drivers (measured: TN products with K = 449..,
@@ -30,6 +41,9 @@
  * meant to stay within one block on other kernels too) is computed the same way on any thread
  * count. So longer inner dimensions are summed chunk by chunk, in order, with beta = 1. */
 #define K_CHUNK 256
+
+/* Widest output layer computed inside the elementwise passes (see fuse_out). */
+#define FUSE_OUT_MAX 8
 
 /* Round a float count up to a multiple of 16 (64 bytes), so every sub-buffer stays aligned. */
 static size_t pad16(size_t n) { return (n + 15) / 16 * 16; }
@@ -174,12 +188,14 @@ static double *ws_dbpart(const dm_mlp *m, const dm_mlp_ws *ws)
     return (double *)(void *)((float *)(void *)ws_freq(m, ws) + pad16(2 * (size_t)m->cfg.nfreq));
 }
 
-/* C (m, n) = op(A) op(B), row-major, with the inner dimension k in K_CHUNK pieces. A is (m, k)
- * or, transposed, (k, m); B is (k, n) or, transposed, (n, k). */
+/* C (m, n) = beta C + op(A) op(B), row-major, with the inner dimension k in K_CHUNK pieces.
+ * A is (m, k) or, transposed, (k, m); B is (k, n) or, transposed, (n, k). beta is 0 or 1. */
 static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const float *a,
-                 int lda, const float *b, int ldb, float *c, int ldc)
+                 int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
-    if (k == 0) { // no chunk: C is the empty sum
+    if (k == 0) { // no chunk: C is the empty sum (beta C unchanged)
+        if (beta == 1.0f)
+            return;
         for (int i = 0; i < m; i++)
             memset(c + (size_t)i * ldc, 0, (size_t)n * sizeof *c);
         return;
@@ -188,36 +204,48 @@ static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, co
         const int kc = k - k0 < K_CHUNK ? k - k0 : K_CHUNK;
         const float *ak = a + (ta == CblasNoTrans ? (size_t)k0 : (size_t)k0 * lda);
         const float *bk = b + (tb == CblasNoTrans ? (size_t)k0 * ldb : (size_t)k0);
-        cblas_sgemm(CblasRowMajor, ta, tb, m, n, kc, 1.0f, ak, lda, bk, ldb, k0 ? 1.0f : 0.0f, c,
+        cblas_sgemm(CblasRowMajor, ta, tb, m, n, kc, 1.0f, ak, lda, bk, ldb, k0 ? 1.0f : beta, c,
                     ldc);
     }
 }
 
-/* Forward of rows [r0, r0 + n) through every layer. */
+/* The output layer is folded into the last hidden layer's elementwise passes (forward: out = h
+ * W^T + b per row while the row is in L1; backward: dL/dh = dout W formed in the SiLU backward
+ * pass) when it is narrow; a wide one runs as its own sgemm. */
+static int fuse_out(const dm_mlp *m) { return m->cfg.depth > 0 && m->cfg.out_dim <= FUSE_OUT_MAX; }
+
+/* Forward of rows [r0, r0 + n) through every layer. Each pass writes the next layer's bias into
+ * its pre-activation rows, and the products accumulate onto them (beta = 1). */
 static void forward_rows(const dm_mlp *m, const float *params, dm_mlp_ws *ws, int r0, int n,
                          const float *x, const float *tin, float *out)
 {
     const dm_mlp_cfg *c = &m->cfg;
-    const int L = m->n_layers;
-    float *h0 = ws->act[0] + (size_t)r0 * m->fan_in[0]; // (n, in_dim + 2 nfreq)
+    const int L = m->n_layers, od = c->out_dim, fused = fuse_out(m);
+    const dm_act_out fo_out = {
+        .od = od,
+        .w = params + m->w_off[L - 1],
+        .b = params + m->b_off[L - 1],
+        .z = ws->pre[L - 1] + (size_t)r0 * od,
+        .out = out + (size_t)r0 * od,
+    };
+    dm_act_prefill next = {m->fan_out[0], params + m->b_off[0], ws->pre[0] + (size_t)r0 * m->fan_out[0]};
     dm_act_time_embed(n, c->in_dim, c->nfreq, ws_freq(m, ws), x + (size_t)r0 * c->in_dim,
-                      tin + r0, h0);
+                      tin + r0, ws->act[0] + (size_t)r0 * m->fan_in[0], &next);
     for (int l = 0; l < L; l++) {
         const int fi = m->fan_in[l], fo = m->fan_out[l];
-        const float *w = params + m->w_off[l];             // (fo, fi)
-        const float *b = params + m->b_off[l];             // (fo)
-        const float *h = ws->act[l] + (size_t)r0 * fi;     // (n, fi)
-        float *z = ws->pre[l] + (size_t)r0 * fo;           // (n, fo)
-        gemm(CblasNoTrans, CblasTrans, n, fo, fi, h, fi, w, fi, z, fo);
-        if (l < L - 1) {
-            dm_act_bias_silu_fwd(n, fo, b, z, ws->act[l + 1] + (size_t)r0 * fo);
+        const float *w = params + m->w_off[l];         // (fo, fi)
+        const float *h = ws->act[l] + (size_t)r0 * fi; // (n, fi)
+        float *z = ws->pre[l] + (size_t)r0 * fo;       // (n, fo), holds b_l
+        gemm(CblasNoTrans, CblasTrans, n, fo, fi, h, fi, w, fi, 1.0f, z, fo);
+        if (l == L - 1) { // unfused output layer
+            memcpy(fo_out.out, z, (size_t)n * od * sizeof(float));
+        } else if (l == L - 2 && fused) {
+            dm_act_silu_fwd(n, fo, z, ws->act[l + 1] + (size_t)r0 * fo, NULL, &fo_out);
+            return;
         } else {
-            float *o = out + (size_t)r0 * fo; // (n, out_dim)
-            for (int i = 0; i < n; i++)
-                for (int j = 0; j < fo; j++) {
-                    z[(size_t)i * fo + j] += b[j];
-                    o[(size_t)i * fo + j] = z[(size_t)i * fo + j];
-                }
+            next = (dm_act_prefill){m->fan_out[l + 1], params + m->b_off[l + 1],
+                                    ws->pre[l + 1] + (size_t)r0 * m->fan_out[l + 1]};
+            dm_act_silu_fwd(n, fo, z, ws->act[l + 1] + (size_t)r0 * fo, &next, NULL);
         }
     }
 }
@@ -243,7 +271,7 @@ static void sum_partials(int nch, int m, const double *part, float *db)
 void dm_mlp_backward(const dm_mlp *m, const float *params, dm_mlp_ws *ws, int n,
                      const float *dout, float *grads, float *dx)
 {
-    const int L = m->n_layers;
+    const int L = m->n_layers, od = m->cfg.out_dim, fused = fuse_out(m);
     double *dbpart = ws_dbpart(m, ws); // (n_chunks(n), width)
     if (n <= 0) { // an empty batch has zero gradients (and dx has no rows)
         memset(grads, 0, m->n_params * sizeof *grads);
@@ -265,18 +293,28 @@ void dm_mlp_backward(const dm_mlp *m, const float *params, dm_mlp_ws *ws, int n,
                 db[j] = (float)s;
             }
         } else {
-            float *gz = bufs[l & 1]; // (n, fo): holds dL/dh_{l+1}, becomes dL/dz_l
-            dm_act_silu_bwd(n, fo, ws->pre[l], gz, dbpart);
+            /* gz (n, fo): dL/dh_{l+1} on entry (formed from dout when the output is fused),
+             * dL/dz_l on return */
+            float *gz = bufs[l & 1];
+            const int from_out = fused && l == L - 2;
+            /* zeros for dL/dh_l = gz W_l (beta = 1 below), written while the rows pass by */
+            const dm_act_prefill zero = {fi, NULL, bufs[(l - 1) & 1]};
+            dm_act_silu_bwd(n, fo, ws->pre[l], ws->act[l + 1], gz, dbpart, from_out ? od : 0,
+                            dout, params + m->w_off[L - 1], l > 0 ? &zero : NULL);
             sum_partials(dm_act_n_chunks(n), fo, dbpart, db);
             g = gz;
         }
-        gemm(CblasTrans, CblasNoTrans, fo, fi, n, g, fo, ws->act[l], fi, dw, fi);
+        gemm(CblasTrans, CblasNoTrans, fo, fi, n, g, fo, ws->act[l], fi, 0.0f, dw, fi);
         if (l > 0) {
             float *gh = bufs[(l - 1) & 1]; // (n, fi) = dL/dh_l
-            gemm(CblasNoTrans, CblasNoTrans, n, fi, fo, g, fo, w, fi, gh, fi);
+            if (l < L - 1) // zeroed by the SiLU pass above
+                gemm(CblasNoTrans, CblasNoTrans, n, fi, fo, g, fo, w, fi, 1.0f, gh, fi);
+            else if (!fused)
+                gemm(CblasNoTrans, CblasNoTrans, n, fi, fo, g, fo, w, fi, 0.0f, gh, fi);
         } else if (dx) {
             /* Only the x columns of h0: the time embedding gets no gradient. */
-            gemm(CblasNoTrans, CblasNoTrans, n, m->cfg.in_dim, fo, g, fo, w, fi, dx, m->cfg.in_dim);
+            gemm(CblasNoTrans, CblasNoTrans, n, m->cfg.in_dim, fo, g, fo, w, fi, 0.0f, dx,
+                 m->cfg.in_dim);
         }
     }
 }

@@ -38,7 +38,10 @@ typedef struct dm_mlp {
 typedef struct dm_mlp_ws {
     int max_batch;
     float *buf;             /* one block */
-    float **pre, **act;     /* per layer: pre-activation z_l (n, fan_out) and input h_l (n, fan_in) */
+    /* per layer l: pre[l] (n, fan_out) and act[l] (n, fan_in) = input h_l. After a forward, pre[l]
+     * holds sigmoid(z_l) for hidden layers (all that SiLU's backward needs with h_{l+1}) and the
+     * pre-activation z_l = out for the output layer. */
+    float **pre, **act;
     float *dbuf0, *dbuf1;   /* gradient ping-pong (n, max width) */
 } dm_mlp_ws;
 
