@@ -112,7 +112,7 @@ static dm_status cmd_show(dm_cli *cli, char *err)
                  " git_commit, git_dirty, host, cpu, n_params, params_sha256, path FROM runs WHERE run_id = %Q" },
         { "params", "SELECT key, coalesce(int_value, real_value, text_value) AS value FROM params"
                     " WHERE run_id = %Q ORDER BY key" },
-        { "last metrics", "SELECT key, step, printf('%%.6g', value) AS value FROM last_metrics WHERE run_id = %Q ORDER BY key" },
+        { "last_metrics", "SELECT key, step, printf('%%.6g', value) AS value FROM last_metrics WHERE run_id = %Q ORDER BY key" },
         { "evals", "SELECT metric, sampler, nfe, n_samples, printf('%%.6g', value) AS value, settings FROM evals"
                    " WHERE run_id = %Q ORDER BY sampler, metric" },
     };
@@ -122,12 +122,18 @@ static dm_status cmd_show(dm_cli *cli, char *err)
             st = dm_err(err, DM_E_NOMEM, "out of memory");
             goto out;
         }
-        fprintf(cli->out, "%s## %s\n", i ? "\n" : "", parts[i].title);
+        /* JSON: one object with an array per part; otherwise titled sections. */
+        if (cli->fmt == DM_QUERY_JSON)
+            fprintf(cli->out, "%s\"%s\": ", i ? ",\n" : "{\n", parts[i].title);
+        else
+            fprintf(cli->out, "%s## %s\n", i ? "\n" : "", parts[i].title);
         st = dm_index_query(ix, sql, cli->fmt, cli->out, err);
         sqlite3_free(sql);
         if (st)
             goto out;
     }
+    if (cli->fmt == DM_QUERY_JSON)
+        fprintf(cli->out, "}\n");
 out:
     dm_index_close(ix);
     return st;

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -122,7 +123,10 @@ static dm_status save_checkpoint(run_state *rs, char *err)
 
 static dm_status index_run(run_state *rs, char *err)
 {
-    return dm_index_upsert_run(rs->ix, &rs->rec, rs->spec, rs->dir, err);
+    /* The index may be read from anywhere: record the folder's absolute path. */
+    char abs[PATH_SIZE];
+    const char *path = realpath(rs->dir, abs) ? abs : rs->dir;
+    return dm_index_upsert_run(rs->ix, &rs->rec, rs->spec, path, err);
 }
 
 /* Looked up on every push: creating a series may move the others. */
@@ -243,14 +247,19 @@ static void print_summary(const run_state *rs, FILE *out)
         if (strcmp(r->series[i].name, "loss") == 0 && r->series[i].n)
             fprintf(out, " loss %.4f (step %lld) |", r->series[i].value[r->series[i].n - 1],
                     (long long)r->series[i].step[r->series[i].n - 1]);
-    const char *last = "";
+    /* One group per sampler, in order of first appearance (a record read back from run.h5
+     * lists its evals by metric). */
     for (size_t i = 0; i < r->n_evals; i++) {
         const dm_eval *e = &r->evals[i];
-        if (strcmp(e->sampler, last) != 0) {
-            fprintf(out, "%s %s nfe %lld:", i ? " |" : "", e->sampler, (long long)e->nfe);
-            last = e->sampler;
-        }
-        fprintf(out, " %s %.4g", e->metric, e->value);
+        size_t first = 0;
+        while (first < i && !(strcmp(r->evals[first].sampler, e->sampler) == 0 && r->evals[first].nfe == e->nfe))
+            first++;
+        if (first < i)
+            continue;
+        fprintf(out, "%s %s nfe %lld:", i ? " |" : "", e->sampler, (long long)e->nfe);
+        for (size_t j = i; j < r->n_evals; j++)
+            if (strcmp(r->evals[j].sampler, e->sampler) == 0 && r->evals[j].nfe == e->nfe)
+                fprintf(out, " %s %.4g", r->evals[j].metric, r->evals[j].value);
     }
     fprintf(out, "\n");
 }
