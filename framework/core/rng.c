@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/sha256.h"
 
 uint64_t dm_seed_derive(uint64_t master, const char *name)
@@ -69,3 +70,27 @@ unsigned long dm_rng_int(dm_rng *rng, unsigned long n) { return gsl_rng_uniform_
 size_t dm_rng_state_size(const dm_rng *rng) { return gsl_rng_size(rng->r); }
 void dm_rng_state_get(const dm_rng *rng, void *buf) { memcpy(buf, gsl_rng_state(rng->r), gsl_rng_size(rng->r)); }
 void dm_rng_state_set(dm_rng *rng, const void *buf) { memcpy(gsl_rng_state(rng->r), buf, gsl_rng_size(rng->r)); }
+
+dm_status dm_rng_streams_new(uint64_t base, size_t n, dm_rng **out, char *err)
+{
+    dm_rng *rngs = dm_calloc(n, sizeof *rngs);
+    *out = NULL;
+    if (!rngs)
+        return dm_err(err, DM_E_NOMEM, "out of memory for %zu random streams", n);
+    for (size_t i = 0; i < n; i++) {
+        dm_status st = dm_rng_init_small(&rngs[i], dm_seed_index(base, i), err);
+        if (st) {
+            dm_rng_streams_free(rngs, i);
+            return st;
+        }
+    }
+    *out = rngs;
+    return DM_OK;
+}
+
+void dm_rng_streams_free(dm_rng *rngs, size_t n)
+{
+    for (size_t i = 0; rngs && i < n; i++)
+        dm_rng_free(&rngs[i]);
+    dm_free(rngs);
+}

@@ -30,6 +30,11 @@ dm_status dm_rng_init(dm_rng *rng, uint64_t seed, char *err);
 dm_status dm_rng_init_small(dm_rng *rng, uint64_t seed, char *err);
 void dm_rng_free(dm_rng *rng);
 
+/* n indexed small streams dm_seed_index(base, i), i < n, in a fresh array (the per-sample
+ * streams of an evaluation); free with dm_rng_streams_free. */
+dm_status dm_rng_streams_new(uint64_t base, size_t n, dm_rng **out, char *err);
+void dm_rng_streams_free(dm_rng *rngs, size_t n);
+
 double dm_rng_uniform(dm_rng *rng);          /* [0, 1) */
 double dm_rng_normal(dm_rng *rng);           /* N(0, 1), ziggurat */
 unsigned long dm_rng_int(dm_rng *rng, unsigned long n); /* uniform on {0..n-1} */

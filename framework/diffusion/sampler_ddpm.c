@@ -35,22 +35,6 @@ static dm_status check(const void *opts, const dm_schedule *s, char *err)
 
 static int64_t nfe(const void *opts, const dm_schedule *s) { return n_steps(opts, s); }
 
-dm_status dm_denoise_all(const dm_denoiser *den, size_t n, const float *x, double t, double *tbuf,
-                         float *x0, float *eps, char *err)
-{
-    const size_t d = den->dim;
-    for (size_t i = 0; i < den->max_batch; i++)
-        tbuf[i] = t;
-    for (size_t i0 = 0; i0 < n; i0 += den->max_batch) {
-        size_t m = n - i0 < den->max_batch ? n - i0 : den->max_batch;
-        dm_status st = den->eval(den->ctx, m, x + i0 * d, tbuf, x0 ? x0 + i0 * d : NULL,
-                                 eps ? eps + i0 * d : NULL, err);
-        if (st)
-            return st;
-    }
-    return DM_OK;
-}
-
 static dm_status sample(const void *opts, const dm_denoiser *den, const dm_schedule *s, size_t n,
                         dm_rng *rngs, float *x, char *err)
 {
@@ -68,9 +52,7 @@ static dm_status sample(const void *opts, const dm_denoiser *den, const dm_sched
     if ((st = s->ops->grid(s, steps, ts, err)))
         goto out;
 
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < d; j++)
-            x[i * d + j] = (float)dm_rng_normal(&rngs[i]);
+    dm_sampler_init_noise(s, n, d, rngs, x);
 
     for (int k = 0; k < steps; k++) {
         const int t = (int)ts[k], tp = (int)ts[k + 1];

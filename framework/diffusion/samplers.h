@@ -19,4 +19,8 @@ extern const dm_sampler_ops dm_sampler_ddpm;
 dm_status dm_denoise_all(const dm_denoiser *den, size_t n, const float *x, double t, double *tbuf,
                          float *x0, float *eps, char *err);
 
+/* The initial noise of every sampler: x_i = prior_std * z from sample i's own stream (its first
+ * d draws), so all samplers on one run start from the same points. */
+void dm_sampler_init_noise(const dm_schedule *s, size_t n, size_t d, dm_rng *rngs, float *x);
+
 #endif

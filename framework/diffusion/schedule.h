@@ -1,7 +1,8 @@
 /* schedule.h — noise schedules: x_t = alpha(t) x0 + sigma(t) eps.
  *
- * A schedule gives alpha(t), sigma(t) (and, for continuous ones, their time derivatives), the
- * training distribution of t, the sampling grid, and the network's time input c_noise(t).
+ * A schedule gives alpha(t), sigma(t) (and, for continuous ones, their time derivatives and the
+ * forward SDE dx = f(t) x dt + g(t) dW), the training distribution of t, the sampling grid, the
+ * standard deviation of the sampling prior, and the network's time input c_noise(t).
  * Discrete schedules (DDPM) use t = integer step index 0..T-1 (DDPM's step t+1) and expose
  * abar[t]; a sampling grid may be any decreasing subset of the steps (respacing), and samplers
  * derive the per-step beta from abar of consecutive grid points, so one formula serves every
@@ -26,8 +27,17 @@ typedef struct dm_schedule_ops {
     /* One training time from the schedule's training distribution. */
     double (*sample_t)(const dm_schedule *s, dm_rng *rng);
     /* Sampling grid with n_steps steps: n_steps + 1 decreasing times, ts[0] the start and
-     * ts[n_steps] the end (discrete: -1, meaning "after the last step", i.e. clean data). */
+     * ts[n_steps] the end (discrete: -1, meaning "after the last step", i.e. clean data;
+     * continuous: t_min, or 0 for EDM where sigma(0) = 0). */
     dm_status (*grid)(const dm_schedule *s, int n_steps, double *ts, char *err);
+    /* Continuous schedules only (NULL for discrete ones): d alpha / dt, d sigma / dt, and the
+     * forward SDE's drift coefficient f(t) (dx = f x dt + g dW) and g(t)^2. For VP, VE and EDM,
+     * f = alpha'/alpha and g^2 = 2 sigma sigma' - 2 f sigma^2 (the SDE whose marginals are the
+     * schedule's); sub-VP has its own g^2 (Song et al. 2021, eq. 34). */
+    double (*dalpha)(const dm_schedule *s, double t);
+    double (*dsigma)(const dm_schedule *s, double t);
+    double (*f)(const dm_schedule *s, double t);
+    double (*g2)(const dm_schedule *s, double t);
 } dm_schedule_ops;
 
 struct dm_schedule {
@@ -36,7 +46,9 @@ struct dm_schedule {
     int discrete;       /* 1: t is an integer step index 0..T-1 */
     int T;              /* discrete: number of steps */
     double *abar;       /* discrete: (T) cumulative products of (1 - beta) */
-    double t_min, t_max;
+    double t_min, t_max;  /* training / sampling range of t */
+    double prior_std;     /* samplers start from x ~ N(0, prior_std^2 I): 1 for DDPM and VP,
+                           * sigma_max for VE and EDM */
 };
 
 extern const dm_plugin *const dm_schedule_registry[];

@@ -37,6 +37,7 @@ static dm_status init_linear(dm_schedule *s, char *err)
     s->T = (int)o->T;
     s->t_min = 0;
     s->t_max = s->T - 1;
+    s->prior_std = 1.0;
     s->abar = dm_malloc(sizeof(double) * (size_t)s->T);
     if (!s->abar)
         return dm_err(err, DM_E_NOMEM, "out of memory for a schedule of %d steps", s->T);

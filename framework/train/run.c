@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "core/progress.h"
+#include "diffusion/samplers.h"
 #include "eval/evaluate.h"
 #include "io/index.h"
 #include "io/runlog.h"
@@ -190,18 +191,13 @@ static dm_status sample_and_eval(run_state *rs, dm_eval_result *res, dm_eval_res
         st = dm_err(err, DM_E_NOMEM, "out of memory for %zu samples", n);
         goto out;
     }
-    /* The baseline: the same per-sample streams' first draws, i.e. the sampler's initial noise
-     * for a variance-preserving prior. */
+    /* The baseline: the sampler's own initial noise (the first draws of each sample's stream). */
     {
-        const uint64_t base_seed = dm_seed_derive((uint64_t)tr->root->seed, "eval.noise");
-        for (size_t i = 0; i < n && !st; i++) {
-            dm_rng r;
-            if ((st = dm_rng_init_small(&r, dm_seed_index(base_seed, i), err)))
-                goto out;
-            for (size_t j = 0; j < d; j++)
-                x[i * d + j] = (float)dm_rng_normal(&r);
-            dm_rng_free(&r);
-        }
+        dm_rng *rngs;
+        if ((st = dm_rng_streams_new(dm_seed_derive((uint64_t)tr->root->seed, "eval.noise"), n, &rngs, err)))
+            goto out;
+        dm_sampler_init_noise(&tr->sched, n, d, rngs, x);
+        dm_rng_streams_free(rngs, n);
         if ((st = dm_evaluate_record(&ec, x, n, tr->ref_x, (size_t)tr->eopt->n_ref, d, &rs->rec,
                                      "noise", 0, "{}", base, err)))
             goto out;

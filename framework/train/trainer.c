@@ -282,15 +282,10 @@ dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const
         batch = n;
     dm_net_denoiser nd;
     dm_denoiser den;
-    dm_status st = DM_OK;
-    size_t made = 0;
-    dm_rng *rngs = dm_calloc(n, sizeof(dm_rng));
-    if (!rngs)
-        return dm_err(err, DM_E_NOMEM, "out of memory for %zu sample streams", n);
-    const uint64_t base = dm_seed_derive((uint64_t)tr->root->seed, "eval.noise");
-    for (; made < n; made++)
-        if ((st = dm_rng_init_small(&rngs[made], dm_seed_index(base, made), err)))
-            goto out;
+    dm_rng *rngs;
+    dm_status st = dm_rng_streams_new(dm_seed_derive((uint64_t)tr->root->seed, "eval.noise"), n, &rngs, err);
+    if (st)
+        return st;
     if ((st = dm_net_denoiser_init(&nd, &den, &tr->mlp, tr->eopt->use_ema ? tr->ema : tr->params,
                                    &tr->sched, tr->param, tr->param_opts, tr->sigma_data, batch, err)))
         goto out;
@@ -298,9 +293,7 @@ dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const
     *nfe = sampler->nfe(sopts, &tr->sched);
     dm_net_denoiser_free(&nd);
 out:
-    for (size_t i = 0; i < made; i++)
-        dm_rng_free(&rngs[i]);
-    dm_free(rngs);
+    dm_rng_streams_free(rngs, n);
     return st;
 }
 

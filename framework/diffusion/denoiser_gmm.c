@@ -1,0 +1,91 @@
+#include "diffusion/denoiser_gmm.h"
+
+#include <math.h>
+
+/* Log-weights of the components at x: log w_k + log N(x; alpha mu_k, v_k I). */
+static void log_terms(const dm_gmm *g, double alpha, double sigma, const double *x, double *lt,
+                      double *vk)
+{
+    const size_t d = g->dim;
+    for (size_t k = 0; k < g->k; k++) {
+        const double v = alpha * alpha * g->s[k] * g->s[k] + sigma * sigma;
+        double q = 0.0;
+        for (size_t j = 0; j < d; j++) {
+            const double e = x[j] - alpha * g->mu[k * d + j];
+            q += e * e;
+        }
+        vk[k] = v;
+        lt[k] = log(g->w[k]) - 0.5 * (double)d * log(2.0 * M_PI * v) - 0.5 * q / v;
+    }
+}
+
+static double log_sum_exp(const double *a, size_t n)
+{
+    double mx = -INFINITY, s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] > mx)
+            mx = a[i];
+    for (size_t i = 0; i < n; i++)
+        s += exp(a[i] - mx);
+    return mx + log(s);
+}
+
+double dm_gmm_log_density(const dm_gmm *gmm, double alpha, double sigma, const double *x)
+{
+    double lt[256], vk[256];
+    log_terms(gmm, alpha, sigma, x, lt, vk);
+    return log_sum_exp(lt, gmm->k);
+}
+
+void dm_gmm_posterior(const dm_gmm *gmm, double alpha, double sigma, const double *x, double *r,
+                      double *m, double *v)
+{
+    const size_t d = gmm->dim;
+    double vk[256];
+    log_terms(gmm, alpha, sigma, x, r, vk);
+    const double lse = log_sum_exp(r, gmm->k);
+    for (size_t k = 0; k < gmm->k; k++) {
+        const double s2 = gmm->s[k] * gmm->s[k];
+        r[k] = exp(r[k] - lse);
+        v[k] = s2 * sigma * sigma / vk[k];
+        for (size_t j = 0; j < d; j++) {
+            const double mu = gmm->mu[k * d + j];
+            m[k * d + j] = mu + alpha * s2 * (x[j] - alpha * mu) / vk[k];
+        }
+    }
+}
+
+static dm_status eval(void *ctx, size_t n, const float *x, const double *t, float *x0, float *eps,
+                      char *err)
+{
+    const dm_gmm_denoiser *g = ctx;
+    const size_t d = g->gmm->dim, K = g->gmm->k;
+    if (K > 256 || d > 64)
+        return dm_err(err, DM_E_INPUT, "analytic denoiser: at most 256 components in 64 dimensions");
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        double xi[64], r[256], m[256 * 64], v[256];
+        const double a = g->sched->ops->alpha(g->sched, t[i]), s = g->sched->ops->sigma(g->sched, t[i]);
+        for (size_t j = 0; j < d; j++)
+            xi[j] = x[i * d + j];
+        dm_gmm_posterior(g->gmm, a, s, xi, r, m, v);
+        for (size_t j = 0; j < d; j++) {
+            double mean = 0.0;
+            for (size_t k = 0; k < K; k++)
+                mean += r[k] * m[k * d + j];
+            if (x0)
+                x0[i * d + j] = (float)mean;
+            /* eps_hat = (x - alpha x0_hat) / sigma = -sigma * score, exactly. */
+            if (eps)
+                eps[i * d + j] = (float)((xi[j] - a * mean) / s);
+        }
+    }
+    return DM_OK;
+}
+
+void dm_gmm_denoiser_init(dm_gmm_denoiser *g, dm_denoiser *den, const dm_gmm *gmm,
+                          const dm_schedule *sched, size_t max_batch)
+{
+    *g = (dm_gmm_denoiser){ .gmm = gmm, .sched = sched };
+    *den = (dm_denoiser){ .ctx = g, .dim = gmm->dim, .max_batch = max_batch, .eval = eval };
+}

@@ -1,0 +1,25 @@
+/* Helpers every sampler shares. */
+#include "diffusion/samplers.h"
+
+dm_status dm_denoise_all(const dm_denoiser *den, size_t n, const float *x, double t, double *tbuf,
+                         float *x0, float *eps, char *err)
+{
+    const size_t d = den->dim;
+    for (size_t i = 0; i < den->max_batch; i++)
+        tbuf[i] = t;
+    for (size_t i0 = 0; i0 < n; i0 += den->max_batch) {
+        size_t m = n - i0 < den->max_batch ? n - i0 : den->max_batch;
+        dm_status st = den->eval(den->ctx, m, x + i0 * d, tbuf, x0 ? x0 + i0 * d : NULL,
+                                 eps ? eps + i0 * d : NULL, err);
+        if (st)
+            return st;
+    }
+    return DM_OK;
+}
+
+void dm_sampler_init_noise(const dm_schedule *s, size_t n, size_t d, dm_rng *rngs, float *x)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++)
+            x[i * d + j] = (float)(s->prior_std * dm_rng_normal(&rngs[i]));
+}
