@@ -23,6 +23,8 @@ typedef struct dm_loss_batch {
     const double *t;              /* (n) */
     const double *alpha, *sigma;  /* (n) */
     const dm_param_coef *coef;    /* (n) */
+    const dm_schedule *sched;     /* for weightings that need more than alpha, sigma (g^2) */
+    double sigma_data;            /* the data's standard deviation (EDM weighting) */
 } dm_loss_batch;
 
 typedef struct dm_loss_ops {

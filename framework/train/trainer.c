@@ -251,7 +251,8 @@ dm_status dm_trainer_step(dm_trainer *tr, double *loss_out, double *gnorm_out, c
     dm_mlp_forward(&tr->mlp, tr->params, &tr->ws, (int)B, tr->xin, tr->tin, tr->F);
     const dm_loss_batch lb = { .n = B, .d = d, .x_t = tr->xt, .F = tr->F, .x0 = tr->x0,
                                .eps = tr->eps, .t = tr->t, .alpha = tr->alpha,
-                               .sigma = tr->sigma, .coef = tr->coef };
+                               .sigma = tr->sigma, .coef = tr->coef, .sched = s,
+                               .sigma_data = tr->sigma_data };
     const double loss = tr->loss->eval(tr->loss_opts, &lb, tr->dF);
     *loss_out = loss;
     if (!isfinite(loss))
