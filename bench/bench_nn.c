@@ -72,18 +72,17 @@ static void gemm_only_step(bench *b, int n)
     float *a = b->ws.act[0], *z = b->ws.pre[0], *g = b->ws.dbuf0, *gh = b->ws.dbuf1;
     for (int l = 0; l < L; l++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m->fan_out[l], m->fan_in[l], 1.0f,
-                    l ? b->ws.act[l] : a, m->fan_in[l], b->params + m->w_off[l], m->fan_in[l],
-                    1.0f, l ? b->ws.pre[l] : z, m->fan_out[l]);
+                    l ? b->ws.act[l] : a, m->fan_in[l], b->params + m->w_off[l], m->fan_in[l], 1.0f,
+                    l ? b->ws.pre[l] : z, m->fan_out[l]);
     for (int l = L - 1; l >= 0; l--) {
         for (int k0 = 0; k0 < n; k0 += 256)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m->fan_out[l], m->fan_in[l], 256,
-                        1.0f, g + (size_t)k0 * m->fan_out[l], m->fan_out[l],
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m->fan_out[l], m->fan_in[l], 256, 1.0f,
+                        g + (size_t)k0 * m->fan_out[l], m->fan_out[l],
                         b->ws.act[l] + (size_t)k0 * m->fan_in[l], m->fan_in[l], k0 ? 1.0f : 0.0f,
                         b->grads + m->w_off[l], m->fan_in[l]);
         if (l > 0 && l < L - 1)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, m->fan_in[l], m->fan_out[l],
-                        1.0f, g, m->fan_out[l], b->params + m->w_off[l], m->fan_in[l], 1.0f, gh,
-                        m->fan_in[l]);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, m->fan_in[l], m->fan_out[l], 1.0f, g,
+                        m->fan_out[l], b->params + m->w_off[l], m->fan_in[l], 1.0f, gh, m->fan_in[l]);
     }
 }
 
@@ -140,8 +139,8 @@ static void bench_train(bench *b, int n, int windows, int window)
     const double flops = 3.0 * fwd - 2.0 * n * b->m.fan_in[0] * b->m.fan_out[0];
     printf("[bench_nn] train batch %d: median %.1f steps/s (%.3f ms/step; windows min %.1f max "
            "%.1f); forward %.3f ms, backward %.3f ms, adam %.3f ms per step\n",
-           n, sps, 1e3 / sps, wins[0], wins[windows - 1], 1e3 * ph[0] / steps,
-           1e3 * ph[1] / steps, 1e3 * ph[2] / steps);
+           n, sps, 1e3 / sps, wins[0], wins[windows - 1], 1e3 * ph[0] / steps, 1e3 * ph[1] / steps,
+           1e3 * ph[2] / steps);
     printf("[bench_nn] same run, the step's sgemm calls alone: %.1f steps/s (%.3f ms, %.0f "
            "GFLOP/s); full step = %.0f%% of that rate, %.0f GFLOP/s\n",
            gsps, 1e3 / gsps, flops * gsps / 1e9, 100.0 * sps / gsps, flops * sps / 1e9);
@@ -165,8 +164,8 @@ static void bench_sample(bench *b, int n, int windows, int window)
         const double pps = median(wins, windows);
         printf("[bench_nn] forward batch %d, %s: median %.3f M point-evals/s (%.3f ms/forward; "
                "windows min %.3f max %.3f)\n",
-               n, same ? "one t per batch (sampling)" : "random t per row", pps / 1e6,
-               1e3 * n / pps, wins[0] / 1e6, wins[windows - 1] / 1e6);
+               n, same ? "one t per batch (sampling)" : "random t per row", pps / 1e6, 1e3 * n / pps,
+               wins[0] / 1e6, wins[windows - 1] / 1e6);
     }
 }
 
@@ -187,8 +186,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--sample-only"))
             train = 0;
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--windows W] [--window S] [--quick] "
-                            "[--train-only | --sample-only]\n",
+            fprintf(stderr,
+                    "usage: %s [--threads N] [--windows W] [--window S] [--quick] "
+                    "[--train-only | --sample-only]\n",
                     argv[0]);
             return 2;
         }
@@ -225,8 +225,8 @@ int main(int argc, char **argv)
         goto out;
     }
     dm_mlp_init_params(&b.m, b.params, &b.rng);
-    printf("[bench_nn] toy MLP %d params, threads %d (OpenMP + OpenBLAS %s)\n", (int)b.m.n_params,
-           threads, openblas_get_config());
+    printf("[bench_nn] toy MLP %d params, threads %d (OpenMP + OpenBLAS %s)\n", (int)b.m.n_params, threads,
+           openblas_get_config());
 
     if (train)
         bench_train(&b, B, windows, window);

@@ -2,18 +2,18 @@
  * double-precision re-implementation, gradients against central differences (of that double
  * re-implementation, h = 1e-6, and of the float forward itself, h = 1e-2), bit-identity of
  * forward + backward + Adam across thread counts, and allocation failures. */
+#include <math.h>
+#include <omp.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-
-#include <cblas.h>
-#include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cblas.h>
+#include <cmocka.h>
 
 #include "core/alloc.h"
 #include "core/rng.h"
@@ -22,11 +22,11 @@
 #include "nn/optim.h"
 
 /* |a - b| <= tol in double (cmocka's assert_float_equal rounds to float). */
-#define assert_close(a, b, tol)                                                                    \
-    do {                                                                                           \
-        const double a_ = (a), b_ = (b), t_ = (tol);                                               \
-        if (!(fabs(a_ - b_) <= t_))                                                                \
-            fail_msg("%s = %.17g, want %s = %.17g (tolerance %.3g)", #a, a_, #b, b_, t_);          \
+#define assert_close(a, b, tol)                                                                              \
+    do {                                                                                                     \
+        const double a_ = (a), b_ = (b), t_ = (tol);                                                         \
+        if (!(fabs(a_ - b_) <= t_))                                                                          \
+            fail_msg("%s = %.17g, want %s = %.17g (tolerance %.3g)", #a, a_, #b, b_, t_);                    \
     } while (0)
 
 static void *xmalloc(size_t n)
@@ -85,11 +85,13 @@ static void fixture_free(fixture *f)
 
 /* ---- naive double reference ---------------------------------------------------------------- */
 
-static double ref_freq(int k, int nfreq) { return exp(-log(10000.0) * k / nfreq); }
+static double ref_freq(int k, int nfreq)
+{
+    return exp(-log(10000.0) * k / nfreq);
+}
 
 /* out (n, out_dim) of the MLP with double parameters p, by triple loops. */
-static void ref_forward(const dm_mlp *m, const double *p, int n, const double *x, const float *t,
-                        double *out)
+static void ref_forward(const dm_mlp *m, const double *p, int n, const double *x, const float *t, double *out)
 {
     const dm_mlp_cfg *c = &m->cfg;
     int maxw = m->fan_in[0];
@@ -247,16 +249,22 @@ static void test_time_embed_exact(void **state)
         for (int k = 0; k < 32; k++) {
             const double a = (double)f.t[i] * ref_freq(k, 32);
             if (row[3 + k] != (float)sin(a) || row[3 + 32 + k] != (float)cos(a))
-                fail_msg("row %d k %d t %g: %.9g %.9g want %.9g %.9g", i, k, f.t[i], row[3 + k],
-                         row[35 + k], (float)sin(a), (float)cos(a));
+                fail_msg("row %d k %d t %g: %.9g %.9g want %.9g %.9g", i, k, f.t[i], row[3 + k], row[35 + k],
+                         (float)sin(a), (float)cos(a));
         }
     }
     free(out);
     fixture_free(&f);
 }
 
-static double sigmoid_d(double z) { return 1.0 / (1.0 + exp(-z)); }
-static double silu_d(double z) { return z * sigmoid_d(z); }
+static double sigmoid_d(double z)
+{
+    return 1.0 / (1.0 + exp(-z));
+}
+static double silu_d(double z)
+{
+    return z * sigmoid_d(z);
+}
 static double dsilu_d(double z)
 {
     const double s = sigmoid_d(z);
@@ -267,8 +275,7 @@ static void test_silu(void **state)
 {
     (void)state;
     enum { N = 130, M = 5, OD = 3 }; // 3 row chunks, the last partial
-    static float z[N * M], s[N * M], h[N * M], g[N * M], g0[N * M], zo[N * OD], out[N * OD],
-        dout[N * OD];
+    static float z[N * M], s[N * M], h[N * M], g[N * M], g0[N * M], zo[N * OD], out[N * OD], dout[N * OD];
     float b[M], wo[OD * M], bo[OD];
     double part[3 * M];
     for (int i = 0; i < N * M; i++) {
@@ -362,10 +369,14 @@ static void test_silu(void **state)
 
 /* ---- forward and gradients ----------------------------------------------------------------- */
 
-static void check_forward(dm_mlp_cfg cfg, int n)
+/* shared_t: every row gets the same t, as in a sampling step (mlp.c then forms layer 0 from one
+ * embedding product instead of the full sgemm). */
+static void check_forward(dm_mlp_cfg cfg, int n, int shared_t)
 {
     fixture f;
     fixture_init(&f, cfg, n, 11);
+    for (int i = 0; shared_t && i < n; i++)
+        f.t[i] = 731.0f;
     const int nout = n * cfg.out_dim;
     float *out = xmalloc((size_t)nout * sizeof(float));
     double *ref = xmalloc((size_t)nout * sizeof(double));
@@ -390,17 +401,26 @@ static void check_forward(dm_mlp_cfg cfg, int n)
 static void test_forward_naive(void **state)
 {
     (void)state;
-    check_forward((dm_mlp_cfg){.in_dim = 2, .out_dim = 2, .nfreq = 8, .width = 32, .depth = 3}, 37);
-    check_forward((dm_mlp_cfg){.in_dim = 3, .out_dim = 6, .nfreq = 5, .width = 17, .depth = 2}, 130);
-    check_forward(toy_cfg, 300);
+    for (int shared = 0; shared <= 1; shared++) {
+        check_forward((dm_mlp_cfg){.in_dim = 2, .out_dim = 2, .nfreq = 8, .width = 32, .depth = 3}, 37,
+                      shared);
+        check_forward((dm_mlp_cfg){.in_dim = 3, .out_dim = 6, .nfreq = 5, .width = 17, .depth = 2}, 130,
+                      shared);
+        check_forward((dm_mlp_cfg){.in_dim = 2, .out_dim = 3, .nfreq = 4, .width = 9, .depth = 0}, 20,
+                      shared);
+        check_forward(toy_cfg, 300, shared);
+        check_forward(toy_cfg, 4100, shared); /* three forward tiles */
+    }
 }
 
 /* Analytic dparams and dx against central differences: of the double reference (every parameter,
  * h = 1e-6) and of the float forward itself (every 3rd parameter, h = 1e-2, tolerance 1e-2). */
-static void check_grads(dm_mlp_cfg cfg, int n)
+static void check_grads(dm_mlp_cfg cfg, int n, int shared_t)
 {
     fixture f;
     fixture_init(&f, cfg, n, 5);
+    for (int i = 0; shared_t && i < n; i++)
+        f.t[i] = 17.0f;
     const size_t np = f.m.n_params, nx = (size_t)n * cfg.in_dim;
     float *out = xmalloc((size_t)n * cfg.out_dim * sizeof(float));
     float *grads = xmalloc(np * sizeof(float));
@@ -484,15 +504,18 @@ static void check_grads(dm_mlp_cfg cfg, int n)
 static void test_linear_grad(void **state)
 {
     (void)state;
-    check_grads((dm_mlp_cfg){.in_dim = 2, .out_dim = 3, .nfreq = 4, .width = 8, .depth = 0}, 5);
+    check_grads((dm_mlp_cfg){.in_dim = 2, .out_dim = 3, .nfreq = 4, .width = 8, .depth = 0}, 5, 0);
+    check_grads((dm_mlp_cfg){.in_dim = 2, .out_dim = 3, .nfreq = 4, .width = 8, .depth = 0}, 5, 1);
 }
 
 static void test_mlp_grad(void **state)
 {
     (void)state;
-    check_grads((dm_mlp_cfg){.in_dim = 2, .out_dim = 2, .nfreq = 4, .width = 8, .depth = 2}, 5);
+    check_grads((dm_mlp_cfg){.in_dim = 2, .out_dim = 2, .nfreq = 4, .width = 8, .depth = 2}, 5, 0);
+    /* one t for the batch (layer 0 from the shared embedding) */
+    check_grads((dm_mlp_cfg){.in_dim = 2, .out_dim = 2, .nfreq = 4, .width = 8, .depth = 2}, 5, 1);
     /* more rows than one bias-gradient chunk, odd sizes */
-    check_grads((dm_mlp_cfg){.in_dim = 3, .out_dim = 3, .nfreq = 3, .width = 7, .depth = 3}, 70);
+    check_grads((dm_mlp_cfg){.in_dim = 3, .out_dim = 3, .nfreq = 3, .width = 7, .depth = 3}, 70, 0);
 }
 
 /* ---- determinism across thread counts ------------------------------------------------------ */
@@ -502,12 +525,14 @@ typedef struct run_out {
 } run_out;
 
 /* Two training steps (forward, backward, Adam) then a forward, on `threads` threads. */
-static void run_steps(const dm_mlp_cfg *cfg, int n, int threads, run_out *r)
+static void run_steps(const dm_mlp_cfg *cfg, int n, int shared_t, int threads, run_out *r)
 {
     openblas_set_num_threads(threads);
     omp_set_num_threads(threads);
     fixture f;
     fixture_init(&f, *cfg, n, 3);
+    for (int i = 0; shared_t && i < n; i++)
+        f.t[i] = 250.0f;
     char err[DM_ERR_SIZE];
     dm_adam adam;
     assert_int_equal(dm_adam_init(&adam, f.m.n_params, 1e-3, 0.9, 0.999, 1e-8, 0.0, err), DM_OK);
@@ -534,14 +559,14 @@ static void run_free(run_out *r)
     free(r->params);
 }
 
-static void check_threads(const dm_mlp_cfg *cfg, int n)
+static void check_threads(const dm_mlp_cfg *cfg, int n, int shared_t)
 {
     dm_mlp m;
     char err[DM_ERR_SIZE];
     assert_int_equal(dm_mlp_init(&m, cfg, err), DM_OK);
     run_out a, b;
-    run_steps(cfg, n, 1, &a);
-    run_steps(cfg, n, 2, &b);
+    run_steps(cfg, n, shared_t, 1, &a);
+    run_steps(cfg, n, shared_t, 2, &b);
     assert_memory_equal(a.out, b.out, (size_t)n * cfg->out_dim * sizeof(float));
     assert_memory_equal(a.grads, b.grads, m.n_params * sizeof(float));
     assert_memory_equal(a.dx, b.dx, (size_t)n * cfg->in_dim * sizeof(float));
@@ -555,14 +580,13 @@ static void test_threads_bit_identical(void **state)
 {
     (void)state;
     const int saved = omp_get_max_threads();
-    check_threads(&toy_cfg, 1024);
-    check_threads(&toy_cfg, 333);
-    check_threads(&toy_cfg, 4500); /* more than one forward tile */
+    check_threads(&toy_cfg, 1024, 0);
+    check_threads(&toy_cfg, 333, 0);
+    check_threads(&toy_cfg, 4500, 0); /* more than one forward tile */
+    check_threads(&toy_cfg, 4500, 1); /* one t for the batch, as when sampling */
     /* inner dimensions of more than one K chunk, not multiples of 32 */
-    check_threads(&(dm_mlp_cfg){.in_dim = 2, .out_dim = 3, .nfreq = 150, .width = 300, .depth = 2},
-                  2500);
-    check_threads(&(dm_mlp_cfg){.in_dim = 3, .out_dim = 5, .nfreq = 7, .width = 45, .depth = 2},
-                  200);
+    check_threads(&(dm_mlp_cfg){.in_dim = 2, .out_dim = 3, .nfreq = 150, .width = 300, .depth = 2}, 2500, 0);
+    check_threads(&(dm_mlp_cfg){.in_dim = 3, .out_dim = 5, .nfreq = 7, .width = 45, .depth = 2}, 200, 0);
     openblas_set_num_threads(saved);
     omp_set_num_threads(saved);
 }

@@ -1,26 +1,26 @@
 /* test_optim.c — Adam / AdamW against scalar references over 10 steps, EMA, L2 norm and clipping,
  * bit-identity across thread counts, argument checks and allocation failure. */
+#include <math.h>
+#include <omp.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-
-#include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "core/alloc.h"
 #include "nn/optim.h"
 
 /* |a - b| <= tol in double (cmocka's assert_float_equal rounds to float). */
-#define assert_close(a, b, tol)                                                                    \
-    do {                                                                                           \
-        const double a_ = (a), b_ = (b), t_ = (tol);                                               \
-        if (!(fabs(a_ - b_) <= t_))                                                                \
-            fail_msg("%s = %.17g, want %s = %.17g (tolerance %.3g)", #a, a_, #b, b_, t_);          \
+#define assert_close(a, b, tol)                                                                              \
+    do {                                                                                                     \
+        const double a_ = (a), b_ = (b), t_ = (tol);                                                         \
+        if (!(fabs(a_ - b_) <= t_))                                                                          \
+            fail_msg("%s = %.17g, want %s = %.17g (tolerance %.3g)", #a, a_, #b, b_, t_);                    \
     } while (0)
 
 static void *xmalloc(size_t n)
@@ -51,8 +51,8 @@ static void make_grads(float *g, size_t n, int k)
 }
 
 /* torch.optim.Adam / AdamW in double, written out step by step from the torch documentation. */
-static void ref_adam(double *p, double *m, double *v, const float *g, size_t n, int t, double lr,
-                     double b1, double b2, double eps, double wd)
+static void ref_adam(double *p, double *m, double *v, const float *g, size_t n, int t, double lr, double b1,
+                     double b2, double eps, double wd)
 {
     const double bc1 = 1.0 - pow(b1, t), bc2 = 1.0 - pow(b2, t);
     for (size_t i = 0; i < n; i++) {
@@ -93,8 +93,8 @@ static void check_adam(double wd)
             const double gi = pow(10.0, (double)(i % 5) - 3.0); // |g| bound of this element
             if (fabs(p[i] - rp[i]) > 2e-6 || fabs(a.m[i] - rm[i]) > 1e-6 * (fabs(rm[i]) + gi) ||
                 fabs(a.v[i] - rv[i]) > 1e-6 * (fabs(rv[i]) + gi * gi))
-                fail_msg("step %d elem %zu: p %.9g m %.9g v %.9g, reference %.9g %.9g %.9g", k, i,
-                         p[i], a.m[i], a.v[i], rp[i], rm[i], rv[i]);
+                fail_msg("step %d elem %zu: p %.9g m %.9g v %.9g, reference %.9g %.9g %.9g", k, i, p[i],
+                         a.m[i], a.v[i], rp[i], rm[i], rv[i]);
         }
         if (k == 1) {
             /* Bias correction: m_hat = g and v_hat = g^2 after the first step, so every
@@ -140,8 +140,7 @@ static void test_adam_float_formula(void **state)
     dm_adam a;
     assert_int_equal(dm_adam_init(&a, n, 1e-3, 0.9, 0.999, 1e-8, 0.01, err), DM_OK);
     float *p = xmalloc(n * sizeof(float)), *g = xmalloc(n * sizeof(float));
-    float *q = xmalloc(n * sizeof(float)), *m = calloc(n, sizeof(float)),
-          *v = calloc(n, sizeof(float));
+    float *q = xmalloc(n * sizeof(float)), *m = calloc(n, sizeof(float)), *v = calloc(n, sizeof(float));
     assert_non_null(m);
     assert_non_null(v);
     uint64_t s = 3;
@@ -151,9 +150,9 @@ static void test_adam_float_formula(void **state)
         make_grads(g, n, k);
         dm_adam_step(&a, p, g, 1e-3);
         const double bc1 = 1.0 - pow(0.9, k), bc2 = 1.0 - pow(0.999, k);
-        const float keep = (float)(1.0 - 1e-3 * 0.01), b1 = 0.9f, omb1 = (float)(1.0 - 0.9),
-                    b2 = 0.999f, omb2 = (float)(1.0 - 0.999), step = (float)(1e-3 / bc1),
-                    sq = (float)sqrt(bc2), eps = 1e-8f;
+        const float keep = (float)(1.0 - 1e-3 * 0.01), b1 = 0.9f, omb1 = (float)(1.0 - 0.9), b2 = 0.999f,
+                    omb2 = (float)(1.0 - 0.999), step = (float)(1e-3 / bc1), sq = (float)sqrt(bc2),
+                    eps = 1e-8f;
         for (size_t i = 0; i < n; i++) {
             volatile float t1 = q[i] * keep; /* volatile: no contraction into FMA */
             volatile float mm1 = b1 * m[i], mm2 = omb1 * g[i];
@@ -304,9 +303,12 @@ static void test_threads_bit_identical(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_adam),          cmocka_unit_test(test_adamw),
-        cmocka_unit_test(test_adam_float_formula), cmocka_unit_test(test_adam_args),
-        cmocka_unit_test(test_ema),           cmocka_unit_test(test_norm_and_clip),
+        cmocka_unit_test(test_adam),
+        cmocka_unit_test(test_adamw),
+        cmocka_unit_test(test_adam_float_formula),
+        cmocka_unit_test(test_adam_args),
+        cmocka_unit_test(test_ema),
+        cmocka_unit_test(test_norm_and_clip),
         cmocka_unit_test(test_threads_bit_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

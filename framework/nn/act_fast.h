@@ -2,10 +2,10 @@
  *
  * act_fast.c is compiled with -O3 -ffast-math (a per-file flag, see CMakeLists.txt) so that GCC
  * vectorizes the loops freely (an inlined polynomial exp, glibc's libmvec sin / cos). No NaN/Inf
- * checks belong there: -ffast-math assumes they do not occur. Each kernel runs its own OpenMP loop (static schedule) over rows or
- * fixed-size row chunks; every row is computed by the same instructions whatever thread takes it,
- * and the one reduction (bias-gradient partial sums) is over fixed 64-row chunks, so results do
- * not depend on the thread count. */
+ * checks belong there: -ffast-math assumes they do not occur. Each kernel runs its own OpenMP loop (static
+ * schedule) over rows or fixed-size row chunks; every row is computed by the same instructions whatever
+ * thread takes it, and the one reduction (bias-gradient partial sums) is over fixed 64-row chunks, so results
+ * do not depend on the thread count. */
 #ifndef DM_NN_ACT_FAST_H
 #define DM_NN_ACT_FAST_H
 
@@ -15,7 +15,10 @@
 #define DM_ACT_ROW_CHUNK 64
 
 /* Number of DM_ACT_ROW_CHUNK-row chunks covering n rows. */
-static inline int dm_act_n_chunks(int n) { return (n + DM_ACT_ROW_CHUNK - 1) / DM_ACT_ROW_CHUNK; }
+static inline int dm_act_n_chunks(int n)
+{
+    return (n + DM_ACT_ROW_CHUNK - 1) / DM_ACT_ROW_CHUNK;
+}
 
 /* Initial rows of the next product's output, so that its sgemm runs with beta = 1: z (n, m)
  * rows := b (m), or zeros if b is NULL. OpenBLAS's beta = 0 zeroes C in a pass of its own (~10%
@@ -39,14 +42,16 @@ typedef struct dm_act_out {
  * rounded to float. x (n, in_dim), tin (n), freq (nfreq), h0 (n, in_dim + 2*nfreq).
  * Rows whose t equals (bitwise) the previous row's reuse its embedding: sampling batches share t.
  * next (may be NULL): prefill of layer 0's pre-activation. */
-void dm_act_time_embed(int n, int in_dim, int nfreq, const double *freq, const float *x,
-                       const float *tin, float *h0, const dm_act_prefill *next);
+void dm_act_time_embed(int n, int in_dim, int nfreq, const double *freq, const float *x, const float *tin,
+                       float *h0, const dm_act_prefill *next);
 
 /* SiLU: z (n, m) holds the pre-activation (bias included) on entry and sigmoid(z) on return (what
  * the backward pass needs); h (n, m) = SiLU(z) = z sigmoid(z). next (may be NULL): prefill of
  * the next layer; out (may be NULL): the output layer, fused. */
-void dm_act_silu_fwd(int n, int m, float *z, float *h, const dm_act_prefill *next,
-                     const dm_act_out *out);
+void dm_act_silu_fwd(int n, int m, float *z, float *h, const dm_act_prefill *next, const dm_act_out *out);
+
+/* z (n, m) = c + x wt: c (m), x (n, k), wt (k, m); for small k (a rank-k update per row). */
+void dm_act_affine_rows(int n, int m, int k, const float *c, const float *x, const float *wt, float *z);
 
 /* SiLU(z) (n) elementwise, without bias (for tests). */
 void dm_act_silu(size_t n, const float *z, float *h);
@@ -57,7 +62,7 @@ void dm_act_silu(size_t n, const float *z, float *h);
  * input gradient; g is then output only). Also writes the column sums of the new g per
  * DM_ACT_ROW_CHUNK-row chunk, in row order and in double: dbpart (dm_act_n_chunks(n), m).
  * next (may be NULL): prefill (zeros) of the buffer receiving the next product, dL/dh_l. */
-void dm_act_silu_bwd(int n, int m, const float *s, const float *h, float *g, double *dbpart,
-                     int od, const float *dout, const float *wo, const dm_act_prefill *next);
+void dm_act_silu_bwd(int n, int m, const float *s, const float *h, float *g, double *dbpart, int od,
+                     const float *dout, const float *wo, const dm_act_prefill *next);
 
 #endif

@@ -47,7 +47,8 @@ typedef struct dm_mlp_ws {
 
 dm_status dm_mlp_init(dm_mlp *m, const dm_mlp_cfg *cfg, char *err);
 void dm_mlp_free(dm_mlp *m);
-/* PyTorch's default Linear init: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
+/* PyTorch's default Linear init: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn layer by layer,
+ * W row-major then b, each value (float)((2u - 1) / sqrt(fan_in)) with u = dm_rng_uniform(rng). */
 void dm_mlp_init_params(const dm_mlp *m, float *params, dm_rng *rng);
 
 dm_status dm_mlp_ws_init(dm_mlp_ws *ws, const dm_mlp *m, int max_batch, char *err);

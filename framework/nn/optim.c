@@ -26,8 +26,8 @@ dm_status dm_adam_init(dm_adam *a, size_t n, double lr, double beta1, double bet
 {
     memset(a, 0, sizeof *a);
     /* The negated comparisons also reject NaN. */
-    if (!(lr >= 0.0) || !(beta1 >= 0.0 && beta1 < 1.0) || !(beta2 >= 0.0 && beta2 < 1.0) ||
-        !(eps >= 0.0) || !(weight_decay >= 0.0))
+    if (!(lr >= 0.0) || !(beta1 >= 0.0 && beta1 < 1.0) || !(beta2 >= 0.0 && beta2 < 1.0) || !(eps >= 0.0) ||
+        !(weight_decay >= 0.0))
         return dm_err(err, DM_E_INPUT,
                       "adam: bad hyperparameters lr=%g beta1=%g beta2=%g eps=%g weight_decay=%g "
                       "(need lr, eps, weight_decay >= 0 and 0 <= beta < 1)",
@@ -69,19 +69,17 @@ void dm_adam_free(dm_adam *a)
 static void adam_range(long i0, long i1, float *restrict p, float *restrict m, float *restrict v,
                        const float *restrict g, const float c[8])
 {
-    const float keep = c[0], b1 = c[1], omb1 = c[2], b2 = c[3], omb2 = c[4], step = c[5],
-                bc2_sqrt = c[6], eps = c[7];
+    const float keep = c[0], b1 = c[1], omb1 = c[2], b2 = c[3], omb2 = c[4], step = c[5], bc2_sqrt = c[6],
+                eps = c[7];
     long i = i0;
 #ifdef __AVX__
-    const __m256 vkeep = _mm256_set1_ps(keep), vb1 = _mm256_set1_ps(b1),
-                 vomb1 = _mm256_set1_ps(omb1), vb2 = _mm256_set1_ps(b2),
-                 vomb2 = _mm256_set1_ps(omb2), vstep = _mm256_set1_ps(step),
+    const __m256 vkeep = _mm256_set1_ps(keep), vb1 = _mm256_set1_ps(b1), vomb1 = _mm256_set1_ps(omb1),
+                 vb2 = _mm256_set1_ps(b2), vomb2 = _mm256_set1_ps(omb2), vstep = _mm256_set1_ps(step),
                  vbc2 = _mm256_set1_ps(bc2_sqrt), veps = _mm256_set1_ps(eps);
     for (; i + 8 <= i1; i += 8) {
         const __m256 gi = _mm256_loadu_ps(g + i);
         const __m256 pi = _mm256_mul_ps(_mm256_loadu_ps(p + i), vkeep);
-        const __m256 mi = _mm256_add_ps(_mm256_mul_ps(vb1, _mm256_loadu_ps(m + i)),
-                                        _mm256_mul_ps(vomb1, gi));
+        const __m256 mi = _mm256_add_ps(_mm256_mul_ps(vb1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(vomb1, gi));
         const __m256 vi = _mm256_add_ps(_mm256_mul_ps(vb2, _mm256_loadu_ps(v + i)),
                                         _mm256_mul_ps(_mm256_mul_ps(vomb2, gi), gi));
         const __m256 den = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), vbc2), veps);
@@ -112,8 +110,13 @@ void dm_adam_step(dm_adam *a, float *params, const float *grads, double lr)
     /* Without decay keep is exactly 1 and p * 1 == p, so one branch-free loop serves both. */
     const float c[8] = {
         a->weight_decay > 0.0 ? (float)(1.0 - lr * a->weight_decay) : 1.0f,
-        (float)a->beta1, (float)(1.0 - a->beta1), (float)a->beta2, (float)(1.0 - a->beta2),
-        (float)(lr / bc1), (float)sqrt(bc2), (float)a->eps,
+        (float)a->beta1,
+        (float)(1.0 - a->beta1),
+        (float)a->beta2,
+        (float)(1.0 - a->beta2),
+        (float)(lr / bc1),
+        (float)sqrt(bc2),
+        (float)a->eps,
     };
     const long n = (long)a->n;
 #pragma omp parallel if (n > PAR_MIN)
