@@ -12,6 +12,7 @@ pkgs=(
   libcmocka-dev               # unit tests
   libopenblas-openmp-dev      # cblas_sgemm on OpenMP threads (shares the pool with our OpenMP code)
   libssl-dev                  # SHA-256 (libcrypto)
+  libpng-dev                  # scatter pictures of samples
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(python3-torch python3-numpy)

@@ -17,6 +17,7 @@
 #include <hdf5.h>
 
 #include "core/alloc.h"
+#include "core/sha256.h"
 #include "io/runlog.h"
 #include "io/runrec.h"
 
@@ -129,9 +130,9 @@ static dm_status build_record(dm_runrec *r, char *err)
         (st = dm_runrec_series(r, "lr", &s, err)) || (st = dm_series_push(s, 0, 0.0, 1e-3, err)) ||
         (st = dm_series_push(s, 10, 0.1, NAN, err)))
         return st;
-    if ((st = dm_runrec_add_samples(r, "ddpm", 1000, "{\"variance\":\"beta\"}", 3, 2, x, err)) ||
-        (st = dm_runrec_add_samples(r, "ddim", 50, NULL, 1, 2, y, err)) ||
-        (st = dm_runrec_add_samples(r, "heun", 18, "{}", 0, 2, NULL, err)))
+    if ((st = dm_runrec_add_samples(r, "ddpm", 1000, "{\"variance\":\"beta\"}", 3, 2, x, NULL, err)) ||
+        (st = dm_runrec_add_samples(r, "ddim", 50, NULL, 1, 2, y, NULL, err)) ||
+        (st = dm_runrec_add_samples(r, "heun", 18, "{}", 0, 2, NULL, NULL, err)))
         return st;
     if ((st = dm_runrec_add_eval(r, "swd", "ddpm", 1000, "{\"variance\":\"beta\"}", 3, 0.25, err)) ||
         (st = dm_runrec_add_eval(r, "mmd2", "ddpm", 1000, "{}", 3, -1e-3, err)) ||
@@ -244,13 +245,24 @@ static void test_runrec_semantics(void **state)
     assert_int_equal(s->n, 150);
     assert_int_equal(s->step[149], 150);
 
-    assert_int_equal(dm_runrec_add_samples(&r, "ddim", 50, NULL, 1, 2, x, err), DM_OK);
-    assert_int_equal(dm_runrec_add_samples(&r, "ddim", 50, "{\"eta\":1}", 1, 2, y, err), DM_OK);
-    assert_int_equal(dm_runrec_add_samples(&r, "ddim", 10, NULL, 1, 2, y, err), DM_OK);
-    assert_int_equal(r.n_samples, 2);
+    const char *name = NULL;
+    assert_int_equal(dm_runrec_add_samples(&r, "ddim", 50, NULL, 1, 2, x, &name, err), DM_OK);
+    assert_string_equal(name, "ddim_50");
+    /* other settings at the same NFE: a set of its own, named by a hash of the settings */
+    assert_int_equal(dm_runrec_add_samples(&r, "ddim", 50, "{\"eta\":1}", 1, 2, y, &name, err), DM_OK);
+    char hex[65], want[32];
+    dm_sha256_hex("{\"eta\":1}", 9, hex);
+    snprintf(want, sizeof want, "ddim_50-%.8s", hex);
+    assert_string_equal(name, want);
+    /* the same settings again replace their set */
+    assert_int_equal(dm_runrec_add_samples(&r, "ddim", 50, "{}", 1, 2, y, &name, err), DM_OK);
+    assert_string_equal(name, "ddim_50");
+    assert_int_equal(dm_runrec_add_samples(&r, "ddim", 10, NULL, 1, 2, y, NULL, err), DM_OK);
+    assert_int_equal(r.n_samples, 3);
     assert_string_equal(r.samples[0].name, "ddim_50");
-    assert_string_equal(r.samples[0].settings_json, "{\"eta\":1}");
+    assert_string_equal(r.samples[0].settings_json, "{}");
     assert_true(r.samples[0].x[0] == 3.0f);
+    assert_string_equal(r.samples[1].settings_json, "{\"eta\":1}");
 
     assert_int_equal(dm_runrec_add_eval(&r, "swd", "ddim", 50, NULL, 100, 0.5, err), DM_OK);
     assert_int_equal(dm_runrec_add_eval(&r, "swd", "ddim", 50, "{}", 200, 0.25, err), DM_OK);

@@ -6,6 +6,7 @@
 #include "core/alloc.h"
 #include "io/spec.h"
 #include "train/run.h"
+#include "train/sample.h"
 #include "train/schema.h"
 
 static dm_status cmd_run(dm_cli *cli, char *err)
@@ -23,6 +24,25 @@ static dm_status cmd_run(dm_cli *cli, char *err)
         over[n_pos + i] = cli->sets[i];
     dm_run_cfg cfg = { .results = cli->results, .new_repeat = cli->new_repeat, .out = cli->out };
     dm_status st = dm_run_spec_file(&cfg, cli->args[1], n, over, err);
+    dm_free(over);
+    return st;
+}
+
+static dm_status cmd_sample(dm_cli *cli, char *err)
+{
+    if (cli->n_args < 2)
+        return dm_err(err, DM_E_INPUT,
+                      "sample: missing RUN or SPEC (usage: difflab sample RUN|SPEC [--sampler NAME] [--steps N] [key=value ...])");
+    const int n_pos = cli->n_args - 2, n = n_pos + cli->n_sets;
+    const char **over = dm_calloc((size_t)n + 1, sizeof *over);
+    if (!over)
+        return dm_err(err, DM_E_NOMEM, "out of memory");
+    for (int i = 0; i < n_pos; i++)
+        over[i] = cli->args[2 + i];
+    for (int i = 0; i < cli->n_sets; i++)
+        over[n_pos + i] = cli->sets[i];
+    dm_sample_cfg cfg = { .results = cli->results, .sampler = cli->sampler, .steps = cli->steps, .out = cli->out };
+    dm_status st = dm_sample_cmd(&cfg, cli->args[1], n, over, err);
     dm_free(over);
     return st;
 }
@@ -69,35 +89,6 @@ static dm_status cmd_runs(dm_cli *cli, char *err)
     return st;
 }
 
-/* The one run whose id equals or starts with `pat`. */
-static dm_status resolve_run(dm_index *ix, const char *pat, char *id, size_t n, char *err)
-{
-    sqlite3_stmt *q = NULL;
-    dm_status st = DM_OK;
-    int found = 0;
-    if (sqlite3_prepare_v2(dm_index_db(ix),
-                           "SELECT run_id FROM runs WHERE run_id = ?1 OR substr(run_id, 1, length(?1)) = ?1"
-                           " ORDER BY run_id = ?1 DESC, run_id LIMIT 2",
-                           -1, &q, NULL) != SQLITE_OK)
-        return dm_err(err, DM_E_IO, "index: %s", sqlite3_errmsg(dm_index_db(ix)));
-    sqlite3_bind_text(q, 1, pat, -1, SQLITE_STATIC);
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        const char *r = (const char *)sqlite3_column_text(q, 0);
-        if (found == 1 && strcmp(id, pat) != 0) {
-            st = dm_err(err, DM_E_INPUT, "run '%s' is ambiguous: %s, %s, ...", pat, id, r);
-            goto out;
-        }
-        if (found == 0)
-            snprintf(id, n, "%s", r);
-        found++;
-    }
-    if (!found)
-        st = dm_err(err, DM_E_NOTFOUND, "no run '%s' in the index (difflab runs lists them)", pat);
-out:
-    sqlite3_finalize(q);
-    return st;
-}
-
 static dm_status cmd_show(dm_cli *cli, char *err)
 {
     if (cli->n_args < 2)
@@ -105,7 +96,7 @@ static dm_status cmd_show(dm_cli *cli, char *err)
     dm_index *ix = NULL;
     char id[512];
     dm_status st = open_index(cli, &ix, err);
-    if (st || (st = resolve_run(ix, cli->args[1], id, sizeof id, err)))
+    if (st || (st = dm_index_find_run(ix, cli->args[1], id, sizeof id, err)))
         goto out;
     struct { const char *title, *sql; } parts[] = {
         { "run", "SELECT run_id, name, status, seed, config_hash, group_hash, created, finished, wall_s,"
@@ -145,7 +136,7 @@ typedef struct verb {
 } verb;
 
 static const verb verbs[] = {
-    { "run", cmd_run }, { "keys", cmd_keys }, { "runs", cmd_runs },
+    { "run", cmd_run }, { "sample", cmd_sample }, { "keys", cmd_keys }, { "runs", cmd_runs },
     { "show", cmd_show }, { "query", cmd_query }, { NULL, NULL },
 };
 
@@ -154,5 +145,5 @@ dm_status dm_cli_dispatch(dm_cli *cli, char *err)
     for (const verb *v = verbs; v->name; v++)
         if (strcmp(v->name, cli->args[0]) == 0)
             return v->fn(cli, err);
-    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, keys, runs, show, query", cli->args[0]);
+    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query", cli->args[0]);
 }

@@ -17,6 +17,7 @@ typedef struct dm_cli {
     FILE *out;
     const char *args[DM_CLI_MAX_ARGS];   /* positional: args[0] is the verb */
     int n_args;
+    const char *sampler, *steps;         /* sample: --sampler NAME, --steps N */
     const char **sets;                   /* --set key=value */
     int n_sets;
 } dm_cli;

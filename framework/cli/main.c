@@ -1,6 +1,7 @@
 /* difflab — the command line.
  *
  *   difflab run SPEC.yaml [key.path=value ...] [--new]
+ *   difflab sample RUN|SPEC [--sampler NAME] [--steps N] [key=value ...]
  *   difflab keys [SECTION|PLUGIN]
  *   difflab runs
  *   difflab show RUN
@@ -23,6 +24,9 @@ static void usage(FILE *out)
           "commands:\n"
           "  run SPEC.yaml [key.path=value ...] [--new] [--set key=value]\n"
           "                          train, sample and evaluate a spec; same inputs again is a no-op\n"
+          "  sample RUN|SPEC [--sampler NAME] [--steps N] [sampler.*|eval.*=value ...]\n"
+          "                          sample a finished run (EMA weights) or an analytic-model spec;\n"
+          "                          stores samples, evals and a PNG with the run\n"
           "  keys [NAME]             every spec key with type, default and doc (or one section / plug-in)\n"
           "  runs                    list the runs of the index\n"
           "  show RUN                one run: provenance, params, metrics, evals\n"
@@ -43,7 +47,8 @@ int main(int argc, char **argv)
         { "results", required_argument, NULL, 'r' }, { "new", no_argument, NULL, 'n' },
         { "set", required_argument, NULL, 's' },     { "csv", no_argument, NULL, 'c' },
         { "json", no_argument, NULL, 'j' },          { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },       { NULL, 0, NULL, 0 },
+        { "version", no_argument, NULL, 'V' },       { "sampler", required_argument, NULL, 'S' },
+        { "steps", required_argument, NULL, 'N' },   { NULL, 0, NULL, 0 },
     };
     dm_cli cli = { .results = getenv("DIFFLAB_RESULTS"), .fmt = DM_QUERY_TABLE, .out = stdout };
     char err[DM_ERR_SIZE] = "";
@@ -68,6 +73,8 @@ int main(int argc, char **argv)
         case 'r': cli.results = optarg; break;
         case 'n': cli.new_repeat = 1; break;
         case 's': sets[n_sets++] = optarg; break;
+        case 'S': cli.sampler = optarg; break;
+        case 'N': cli.steps = optarg; break;
         case 'c': cli.fmt = DM_QUERY_CSV; break;
         case 'j': cli.fmt = DM_QUERY_JSON; break;
         case 'h': usage(stdout); rc = 0; goto out;

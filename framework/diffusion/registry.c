@@ -6,6 +6,11 @@
 
 const dm_plugin *const dm_schedule_registry[] = {
     &dm_schedule_ddpm_linear.info,
+    &dm_schedule_cosine.info,
+    &dm_schedule_vp.info,
+    &dm_schedule_subvp.info,
+    &dm_schedule_ve.info,
+    &dm_schedule_edm.info,
     NULL,
 };
 

@@ -28,12 +28,13 @@ typedef struct dm_schedule_ops {
     double (*sample_t)(const dm_schedule *s, dm_rng *rng);
     /* Sampling grid with n_steps steps: n_steps + 1 decreasing times, ts[0] the start and
      * ts[n_steps] the end (discrete: -1, meaning "after the last step", i.e. clean data;
-     * continuous: t_min, or 0 for EDM where sigma(0) = 0). */
+     * continuous: the schedule's sampling end t_end (score-SDE: 1e-3 for VP / sub-VP, 1e-5 for
+     * VE), or 0 for EDM where sigma(0) = 0). */
     dm_status (*grid)(const dm_schedule *s, int n_steps, double *ts, char *err);
     /* Continuous schedules only (NULL for discrete ones): d alpha / dt, d sigma / dt, and the
-     * forward SDE's drift coefficient f(t) (dx = f x dt + g dW) and g(t)^2. For VP, VE and EDM,
-     * f = alpha'/alpha and g^2 = 2 sigma sigma' - 2 f sigma^2 (the SDE whose marginals are the
-     * schedule's); sub-VP has its own g^2 (Song et al. 2021, eq. 34). */
+     * forward SDE's drift coefficient f(t) (dx = f x dt + g dW) and g(t)^2. For every schedule,
+     * f = alpha'/alpha and g^2 = 2 sigma sigma' - 2 f sigma^2: the SDE whose marginals are the
+     * schedule's (for sub-VP this is its own g^2 = beta (1 - alpha^4), Song et al. 2021, eq. 34). */
     double (*dalpha)(const dm_schedule *s, double t);
     double (*dsigma)(const dm_schedule *s, double t);
     double (*f)(const dm_schedule *s, double t);
@@ -46,7 +47,7 @@ struct dm_schedule {
     int discrete;       /* 1: t is an integer step index 0..T-1 */
     int T;              /* discrete: number of steps */
     double *abar;       /* discrete: (T) cumulative products of (1 - beta) */
-    double t_min, t_max;  /* training / sampling range of t */
+    double t_min, t_max;  /* range of t (continuous: training draws t from [t_min, t_max]) */
     double prior_std;     /* samplers start from x ~ N(0, prior_std^2 I): 1 for DDPM and VP,
                            * sigma_max for VE and EDM */
 };

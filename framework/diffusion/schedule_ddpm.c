@@ -31,7 +31,7 @@ static dm_status init_linear(dm_schedule *s, char *err)
 {
     const dm_ddpm_linear_opts *o = s->opts;
     if (o->beta_end < o->beta_start)
-        return dm_err(err, DM_E_INPUT, "diffusion.schedule: beta_end (%g) is below beta_start (%g)",
+        return dm_err(err, DM_E_INPUT, "diffusion.schedule.beta_end: %g is below beta_start (%g)",
                       o->beta_end, o->beta_start);
     s->discrete = 1;
     s->T = (int)o->T;
@@ -44,7 +44,7 @@ static dm_status init_linear(dm_schedule *s, char *err)
     double scale = 1000.0 / s->T, b0 = o->beta_start * scale, b1 = o->beta_end * scale;
     if (b1 >= 1.0)
         return dm_err(err, DM_E_INPUT,
-                      "diffusion.schedule: beta_end * 1000/T = %g must stay below 1 (T = %d)", b1, s->T);
+                      "diffusion.schedule.beta_end: beta_end * 1000/T = %g must stay below 1 (T = %d)", b1, s->T);
     double prod = 1.0;
     for (int t = 0; t < s->T; t++) {
         double beta = s->T == 1 ? b0 : b0 + (b1 - b0) * t / (s->T - 1);

@@ -11,9 +11,43 @@ typedef struct dm_ddpm_linear_opts {
     double beta_start, beta_end;
 } dm_ddpm_linear_opts;
 
+/* "cosine": discrete, abar from cos^2 (Nichol & Dhariwal 2021). */
+typedef struct dm_cosine_schedule_opts {
+    int64_t T;
+    double s;
+} dm_cosine_schedule_opts;
+
+/* "vp" and "subvp": continuous, beta(t) = beta_min + t (beta_max - beta_min) (Song et al. 2021). */
+typedef struct dm_vp_schedule_opts {
+    double beta_min, beta_max;
+    double eps;    /* training t ~ U(eps, 1) */
+    double t_end;  /* the sampling grid ends at t_end */
+} dm_vp_schedule_opts;
+
+/* "ve": continuous, alpha = 1, sigma(t) = sigma_min (sigma_max / sigma_min)^t (Song et al. 2021). */
+typedef struct dm_ve_schedule_opts {
+    double sigma_min, sigma_max;
+    double eps, t_end;
+} dm_ve_schedule_opts;
+
+/* "edm": continuous, alpha = 1, sigma = t, lognormal training sigma (Karras et al. 2022). */
+typedef struct dm_edm_schedule_opts {
+    double sigma_min, sigma_max, rho;
+    double p_mean, p_std;
+} dm_edm_schedule_opts;
+
 extern const dm_schedule_ops dm_schedule_ddpm_linear;
+extern const dm_schedule_ops dm_schedule_cosine;
+extern const dm_schedule_ops dm_schedule_vp;
+extern const dm_schedule_ops dm_schedule_subvp;
+extern const dm_schedule_ops dm_schedule_ve;
+extern const dm_schedule_ops dm_schedule_edm;
 
 /* The grid of every discrete schedule: n_steps evenly spaced steps from T-1 to 0, then -1. */
 dm_status dm_schedule_discrete_grid(const dm_schedule *s, int n_steps, double *ts, char *err);
+
+/* n_steps + 1 evenly spaced times from t_start down to t_end, both included (score_sde's
+ * linspace(T, eps, N) samplers); DM_E_INPUT if n_steps < 1. Used by vp, subvp and ve. */
+dm_status dm_schedule_linspace_grid(double t_start, double t_end, int n_steps, double *ts, char *err);
 
 #endif

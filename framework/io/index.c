@@ -750,3 +750,32 @@ out:
     table_free(&t);
     return st;
 }
+
+/* The one run whose id equals or starts with `pat`. */
+dm_status dm_index_find_run(dm_index *ix, const char *pat, char *id, size_t n, char *err)
+{
+    sqlite3_stmt *q = NULL;
+    dm_status st = DM_OK;
+    int found = 0;
+    if (sqlite3_prepare_v2(ix->db,
+                           "SELECT run_id FROM runs WHERE run_id = ?1 OR substr(run_id, 1, length(?1)) = ?1"
+                           " ORDER BY run_id = ?1 DESC, run_id LIMIT 2",
+                           -1, &q, NULL) != SQLITE_OK)
+        return dm_err(err, DM_E_IO, "index: %s", sqlite3_errmsg(ix->db));
+    sqlite3_bind_text(q, 1, pat, -1, SQLITE_STATIC);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(q, 0);
+        if (found == 1 && strcmp(id, pat) != 0) {
+            st = dm_err(err, DM_E_INPUT, "run '%s' is ambiguous: %s, %s, ...", pat, id, r);
+            goto out;
+        }
+        if (found == 0)
+            snprintf(id, n, "%s", r);
+        found++;
+    }
+    if (!found)
+        st = dm_err(err, DM_E_NOTFOUND, "no run '%s' in the index (difflab runs lists them)", pat);
+out:
+    sqlite3_finalize(q);
+    return st;
+}

@@ -37,6 +37,10 @@ typedef enum dm_query_fmt { DM_QUERY_TABLE, DM_QUERY_CSV, DM_QUERY_JSON } dm_que
  * JSON array of objects). An SQL error is DM_E_INPUT with SQLite's message. */
 dm_status dm_index_query(dm_index *ix, const char *sql, dm_query_fmt fmt, FILE *out, char *err);
 
+/* The run whose id equals `pat`, or the one run whose id starts with it: its id into id (n
+ * bytes). DM_E_NOTFOUND if none, DM_E_INPUT if the prefix is ambiguous (naming two). */
+dm_status dm_index_find_run(dm_index *ix, const char *pat, char *id, size_t n, char *err);
+
 /* The underlying handle, for callers that need a prepared statement of their own. */
 struct sqlite3 *dm_index_db(dm_index *ix);
 

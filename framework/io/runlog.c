@@ -582,8 +582,8 @@ static dm_status read_samples(hid_t file, dm_runrec *r, char *err)
             st = dm_h5_err(err, "reading sample set '%s' failed", name);
             goto out;
         }
-        st = dm_runrec_add_samples(r, sampler, nfe, settings, (int64_t)dims[0], (int64_t)dims[1],
-                                   x, err);
+        st = dm_runrec_add_samples(r, sampler, nfe, settings, (int64_t)dims[0], (int64_t)dims[1], x,
+                                   NULL, err);
         if (st)
             goto out;
         dm_free(x);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/sha256.h"
 
 void dm_runrec_init(dm_runrec *r)
 {
@@ -229,7 +230,7 @@ void dm_series_truncate(dm_series *s, int64_t max_step)
 
 dm_status dm_runrec_add_samples(dm_runrec *r, const char *sampler, int64_t nfe,
                                 const char *settings_json, int64_t n, int64_t d, const float *x,
-                                char *err)
+                                const char **name_out, char *err)
 {
     dm_status st = DM_OK;
     dm_sample_set s = {0};
@@ -237,14 +238,25 @@ dm_status dm_runrec_add_samples(dm_runrec *r, const char *sampler, int64_t nfe,
         return dm_err(err, DM_E_INPUT, "bad sample set shape (%lld, %lld)", (long long)n,
                       (long long)d);
     size_t count = (size_t)n * (size_t)d;
+    const char *settings = settings_json && settings_json[0] ? settings_json : "{}";
     char name[256];
     int len = snprintf(name, sizeof name, "%s_%lld", sampler, (long long)nfe);
-    if (len < 0 || (size_t)len >= sizeof name)
+    if (len < 0 || (size_t)len >= sizeof name - 10)
         return dm_err(err, DM_E_INPUT, "sampler name '%s' is too long", sampler);
+    /* <sampler>_<nfe> names a set; other settings at the same NFE (DDIM's eta, a variance)
+     * get "-" and 8 hex digits of SHA-256 of their settings, so neither replaces the other. */
+    for (size_t i = 0; i < r->n_samples; ++i) {
+        if (strcmp(r->samples[i].name, name) == 0 && strcmp(r->samples[i].settings_json, settings) != 0) {
+            char hex[65];
+            dm_sha256_hex(settings, strlen(settings), hex);
+            snprintf(name + len, sizeof name - (size_t)len, "-%.8s", hex);
+            break;
+        }
+    }
 
     s.name = dm_strdup(name);
     s.sampler = dm_strdup(sampler);
-    s.settings_json = dup_or_empty_json(settings_json);
+    s.settings_json = dup_or_empty_json(settings);
     s.x = count ? dm_malloc(count * sizeof(float)) : NULL;
     if (!s.name || !s.sampler || !s.settings_json || (count && !s.x)) {
         st = dm_err(err, DM_E_NOMEM, "out of memory adding sample set '%s'", name);
@@ -260,6 +272,8 @@ dm_status dm_runrec_add_samples(dm_runrec *r, const char *sampler, int64_t nfe,
             samples_free(&r->samples[i]);
             r->samples[i] = s;
             memset(&s, 0, sizeof s);
+            if (name_out)
+                *name_out = r->samples[i].name;
             goto out;
         }
     }
@@ -268,6 +282,8 @@ dm_status dm_runrec_add_samples(dm_runrec *r, const char *sampler, int64_t nfe,
         goto out;
     r->samples[r->n_samples++] = s;
     memset(&s, 0, sizeof s);
+    if (name_out)
+        *name_out = r->samples[r->n_samples - 1].name;
 out:
     samples_free(&s);
     return st;

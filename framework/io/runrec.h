@@ -81,10 +81,13 @@ dm_status dm_runrec_series(dm_runrec *r, const char *name, dm_series **out, char
 dm_status dm_series_push(dm_series *s, int64_t step, double wall_s, double value, char *err);
 /* Drop points with step > max_step (on resume, back to the checkpoint's step). */
 void dm_series_truncate(dm_series *s, int64_t max_step);
-/* Add a sample set (copies x) and evals (replace an existing one of the same name / key). */
+/* Add a sample set (copies x), named <sampler>_<nfe>, or <sampler>_<nfe>-<8 hex of SHA-256 of the
+ * settings> when a set of that name with other settings exists; the same sampler, NFE and
+ * settings again replace their set. *name_out (if not NULL) points at the name in the record. */
 dm_status dm_runrec_add_samples(dm_runrec *r, const char *sampler, int64_t nfe,
                                 const char *settings_json, int64_t n, int64_t d, const float *x,
-                                char *err);
+                                const char **name_out, char *err);
+/* Add an eval (replacing one of the same metric, sampler, NFE and settings). */
 dm_status dm_runrec_add_eval(dm_runrec *r, const char *metric, const char *sampler, int64_t nfe,
                              const char *settings_json, int64_t n_samples, double value, char *err);
 

@@ -23,4 +23,10 @@ const dm_model_ops dm_model_mlp = {
     .mlp_cfg = mlp_cfg,
 };
 
-const dm_plugin *const dm_model_registry[] = { &dm_model_mlp.info, NULL };
+const dm_model_ops dm_model_analytic = {
+    .info = { "analytic", "no network: the exact E[x0 | x_t] of the dataset's Gaussian mixture (gmm, eight_gaussians)",
+              NULL, 0 },
+    .analytic = 1,
+};
+
+const dm_plugin *const dm_model_registry[] = { &dm_model_mlp.info, &dm_model_analytic.info, NULL };

@@ -3,7 +3,6 @@
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,16 +10,18 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/path.h"
 #include "core/progress.h"
 #include "diffusion/samplers.h"
 #include "eval/evaluate.h"
 #include "io/index.h"
 #include "io/runlog.h"
 #include "train/provenance.h"
+#include "train/sample.h"
 #include "train/schema.h"
 #include "train/trainer.h"
 
-#define PATH_SIZE 4096
+#define PATH_SIZE DM_PATH_SIZE
 
 dm_status dm_run_id(const dm_spec *spec, char *id, size_t n, char hash[65], char *err)
 {
@@ -32,41 +33,10 @@ dm_status dm_run_id(const dm_spec *spec, char *id, size_t n, char hash[65], char
     return DM_OK;
 }
 
-/* snprintf into a path buffer; a path that does not fit is an input error, not a silent cut. */
-static dm_status path_fmt(char *out, size_t n, char *err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static dm_status path_fmt(char *out, size_t n, char *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(out, n, fmt, ap);
-    va_end(ap);
-    if (k < 0 || (size_t)k >= n)
-        return dm_err(err, DM_E_INPUT, "path too long: %.200s...", out);
-    return DM_OK;
-}
-
 static int exists(const char *path)
 {
     struct stat sb;
     return stat(path, &sb) == 0;
-}
-
-static dm_status mkdir_p(const char *path, char *err)
-{
-    char tmp[PATH_SIZE];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) && errno != EEXIST)
-            return dm_err(err, DM_E_IO, "cannot create folder '%s': %s", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0777) && errno != EEXIST)
-        return dm_err(err, DM_E_IO, "cannot create folder '%s': %s", tmp, strerror(errno));
-    return DM_OK;
 }
 
 static void set_threads(const dm_run_opts *ro)
@@ -176,45 +146,6 @@ static dm_status train_loop(run_state *rs, char *err)
     return save_checkpoint(rs, err);
 }
 
-/* Sample with the spec's sampler, and the prior's noise as a baseline; record both. */
-static dm_status sample_and_eval(run_state *rs, dm_eval_result *res, dm_eval_result *base, int64_t *nfe,
-                                 char *err)
-{
-    dm_trainer *tr = &rs->tr;
-    const size_t n = (size_t)tr->eopt->n_samples, d = tr->dim;
-    const dm_eval_cfg ec = { (uint64_t)tr->eopt->seed, (size_t)tr->eopt->swd_projections,
-                             (size_t)tr->eopt->mmd_max };
-    dm_status st;
-    char *settings = dm_opts_json(&tr->sampler->info, tr->sampler_opts);
-    float *x = dm_malloc_aligned(sizeof(float) * n * d);
-    if (!settings || !x) {
-        st = dm_err(err, DM_E_NOMEM, "out of memory for %zu samples", n);
-        goto out;
-    }
-    /* The baseline: the sampler's own initial noise (the first draws of each sample's stream). */
-    {
-        dm_rng *rngs;
-        if ((st = dm_rng_streams_new(dm_seed_derive((uint64_t)tr->root->seed, "eval.noise"), n, &rngs, err)))
-            goto out;
-        dm_sampler_init_noise(&tr->sched, n, d, rngs, x);
-        dm_rng_streams_free(rngs, n);
-        if ((st = dm_evaluate_record(&ec, x, n, tr->ref_x, (size_t)tr->eopt->n_ref, d, &rs->rec,
-                                     "noise", 0, "{}", base, err)))
-            goto out;
-    }
-    if ((st = dm_trainer_sample(tr, tr->sampler, tr->sampler_opts, x, nfe, err)))
-        goto out;
-    if ((st = dm_runrec_add_samples(&rs->rec, tr->sampler->info.name, *nfe, settings, (int64_t)n,
-                                    (int64_t)d, x, err)))
-        goto out;
-    st = dm_evaluate_record(&ec, x, n, tr->ref_x, (size_t)tr->eopt->n_ref, d, &rs->rec,
-                            tr->sampler->info.name, *nfe, settings, res, err);
-out:
-    dm_free(settings);
-    dm_free_aligned(x);
-    return st;
-}
-
 /* Status of an existing run file, or "" when there is none. */
 static void existing_status(const char *h5, char *status, size_t n)
 {
@@ -281,7 +212,8 @@ static dm_status execute(run_state *rs, char *err)
     if ((st = save_record(rs, "running", err)) || (st = index_run(rs, err)))
         return st;
 
-    st = train_loop(rs, err);
+    /* An analytic model has nothing to train: the run samples and evaluates the exact denoiser. */
+    st = dm_trainer_trains(&rs->tr) ? train_loop(rs, err) : DM_OK;
     if (st == DM_E_NUMERIC) {
         char msg[DM_ERR_SIZE];
         snprintf(msg, sizeof msg, "%s", err);
@@ -293,15 +225,19 @@ static dm_status execute(run_state *rs, char *err)
     if (st)
         return st;
 
-    dm_eval_result res, base;
+    dm_eval_result res;
     int64_t nfe;
-    if ((st = sample_and_eval(rs, &res, &base, &nfe, err)))
+    if ((st = dm_sample_record(&rs->tr, rs->tr.sampler, rs->tr.sampler_opts, &rs->rec, 1, rs->dir, &res,
+                               &nfe, NULL, err)))
         return st;
-    char sha[65];
-    dm_trainer_params_sha256(&rs->tr, sha);
+    if (dm_trainer_trains(&rs->tr)) {
+        char sha[65];
+        dm_trainer_params_sha256(&rs->tr, sha);
+        if ((st = dm_runrec_set_attr(&rs->rec, "params_sha256", sha, err)))
+            return st;
+    }
     dm_time_iso(now);
-    if ((st = dm_runrec_set_attr(&rs->rec, "params_sha256", sha, err)) ||
-        (st = dm_runrec_set_attr(&rs->rec, "finished", now, err)))
+    if ((st = dm_runrec_set_attr(&rs->rec, "finished", now, err)))
         return st;
     if ((st = save_record(rs, "finished", err)) || (st = index_run(rs, err)))
         return st;
@@ -325,17 +261,17 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
 
     /* Same inputs already finished: a no-op that shows the run, unless --new. */
     snprintf(rs.run_id, sizeof rs.run_id, "%s", base_id);
-    if ((st = path_fmt(rs.dir, sizeof rs.dir, err, "%s/runs/%s", cfg->results, rs.run_id)) ||
-        (st = path_fmt(rs.h5, sizeof rs.h5, err, "%s/run.h5", rs.dir)))
+    if ((st = dm_path_fmt(rs.dir, sizeof rs.dir, err, "%s/runs/%s", cfg->results, rs.run_id)) ||
+        (st = dm_path_fmt(rs.h5, sizeof rs.h5, err, "%s/run.h5", rs.dir)))
         goto out;
     existing_status(rs.h5, status, sizeof status);
     if (cfg->new_repeat) {
         for (int r = 2; exists(rs.dir); r++) {
             snprintf(rs.run_id, sizeof rs.run_id, "%s-r%d", base_id, r);
-            if ((st = path_fmt(rs.dir, sizeof rs.dir, err, "%s/runs/%s", cfg->results, rs.run_id)))
+            if ((st = dm_path_fmt(rs.dir, sizeof rs.dir, err, "%s/runs/%s", cfg->results, rs.run_id)))
                 goto out;
         }
-        if ((st = path_fmt(rs.h5, sizeof rs.h5, err, "%s/run.h5", rs.dir)))
+        if ((st = dm_path_fmt(rs.h5, sizeof rs.h5, err, "%s/run.h5", rs.dir)))
             goto out;
     } else if (strcmp(status, "finished") == 0) {
         if ((st = dm_runlog_read(rs.h5, &rs.rec, err)))
@@ -346,17 +282,17 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
     } else if (status[0]) {
         fprintf(stderr, "note: run %s exists with status '%s'; starting it over\n", rs.run_id, status);
     }
-    if ((st = path_fmt(rs.ckpt, sizeof rs.ckpt, err, "%s/checkpoint.h5", rs.dir)) ||
-        (st = path_fmt(rs.index_path, sizeof rs.index_path, err, "%s/index.sqlite", cfg->results)))
+    if ((st = dm_path_fmt(rs.ckpt, sizeof rs.ckpt, err, "%s/checkpoint.h5", rs.dir)) ||
+        (st = dm_path_fmt(rs.index_path, sizeof rs.index_path, err, "%s/index.sqlite", cfg->results)))
         goto out;
 
     /* Everything checkable is checked: now write. The index first, so a broken index is
      * reported before a run folder appears. */
-    if ((st = mkdir_p(cfg->results, err)))
+    if ((st = dm_mkdir_p(cfg->results, err)))
         goto out;
     if ((st = dm_index_open(rs.index_path, 0, &rs.ix, err)))
         goto out;
-    if ((st = mkdir_p(rs.dir, err)))
+    if ((st = dm_mkdir_p(rs.dir, err)))
         goto out;
     if ((st = dm_runrec_set_attr(&rs.rec, "spec_path", path, err)))
         goto out;

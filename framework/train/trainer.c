@@ -6,6 +6,7 @@
 
 #include "core/alloc.h"
 #include "core/sha256.h"
+#include "diffusion/denoiser_gmm.h"
 #include "diffusion/denoiser_net.h"
 #include "nn/model.h"
 
@@ -43,9 +44,18 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
     const dm_loss_ops *lo = (const dm_loss_ops *)dm_spec_plugin(spec, "diffusion.loss");
     const dm_sampler_ops *sa = (const dm_sampler_ops *)dm_spec_plugin(spec, "sampler");
     const dm_data_ops *da = (const dm_data_ops *)dm_spec_plugin(spec, "data");
+    const dm_model_ops *mo = (const dm_model_ops *)dm_spec_plugin(spec, "model");
     dm_status st = da->check ? da->check(dm_spec_opts(spec, "data"), err) : DM_OK;
     if (st)
         return st;
+    if (mo->analytic) {
+        dm_gmm g;
+        if (dm_data_gmm(da, dm_spec_opts(spec, "data"), &g, NULL) != DM_OK)
+            return dm_err(err, DM_E_INPUT,
+                          "model.type: analytic needs a Gaussian-mixture dataset (gmm, eight_gaussians); "
+                          "'%s' is not one", da->info.name);
+        dm_gmm_free(&g);
+    }
     if ((st = dm_schedule_init(&sched, so, dm_spec_opts(spec, "diffusion.schedule"), err)))
         goto out;
     if ((st = po->check(dm_spec_opts(spec, "diffusion.param"), &sched, err)))
@@ -87,6 +97,53 @@ static double data_std(const float *x, size_t n)
     return sqrt(s2 / (double)n);
 }
 
+/* The network, its optimizer state and the training streams. On failure the caller frees. */
+static dm_status init_network(dm_trainer *tr, const dm_model_ops *model, uint64_t seed, char *err)
+{
+    dm_status st;
+    dm_mlp_cfg cfg;
+    model->mlp_cfg(dm_spec_opts(tr->spec, "model"), (int)tr->dim, (int)tr->dim, &cfg);
+    if ((st = dm_mlp_init(&tr->mlp, &cfg, err)))
+        return st;
+    const size_t np = tr->mlp.n_params, B = (size_t)tr->topt->batch, d = tr->dim;
+    tr->params = dm_malloc_aligned(sizeof(float) * np);
+    tr->grads = dm_malloc_aligned(sizeof(float) * np);
+    tr->ema = dm_malloc_aligned(sizeof(float) * np);
+    tr->x0 = dm_malloc_aligned(sizeof(float) * B * d);
+    tr->eps = dm_malloc_aligned(sizeof(float) * B * d);
+    tr->xt = dm_malloc_aligned(sizeof(float) * B * d);
+    tr->xin = dm_malloc_aligned(sizeof(float) * B * d);
+    tr->tin = dm_malloc_aligned(sizeof(float) * B);
+    tr->F = dm_malloc_aligned(sizeof(float) * B * (size_t)cfg.out_dim);
+    tr->dF = dm_malloc_aligned(sizeof(float) * B * (size_t)cfg.out_dim);
+    tr->t = dm_malloc(sizeof(double) * B);
+    tr->alpha = dm_malloc(sizeof(double) * B);
+    tr->sigma = dm_malloc(sizeof(double) * B);
+    tr->coef = dm_malloc(sizeof(dm_param_coef) * B);
+    if (!tr->params || !tr->grads || !tr->ema || !tr->x0 || !tr->eps || !tr->xt || !tr->xin ||
+        !tr->tin || !tr->F || !tr->dF || !tr->t || !tr->alpha || !tr->sigma || !tr->coef)
+        return dm_err(err, DM_E_NOMEM, "out of memory for a model of %zu parameters at batch %zu", np, B);
+    if ((st = dm_mlp_ws_init(&tr->ws, &tr->mlp, (int)B, err)))
+        return st;
+    const dm_train_opts *to = tr->topt;
+    if ((st = dm_adam_init(&tr->adam, np, to->lr, to->beta1, to->beta2, to->eps,
+                           to->optimizer == DM_OPTIM_ADAMW ? to->weight_decay : 0.0, err)))
+        return st;
+
+    dm_rng init_rng = { 0 };
+    uint64_t init_seed = dm_seed_derive(seed, "model.init");
+    if ((st = dm_rng_init(&init_rng, init_seed, err)))
+        return st;
+    dm_mlp_init_params(&tr->mlp, tr->params, &init_rng);
+    dm_rng_free(&init_rng);
+    memcpy(tr->ema, tr->params, sizeof(float) * np);
+
+    for (int k = 0; k < DM_TRAIN_N_STREAMS; k++)
+        if ((st = dm_rng_init(&tr->streams[k], dm_seed_derive(seed, stream_names[k]), err)))
+            return st;
+    return DM_OK;
+}
+
 dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, char *err)
 {
     dm_status st;
@@ -121,49 +178,13 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
     tr->sigma_data = data_std(tr->train_x, nd * tr->dim);
     dm_sha256_hex(tr->train_x, sizeof(float) * nd * tr->dim, tr->data_sha256);
 
-    /* Model and optimizer. */
-    dm_mlp_cfg cfg;
-    model->mlp_cfg(dm_spec_opts(spec, "model"), (int)tr->dim, (int)tr->dim, &cfg);
-    if ((st = dm_mlp_init(&tr->mlp, &cfg, err)))
-        goto fail;
-    const size_t np = tr->mlp.n_params, B = (size_t)tr->topt->batch, d = tr->dim;
-    tr->params = dm_malloc_aligned(sizeof(float) * np);
-    tr->grads = dm_malloc_aligned(sizeof(float) * np);
-    tr->ema = dm_malloc_aligned(sizeof(float) * np);
-    tr->x0 = dm_malloc_aligned(sizeof(float) * B * d);
-    tr->eps = dm_malloc_aligned(sizeof(float) * B * d);
-    tr->xt = dm_malloc_aligned(sizeof(float) * B * d);
-    tr->xin = dm_malloc_aligned(sizeof(float) * B * d);
-    tr->tin = dm_malloc_aligned(sizeof(float) * B);
-    tr->F = dm_malloc_aligned(sizeof(float) * B * (size_t)cfg.out_dim);
-    tr->dF = dm_malloc_aligned(sizeof(float) * B * (size_t)cfg.out_dim);
-    tr->t = dm_malloc(sizeof(double) * B);
-    tr->alpha = dm_malloc(sizeof(double) * B);
-    tr->sigma = dm_malloc(sizeof(double) * B);
-    tr->coef = dm_malloc(sizeof(dm_param_coef) * B);
-    if (!tr->params || !tr->grads || !tr->ema || !tr->x0 || !tr->eps || !tr->xt || !tr->xin ||
-        !tr->tin || !tr->F || !tr->dF || !tr->t || !tr->alpha || !tr->sigma || !tr->coef) {
-        st = dm_err(err, DM_E_NOMEM, "out of memory for a model of %zu parameters at batch %zu", np, B);
+    if (model->analytic) {
+        tr->analytic = 1;
+        if ((st = dm_data_gmm(tr->data, tr->data_opts, &tr->gmm, err)))
+            goto fail;
+    } else if ((st = init_network(tr, model, seed, err))) {
         goto fail;
     }
-    if ((st = dm_mlp_ws_init(&tr->ws, &tr->mlp, (int)B, err)))
-        goto fail;
-    const dm_train_opts *to = tr->topt;
-    if ((st = dm_adam_init(&tr->adam, np, to->lr, to->beta1, to->beta2, to->eps,
-                           to->optimizer == DM_OPTIM_ADAMW ? to->weight_decay : 0.0, err)))
-        goto fail;
-
-    dm_rng init_rng = { 0 };
-    uint64_t init_seed = dm_seed_derive(seed, "model.init");
-    if ((st = dm_rng_init(&init_rng, init_seed, err)))
-        goto fail;
-    dm_mlp_init_params(&tr->mlp, tr->params, &init_rng);
-    dm_rng_free(&init_rng);
-    memcpy(tr->ema, tr->params, sizeof(float) * np);
-
-    for (int k = 0; k < DM_TRAIN_N_STREAMS; k++)
-        if ((st = dm_rng_init(&tr->streams[k], dm_seed_derive(seed, stream_names[k]), err)))
-            goto fail;
 
     /* Provenance of the randomness and the data. */
     if (rec) {
@@ -181,7 +202,7 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
         }
         rec->data_n_train = (int64_t)nd;
         rec->data_n_test = (int64_t)nr;
-        rec->data_dim = (int64_t)d;
+        rec->data_dim = (int64_t)tr->dim;
         rec->data_std = tr->sigma_data;
         memcpy(rec->data_sha256, tr->data_sha256, 65);
     }
@@ -194,6 +215,8 @@ fail:
 void dm_trainer_free(dm_trainer *tr)
 {
     dm_schedule_free(&tr->sched);
+    if (tr->analytic)
+        dm_gmm_free(&tr->gmm);
     dm_free_aligned(tr->train_x);
     dm_free_aligned(tr->ref_x);
     dm_free_aligned(tr->params);
@@ -287,12 +310,18 @@ dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const
     dm_status st = dm_rng_streams_new(dm_seed_derive((uint64_t)tr->root->seed, "eval.noise"), n, &rngs, err);
     if (st)
         return st;
-    if ((st = dm_net_denoiser_init(&nd, &den, &tr->mlp, tr->eopt->use_ema ? tr->ema : tr->params,
-                                   &tr->sched, tr->param, tr->param_opts, tr->sigma_data, batch, err)))
-        goto out;
-    st = sampler->sample(sopts, &den, &tr->sched, n, rngs, x, err);
+    if (tr->analytic) {
+        dm_gmm_denoiser gd;
+        dm_gmm_denoiser_init(&gd, &den, &tr->gmm, &tr->sched, batch);
+        st = sampler->sample(sopts, &den, &tr->sched, n, rngs, x, err);
+    } else {
+        if ((st = dm_net_denoiser_init(&nd, &den, &tr->mlp, tr->eopt->use_ema ? tr->ema : tr->params,
+                                       &tr->sched, tr->param, tr->param_opts, tr->sigma_data, batch, err)))
+            goto out;
+        st = sampler->sample(sopts, &den, &tr->sched, n, rngs, x, err);
+        dm_net_denoiser_free(&nd);
+    }
     *nfe = sampler->nfe(sopts, &tr->sched);
-    dm_net_denoiser_free(&nd);
 out:
     dm_rng_streams_free(rngs, n);
     return st;

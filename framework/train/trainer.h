@@ -44,6 +44,8 @@ typedef struct dm_trainer {
     double sigma_data;  /* std of train_x over all coordinates */
     char data_sha256[65];
 
+    int analytic;                  /* model.type analytic: no network, the mixture's exact denoiser */
+    dm_gmm gmm;                    /* analytic: the dataset's mixture */
     dm_mlp mlp;
     float *params, *grads, *ema;   /* (n_params) each */
     dm_adam adam;
@@ -69,6 +71,9 @@ void dm_trainer_free(dm_trainer *tr);
 /* One optimizer step. loss and grad_norm (before clipping) of the step. DM_E_NUMERIC if the loss
  * or gradient is not finite (the parameters are then left as they were before the step). */
 dm_status dm_trainer_step(dm_trainer *tr, double *loss, double *grad_norm, char *err);
+
+/* The run has something to train (not an analytic model). */
+static inline int dm_trainer_trains(const dm_trainer *tr) { return !tr->analytic; }
 
 /* Draw eval.n_samples samples with the spec's sampler (EMA weights if eval.use_ema) into x
  * (n, dim), noise from the per-sample streams of the run's eval stream. */

@@ -1,0 +1,18 @@
+/* path.h — building file paths into fixed buffers without silent truncation. */
+#ifndef DM_CORE_PATH_H
+#define DM_CORE_PATH_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+
+#define DM_PATH_SIZE 4096
+
+/* snprintf into out (n bytes); a path that does not fit is DM_E_INPUT, not a silent cut. */
+dm_status dm_path_fmt(char *out, size_t n, char *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* mkdir -p. */
+dm_status dm_mkdir_p(const char *path, char *err);
+
+#endif

@@ -1,0 +1,117 @@
+#include "io/png.h"
+
+#include <math.h>
+#include <png.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "io/runlog.h"
+
+typedef struct membuf {
+    unsigned char *p;
+    size_t n, cap;
+    int failed;
+} membuf;
+
+static void write_mem(png_structp png, png_bytep data, png_size_t len)
+{
+    membuf *b = png_get_io_ptr(png);
+    if (b->failed)
+        return;
+    if (b->n + len > b->cap) {
+        size_t cap = (b->cap ? 2 * b->cap : 65536) + len;
+        unsigned char *q = dm_realloc(b->p, cap);
+        if (!q) {
+            b->failed = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, data, len);
+    b->n += len;
+}
+
+static void flush_mem(png_structp png) { (void)png; }
+
+/* Plot one point as a 2x2 dot of colour c (RGB) into img (size x size x 3). */
+static void dot(unsigned char *img, int size, double px, double py, const unsigned char c[3])
+{
+    int ix = (int)floor(px), iy = (int)floor(py);
+    for (int dy = 0; dy < 2; dy++)
+        for (int dx = 0; dx < 2; dx++) {
+            int X = ix + dx, Y = iy + dy;
+            if (X < 0 || Y < 0 || X >= size || Y >= size)
+                continue;
+            memcpy(img + 3 * ((size_t)Y * (size_t)size + (size_t)X), c, 3);
+        }
+}
+
+dm_status dm_png_scatter(const char *path, const float *x, size_t n, const float *ref, size_t m,
+                         size_t d, int size, char *err)
+{
+    static const unsigned char light[3] = { 200, 200, 200 }, dark[3] = { 31, 90, 180 };
+    dm_status st = DM_OK;
+    membuf b = { 0 };
+    png_structp png = NULL;
+    png_infop info = NULL;
+    png_bytep *rows = NULL;
+    unsigned char *img = NULL;
+    if (d < 2 || size < 16)
+        return dm_err(err, DM_E_INPUT, "a scatter picture needs 2-D points and a size of at least 16");
+    /* The window: the reference set's bounding square, 10% margin. */
+    double lo[2] = { INFINITY, INFINITY }, hi[2] = { -INFINITY, -INFINITY };
+    for (size_t i = 0; i < m; i++)
+        for (int j = 0; j < 2; j++) {
+            lo[j] = fmin(lo[j], ref[i * d + j]);
+            hi[j] = fmax(hi[j], ref[i * d + j]);
+        }
+    double span = fmax(hi[0] - lo[0], hi[1] - lo[1]);
+    if (!(span > 0))
+        span = 1.0;
+    const double cx = 0.5 * (lo[0] + hi[0]), cy = 0.5 * (lo[1] + hi[1]), half = 0.6 * span;
+    img = dm_malloc((size_t)size * (size_t)size * 3);
+    rows = dm_malloc(sizeof *rows * (size_t)size);
+    if (!img || !rows) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory for a %dx%d picture", size, size);
+        goto out;
+    }
+    memset(img, 255, (size_t)size * (size_t)size * 3);
+    const double scale = size / (2 * half);
+    for (size_t i = 0; i < m; i++)
+        dot(img, size, (ref[i * d] - cx + half) * scale, (cy + half - ref[i * d + 1]) * scale, light);
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(x[i * d]) && isfinite(x[i * d + 1]))
+            dot(img, size, (x[i * d] - cx + half) * scale, (cy + half - x[i * d + 1]) * scale, dark);
+    for (int y = 0; y < size; y++)
+        rows[y] = img + 3 * (size_t)y * (size_t)size;
+
+    png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        st = dm_err(err, DM_E_NOMEM, "cannot start a PNG for '%s'", path);
+        goto out;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        st = dm_err(err, DM_E_IO, "libpng failed writing '%s'", path);
+        goto out;
+    }
+    png_set_write_fn(png, &b, write_mem, flush_mem);
+    png_set_IHDR(png, info, (png_uint_32)size, (png_uint_32)size, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    png_write_image(png, rows);
+    png_write_end(png, NULL);
+    if (b.failed) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory encoding '%s'", path);
+        goto out;
+    }
+    st = dm_write_file_atomic(path, b.p, b.n, err);
+out:
+    if (png)
+        png_destroy_write_struct(&png, info ? &info : NULL);
+    dm_free(b.p);
+    dm_free(rows);
+    dm_free(img);
+    return st;
+}

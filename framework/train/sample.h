@@ -1,0 +1,39 @@
+/* sample.h — sampling a trained (or analytic) model and recording what it gives.
+ *
+ * dm_sample_record draws eval.n_samples points with a sampler, stores them as
+ * /samples/<sampler>_<nfe> with the sampler's settings, and adds the evals "swd" and "mmd2"
+ * against the reference set; with `baseline` it first records the same metrics for the
+ * sampler's initial noise (sampler "noise", nfe 0). The common random numbers (DESIGN.md) make
+ * every sampler of one run start from the same noise.
+ *
+ * dm_sample_cmd is `difflab sample RUN|SPEC`: for a finished run it loads the run's spec and its
+ * EMA (or training) weights from checkpoint.h5, samples with the sampler named on the command
+ * line, and writes the samples, the evals (run.h5 replaced atomically, the index updated) and a
+ * PNG of 2-D samples over the reference data next to run.h5. For a spec whose model is analytic
+ * it is `difflab run` with the sampler overrides: nothing to train. */
+#ifndef DM_TRAIN_SAMPLE_H
+#define DM_TRAIN_SAMPLE_H
+
+#include <stdio.h>
+
+#include "eval/evaluate.h"
+#include "io/runrec.h"
+#include "train/trainer.h"
+
+/* png_dir: where to write <set name>.png for 2-D data (NULL: no picture). set_name (256 bytes,
+ * may be NULL) receives the sample set's name (runrec.h). */
+dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
+                           dm_runrec *rec, int baseline, const char *png_dir, dm_eval_result *res,
+                           int64_t *nfe, char *set_name, char *err);
+
+typedef struct dm_sample_cfg {
+    const char *results;
+    const char *sampler;   /* --sampler NAME, or NULL: the run's own */
+    const char *steps;     /* --steps N, or NULL */
+    FILE *out;
+} dm_sample_cfg;
+
+dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over,
+                        const char *const *overrides, char *err);
+
+#endif

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# difflab sample: a finished run sampled again with other settings; an analytic spec sampled
+# without training.
+. "$(dirname "$0")/lib.sh"
+cd "$TMP"
+SMALL=(train.steps=200 train.batch=256 train.n_data=5000 eval.n_samples=500 eval.n_ref=500
+       eval.swd_projections=32 sampler.steps=50 run.progress=none)
+
+expect_exit 0 "$DIFFLAB" run "$SRC/configs/demo.yaml" "${SMALL[@]}" || { finish; exit 1; }
+id=$(sed -n 's/^run \(demo-[0-9a-f]*-s0\) finished.*/\1/p' "$TMP/out")
+dir=results/runs/$id
+[ -f "$dir/ddpm_50.png" ] && pass || fail "no picture of the run's samples"
+
+expect_exit 0 "$DIFFLAB" sample demo --steps 20 && expect_out "run $id: ddpm nfe 20 on 500 samples: swd [0-9.e-]+ mmd2"
+[ -f "$dir/ddpm_20.png" ] && pass || fail "no picture of the new samples"
+expect_exit 0 "$DIFFLAB" query "SELECT count(*) FROM evals WHERE run_id = '$id' AND nfe = 20" --csv && expect_out '^2$'
+# The same settings again: the same numbers (common random numbers, deterministic), replaced not added.
+v1=$("$DIFFLAB" query "SELECT printf('%.17g', value) FROM evals WHERE run_id = '$id' AND nfe = 20 AND metric = 'swd'" --csv | tail -n 1)
+expect_exit 0 "$DIFFLAB" sample "$id" --sampler ddpm --steps 20
+v2=$("$DIFFLAB" query "SELECT printf('%.17g', value) FROM evals WHERE run_id = '$id' AND nfe = 20 AND metric = 'swd'" --csv | tail -n 1)
+[ -n "$v1" ] && [ "$v1" = "$v2" ] && pass || fail "re-sampling with the same settings gave '$v1' then '$v2'"
+# Other settings at the same NFE: a sample set of their own.
+expect_exit 0 "$DIFFLAB" sample "$id" --steps 20 sampler.variance=beta_tilde && expect_out '/samples/ddpm_20-[0-9a-f]{8}'
+expect_exit 0 "$DIFFLAB" query "SELECT count(*) FROM evals WHERE run_id = '$id' AND nfe = 20" --csv && expect_out '^4$'
+if command -v h5dump >/dev/null; then
+  expect_exit 0 h5dump -n "$dir/run.h5" && expect_out '/samples/ddpm_20-[0-9a-f]{8}' && expect_out '/samples/ddpm_20$'
+fi
+
+# Bad requests: exit 2 (or 1 for a missing run) and the run untouched.
+before=$(tree_state results/runs)
+if expect_exit 2 "$DIFFLAB" sample "$id" train.lr=0.1; then expect_out "only sampler"; fi
+if expect_exit 2 "$DIFFLAB" sample "$id" --sampler nope; then expect_out "unknown sampler 'nope'"; fi
+if expect_exit 1 "$DIFFLAB" sample nosuchrun; then expect_out "no run 'nosuchrun'"; fi
+if expect_exit 2 "$DIFFLAB" sample "$SRC/configs/demo.yaml"; then expect_out 'not analytic'; fi
+[ "$(tree_state results/runs)" = "$before" ] && pass || fail "a refused sample changed results/runs"
+
+# An analytic model: sampling needs no training.
+cat > analytic.yaml <<'Y'
+name: exact
+data: {type: eight_gaussians}
+model: analytic
+sampler: {type: ddpm, steps: 100}
+eval: {n_samples: 1000, n_ref: 1000}
+run: {progress: none}
+Y
+expect_exit 0 "$DIFFLAB" sample analytic.yaml && expect_out 'run exact-[0-9a-f]{10}-s0 finished' && expect_out 'ddpm nfe 100: swd'
+expect_exit 0 "$DIFFLAB" sample analytic.yaml --steps 30 && expect_out 'ddpm nfe 30: swd'
+
+finish
