@@ -1,12 +1,66 @@
-/* losses.h — the loss plug-ins and their options structs. */
+/* losses.h — the loss plug-ins and their options structs.
+ *
+ * mse: L = 1/(n d) sum_i lambda_i sum_j (pred_ij - target_ij)^2, the batch mean accumulated in
+ * double in row order, where the target space is chosen by `target`:
+ *   eps    target eps                      pred eps_hat
+ *   x0     target x0                       pred x0_hat
+ *   v      target alpha eps - sigma x0     pred alpha eps_hat - sigma x0_hat  (alpha^2 + sigma^2 = 1)
+ *   score  target -eps/sigma               pred -eps_hat/sigma
+ *          (-eps/sigma = grad log q(x_t | x0), the denoising-score-matching target)
+ * pred is linear in F through the parameterization's coefficients (param.h), pred = a x_t + f F,
+ * so dL/dF_ij = 2 lambda_i f_i (pred_ij - target_ij)/(n d).
+ *
+ * Since x0_hat = (x_t - sigma eps_hat)/alpha for every parameterization, the errors in the four
+ * spaces are proportional: |x0_hat - x0|^2 = k |pred - target|^2 with
+ *   k_x0 = 1, k_eps = sigma^2/alpha^2 = 1/SNR, k_v = sigma^2/(alpha^2 + sigma^2)^2, k_score = sigma^4/alpha^2
+ * (SNR = alpha^2/sigma^2). Hence `target` with weighting lambda is the same loss as target x0 with
+ * weighting lambda/k_target.
+ *
+ * `weighting` gives lambda_i. Two kinds:
+ *   multiplies the squared error in the TARGET space, as written:
+ *     none     1                (default; with target eps this is L_simple, Ho et al. 2020 eq. 14)
+ *     sigma2   sigma^2
+ *     g2       g(t)^2 of the schedule's SDE (continuous schedules only)
+ *     snr      alpha^2/sigma^2  (target x0 + snr is the same loss as target eps + none:
+ *              |eps_hat - eps|^2 = SNR |x0_hat - x0|^2, Kingma et al. 2021)
+ *   defined in X0 space, w0(t) |x0_hat - x0|^2, whatever the target (lambda = w0 k_target), so the
+ *   loss value does not depend on `target` up to rounding:
+ *     min_snr  w0 = min(SNR, gamma) (Hang et al. 2023, Min-SNR-gamma). In eps space this is
+ *              min(SNR, gamma)/SNR, in v space (VP) min(SNR, gamma)/(SNR + 1), as in their
+ *              reference code (guided_diffusion/gaussian_diffusion.py, min_snr_k / vmin_snr_k).
+ *     edm      w0 = (s~^2 + sd^2)/(s~ sd)^2 with s~ = sigma/alpha, as the edm parameterization
+ *              for alpha != 1 (Karras et al. 2022, Table 1, lambda = 1/c_out^2; NVlabs/edm
+ *              training/loss.py EDMLoss). With the edm parameterization lambda c_out^2 = 1: the
+ *              network regresses its effective target (x0 - c_skip x~)/c_out with unit weight.
+ *              sd: dm_loss_batch.sigma_data, the one sigma_data of the run (the parameterization's
+ *              sigma_data option if set, else the dataset's measured std; see param.h).
+ *
+ * Denoising score matching (Vincent 2011; Song et al. 2021, score_sde losses.py get_sde_loss_fn)
+ * is target score with weighting lambda(t):
+ *   none    E |s_hat + eps/sigma|^2
+ *   sigma2  E sigma^2 |s_hat + eps/sigma|^2 = E |sigma s_hat + eps|^2, score_sde's default
+ *           (likelihood_weighting=False); the same loss as target eps + none
+ *   g2      E g^2 |s_hat + eps/sigma|^2, score_sde's likelihood_weighting=True (Song et al. 2021b)
+ * score_sde reduces over dimensions by the mean (reduce_mean=True) or by half the sum; difflab
+ * always takes the mean over dimensions and rows, as EDM's loss up to the constant 1/d. */
 #ifndef DM_DIFFUSION_LOSSES_H
 #define DM_DIFFUSION_LOSSES_H
 
 #include "diffusion/loss.h"
 
-enum { DM_MSE_EPS = 0, DM_MSE_X0 = 1 };
+enum { DM_MSE_EPS = 0, DM_MSE_X0 = 1, DM_MSE_V = 2, DM_MSE_SCORE = 3 };
+enum {
+    DM_MSE_W_NONE = 0,
+    DM_MSE_W_SIGMA2 = 1,
+    DM_MSE_W_G2 = 2,
+    DM_MSE_W_SNR = 3,
+    DM_MSE_W_MIN_SNR = 4,
+    DM_MSE_W_EDM = 5,
+};
 typedef struct dm_mse_opts {
-    int target;   /* DM_MSE_EPS, DM_MSE_X0 */
+    int target;        /* DM_MSE_EPS, DM_MSE_X0, DM_MSE_V, DM_MSE_SCORE */
+    int weighting;     /* DM_MSE_W_* */
+    double gamma;      /* min_snr: the SNR clip (default 5) */
 } dm_mse_opts;
 
 extern const dm_loss_ops dm_loss_mse;

@@ -24,6 +24,9 @@ typedef struct dm_param_ops {
     /* DM_E_INPUT if this parameterization is not meaningful with the schedule. */
     dm_status (*check)(const void *opts, const dm_schedule *s, char *err);
     void (*coef)(const void *opts, double alpha, double sigma, double sigma_data, dm_param_coef *c);
+    /* Optional: the sigma_data the options set, or 0 for "the dataset's measured std". The trainer
+     * resolves the run's one sigma_data from it and hands that to coef() and to the loss. */
+    double (*sigma_data)(const void *opts);
 } dm_param_ops;
 
 extern const dm_plugin *const dm_param_registry[];

@@ -16,6 +16,10 @@ const dm_plugin *const dm_schedule_registry[] = {
 
 const dm_plugin *const dm_param_registry[] = {
     &dm_param_eps.info,
+    &dm_param_x0.info,
+    &dm_param_v.info,
+    &dm_param_score.info,
+    &dm_param_edm.info,
     NULL,
 };
 

@@ -175,7 +175,10 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
         goto fail;
     if ((st = gen_data(tr, (uint64_t)tr->eopt->seed, "data.ref", nr, &tr->ref_x, err)))
         goto fail;
-    tr->sigma_data = data_std(tr->train_x, nd * tr->dim);
+    /* The run's one sigma_data: the parameterization's option if it sets one, else measured. */
+    tr->data_std = data_std(tr->train_x, nd * tr->dim);
+    const double configured = tr->param->sigma_data ? tr->param->sigma_data(tr->param_opts) : 0.0;
+    tr->sigma_data = configured > 0 ? configured : tr->data_std;
     dm_sha256_hex(tr->train_x, sizeof(float) * nd * tr->dim, tr->data_sha256);
 
     if (model->analytic) {
@@ -203,7 +206,7 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
         rec->data_n_train = (int64_t)nd;
         rec->data_n_test = (int64_t)nr;
         rec->data_dim = (int64_t)tr->dim;
-        rec->data_std = tr->sigma_data;
+        rec->data_std = tr->data_std;
         memcpy(rec->data_sha256, tr->data_sha256, 65);
     }
     return DM_OK;

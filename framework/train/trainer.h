@@ -41,7 +41,8 @@ typedef struct dm_trainer {
     size_t dim;
     float *train_x;     /* (n_data, dim) */
     float *ref_x;       /* (n_ref, dim) held-out reference set */
-    double sigma_data;  /* std of train_x over all coordinates */
+    double data_std;    /* std of train_x over all coordinates (recorded in /data) */
+    double sigma_data;  /* the run's sigma_data: the parameterization's option, else data_std */
     char data_sha256[65];
 
     int analytic;                  /* model.type analytic: no network, the mixture's exact denoiser */
