@@ -18,6 +18,10 @@ typedef struct dm_denoiser {
     size_t max_batch;   /* eval accepts n <= max_batch */
     dm_status (*eval)(void *ctx, size_t n, const float *x, const double *t, float *x0,
                       float *eps, char *err);
+    /* Optional (NULL when absent): x0_hat (n, dim) and the exact divergence
+     * div (n) = sum_j d x0_hat_j / d x_j of each row, for likelihoods along the PF-ODE. */
+    dm_status (*eval_div)(void *ctx, size_t n, const float *x, const double *t, float *x0,
+                          double *div, char *err);
 } dm_denoiser;
 
 #endif
