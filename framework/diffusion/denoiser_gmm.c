@@ -83,9 +83,72 @@ static dm_status eval(void *ctx, size_t n, const float *x, const double *t, floa
     return DM_OK;
 }
 
+/* The exact divergence of D(x) = E[x0 | x_t = x] = sum_k r_k m_k (one row; the slot eval_div of
+ * denoiser.h, for PF-ODE likelihoods). With V_k = alpha^2 s_k^2 + sigma^2 (the marginal variance
+ * of component k) and g_k = -(x - alpha mu_k) / V_k = grad log N(x; alpha mu_k, V_k I):
+ *   d m_k / dx = (alpha s_k^2 / V_k) I                      (m_k is affine in x),
+ *   d r_k / dx = r_k (g_k - gbar),  gbar = sum_l r_l g_l     (softmax of the log terms),
+ * so d D_j / d x_j = sum_k r_k alpha s_k^2 / V_k + sum_k r_k m_kj (g_kj - gbar_j), and
+ *   div D = d sum_k r_k alpha s_k^2 / V_k + sum_k r_k sum_j (m_kj - D_j)(g_kj - gbar_j),
+ * the second term written as the r-weighted covariance of m and g (centred: the uncentred form
+ * sum r m g - D gbar cancels badly when the components are far apart). Check: one component gives
+ * d alpha s^2 / V = (d + sigma^2 lap log p_t) / alpha, Tweedie's formula differentiated.
+ * Writes D (dim) and returns the divergence; scratch as in eval. */
+static double row_div(const dm_gmm *gm, double a, double s, const double *x, double *dmean, double *r,
+                      double *m, double *v)
+{
+    const size_t d = gm->dim, K = gm->k;
+    double gbar[64], trace = 0.0, cov = 0.0;
+    dm_gmm_posterior(gm, a, s, x, r, m, v);
+    for (size_t j = 0; j < d; j++)
+        dmean[j] = gbar[j] = 0.0;
+    for (size_t k = 0; k < K; k++) {
+        const double s2 = gm->s[k] * gm->s[k], vk = a * a * s2 + s * s;
+        trace += r[k] * a * s2 / vk;
+        for (size_t j = 0; j < d; j++) {
+            dmean[j] += r[k] * m[k * d + j];
+            gbar[j] -= r[k] * (x[j] - a * gm->mu[k * d + j]) / vk;
+        }
+    }
+    for (size_t k = 0; k < K; k++) {
+        const double vk = a * a * gm->s[k] * gm->s[k] + s * s;
+        double c = 0.0;
+        for (size_t j = 0; j < d; j++) {
+            const double gkj = -(x[j] - a * gm->mu[k * d + j]) / vk;
+            c += (m[k * d + j] - dmean[j]) * (gkj - gbar[j]);
+        }
+        cov += r[k] * c;
+    }
+    return (double)d * trace + cov;
+}
+
+static dm_status eval_div(void *ctx, size_t n, const float *x, const double *t, float *x0, double *div,
+                          char *err)
+{
+    const dm_gmm_denoiser *g = ctx;
+    const size_t d = g->gmm->dim, K = g->gmm->k;
+    if (K > 256 || d > 64)
+        return dm_err(err, DM_E_INPUT, "analytic denoiser: at most 256 components in 64 dimensions");
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        double xi[64], mean[64], r[256], m[256 * 64], v[256];
+        const double a = g->sched->ops->alpha(g->sched, t[i]), s = g->sched->ops->sigma(g->sched, t[i]);
+        for (size_t j = 0; j < d; j++)
+            xi[j] = x[i * d + j];
+        const double dv = row_div(g->gmm, a, s, xi, mean, r, m, v);
+        if (div)
+            div[i] = dv;
+        if (x0)
+            for (size_t j = 0; j < d; j++)
+                x0[i * d + j] = (float)mean[j];
+    }
+    return DM_OK;
+}
+
 void dm_gmm_denoiser_init(dm_gmm_denoiser *g, dm_denoiser *den, const dm_gmm *gmm,
                           const dm_schedule *sched, size_t max_batch)
 {
     *g = (dm_gmm_denoiser){ .gmm = gmm, .sched = sched };
-    *den = (dm_denoiser){ .ctx = g, .dim = gmm->dim, .max_batch = max_batch, .eval = eval };
+    *den = (dm_denoiser){ .ctx = g, .dim = gmm->dim, .max_batch = max_batch, .eval = eval,
+                          .eval_div = eval_div };
 }

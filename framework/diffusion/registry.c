@@ -30,5 +30,12 @@ const dm_plugin *const dm_loss_registry[] = {
 
 const dm_plugin *const dm_sampler_registry[] = {
     &dm_sampler_ddpm.info,
+    &dm_sampler_ddim.info,
+    &dm_sampler_em.info,
+    &dm_sampler_pc.info,
+    &dm_sampler_euler.info,
+    &dm_sampler_heun.info,
+    &dm_sampler_rk45.info,
+    &dm_sampler_dpmpp2m.info,
     NULL,
 };

@@ -25,6 +25,9 @@ typedef struct dm_sampler_ops {
     /* Draw n samples into x (n, den->dim); rngs: n per-sample streams. */
     dm_status (*sample)(const void *opts, const dm_denoiser *den, const dm_schedule *s, size_t n,
                         dm_rng *rngs, float *x, char *err);
+    /* Optional, for adaptive samplers whose nfe() is -1: sample and report the evaluations made. */
+    dm_status (*sample_counted)(const void *opts, const dm_denoiser *den, const dm_schedule *s,
+                                size_t n, dm_rng *rngs, float *x, int64_t *nfe_done, char *err);
 } dm_sampler_ops;
 
 extern const dm_plugin *const dm_sampler_registry[];

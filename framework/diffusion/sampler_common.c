@@ -23,3 +23,15 @@ void dm_sampler_init_noise(const dm_schedule *s, size_t n, size_t d, dm_rng *rng
         for (size_t j = 0; j < d; j++)
             x[i * d + j] = (float)(s->prior_std * dm_rng_normal(&rngs[i]));
 }
+
+dm_status dm_sampler_sample(const dm_sampler_ops *ops, const void *opts, const dm_denoiser *den,
+                            const dm_schedule *s, size_t n, dm_rng *rngs, float *x,
+                            int64_t *nfe_done, char *err)
+{
+    if (ops->sample_counted)
+        return ops->sample_counted(opts, den, s, n, rngs, x, nfe_done, err);
+    dm_status st = ops->sample(opts, den, s, n, rngs, x, err);
+    if (!st && nfe_done)
+        *nfe_done = ops->nfe(opts, s);
+    return st;
+}

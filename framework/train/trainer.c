@@ -8,6 +8,7 @@
 #include "core/sha256.h"
 #include "diffusion/denoiser_gmm.h"
 #include "diffusion/denoiser_net.h"
+#include "diffusion/samplers.h"
 #include "nn/model.h"
 
 static const char *const stream_names[DM_TRAIN_N_STREAMS] = { "train.batch", "train.t", "train.noise" };
@@ -316,15 +317,14 @@ dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const
     if (tr->analytic) {
         dm_gmm_denoiser gd;
         dm_gmm_denoiser_init(&gd, &den, &tr->gmm, &tr->sched, batch);
-        st = sampler->sample(sopts, &den, &tr->sched, n, rngs, x, err);
+        st = dm_sampler_sample(sampler, sopts, &den, &tr->sched, n, rngs, x, nfe, err);
     } else {
         if ((st = dm_net_denoiser_init(&nd, &den, &tr->mlp, tr->eopt->use_ema ? tr->ema : tr->params,
                                        &tr->sched, tr->param, tr->param_opts, tr->sigma_data, batch, err)))
             goto out;
-        st = sampler->sample(sopts, &den, &tr->sched, n, rngs, x, err);
+        st = dm_sampler_sample(sampler, sopts, &den, &tr->sched, n, rngs, x, nfe, err);
         dm_net_denoiser_free(&nd);
     }
-    *nfe = sampler->nfe(sopts, &tr->sched);
 out:
     dm_rng_streams_free(rngs, n);
     return st;
