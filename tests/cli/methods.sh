@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every named method spec in configs/methods/ (and the demo) trains and samples through
+# `difflab run` — shortened — and beats its own initial noise.
+. "$(dirname "$0")/lib.sh"
+cd "$TMP"
+SHORT=(train.steps=1500 train.batch=256 train.ema_decay=0.99 train.n_data=5000 eval.n_samples=400 eval.n_ref=400
+       eval.swd_projections=32 eval.mmd_max=400 run.progress=none)
+for spec in "$SRC"/configs/methods/*.yaml "$SRC/configs/demo.yaml"; do
+  name=$(basename "$spec" .yaml)
+  if expect_exit 0 "$DIFFLAB" run "$spec" "${SHORT[@]}"; then
+    expect_out "finished in" && expect_out 'summary: loss [0-9.]+'
+    id=$(sed -n 's/^run \([^ ]*\) finished.*/\1/p' "$TMP/out")
+    r=$("$DIFFLAB" query "SELECT n.value / s.value FROM evals n JOIN evals s ON s.run_id = n.run_id
+          AND s.metric = 'swd' AND s.sampler <> 'noise' WHERE n.run_id = '$id' AND n.metric = 'swd'
+          AND n.sampler = 'noise'" --csv | tail -n 1)
+    awk -v r="$r" 'BEGIN { exit !(r > 1) }' && pass || fail "$name: samples no closer to the data than the noise (ratio $r)"
+  else
+    fail "$name did not run"
+  fi
+done
+finish
