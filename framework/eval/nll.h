@@ -35,6 +35,10 @@
 #include "diffusion/denoiser.h"
 #include "diffusion/schedule.h"
 
+/* score_sde's likelihood settings (likelihood.py): start at t = 1e-5, rtol = atol = 1e-5. */
+#define DM_NLL_EPS 1e-5
+#define DM_NLL_TOL 1e-5
+
 /* Integrate the PF-ODE and the divergence from t = eps to s->t_max for the n data points x0
  * (n, d = den->dim): z (n, d; may be NULL) gets x at t_max and delta (n) the integral of div v,
  * so that log p_eps(x0_i) = log p_T(z_i) + delta_i. nfe (may be NULL) gets the number of drift

@@ -228,7 +228,8 @@ static dm_status execute(run_state *rs, char *err)
     dm_eval_result res;
     int64_t nfe;
     if ((st = dm_sample_record(&rs->tr, rs->tr.sampler, rs->tr.sampler_opts, &rs->rec, 1, rs->dir, &res,
-                               &nfe, NULL, err)))
+                               &nfe, NULL, err)) ||
+        (st = dm_nll_record(&rs->tr, &rs->rec, err)))
         return st;
     if (dm_trainer_trains(&rs->tr)) {
         char sha[65];

@@ -7,6 +7,7 @@
 #include "core/alloc.h"
 #include "core/path.h"
 #include "diffusion/samplers.h"
+#include "eval/nll.h"
 #include "io/index.h"
 #include "io/png.h"
 #include "io/runlog.h"
@@ -67,6 +68,25 @@ out:
     dm_free(settings);
     dm_free_aligned(x);
     return st;
+}
+
+dm_status dm_nll_record(dm_trainer *tr, dm_runrec *rec, char *err)
+{
+    if (!tr->eopt->nll)
+        return DM_OK;
+    double nll;
+    int64_t nfe;
+    dm_status st = dm_trainer_nll(tr, &nll, &nfe, err);
+    if (st)
+        return st;
+    char settings[128], e[32], tol[32];
+    dm_format_real(DM_NLL_EPS, e);
+    dm_format_real(DM_NLL_TOL, tol);
+    snprintf(settings, sizeof settings, "{\"eps\":%s,\"rtol\":%s,\"atol\":%s}", e, tol, tol);
+    const int64_t n = tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref;
+    if ((st = dm_runrec_add_eval(rec, "nll", "pf_ode", nfe, settings, n, nll, err)))
+        return st;
+    return dm_runrec_add_eval(rec, "bpd", "pf_ode", nfe, settings, n, dm_nll_bits_per_dim(-nll, tr->dim), err);
 }
 
 static int is_spec_file(const char *target)
@@ -195,7 +215,8 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
     dm_eval_result res;
     int64_t nfe;
     char set[256];
-    if ((st = dm_sample_record(&tr, tr.sampler, tr.sampler_opts, &rec, 0, dir, &res, &nfe, set, err)))
+    if ((st = dm_sample_record(&tr, tr.sampler, tr.sampler_opts, &rec, 0, dir, &res, &nfe, set, err)) ||
+        (st = dm_nll_record(&tr, &rec, err)))
         goto out;
     if ((st = dm_runlog_write(h5, &rec, err)))
         goto out;

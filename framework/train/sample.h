@@ -26,6 +26,10 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
                            dm_runrec *rec, int baseline, const char *png_dir, dm_eval_result *res,
                            int64_t *nfe, char *set_name, char *err);
 
+/* If eval.nll: the PF-ODE negative log-likelihood of the reference points, recorded as evals
+ * "nll" (nats per point) and "bpd" (bits per dimension), sampler "pf_ode". */
+dm_status dm_nll_record(dm_trainer *tr, dm_runrec *rec, char *err);
+
 typedef struct dm_sample_cfg {
     const char *results;
     const char *sampler;   /* --sampler NAME, or NULL: the run's own */

@@ -54,6 +54,9 @@ static const dm_param_desc eval_params[] = {
       "MMD^2 uses the first min(n, mmd_max) samples and reference points (its cost is quadratic)" },
     { "batch", DM_OPT_INT, "10000", 1, 1 << 20, NULL, 0, E(batch), "network batch size while sampling" },
     { "use_ema", DM_OPT_BOOL, "true", 0, 0, NULL, 0, E(use_ema), "sample with the EMA weights" },
+    { "nll", DM_OPT_BOOL, "false", 0, 0, NULL, 0, E(nll),
+      "also record the PF-ODE negative log-likelihood of reference points (continuous schedules)" },
+    { "nll_n", DM_OPT_INT, "1000", 1, 1e6, NULL, 0, E(nll_n), "reference points of the likelihood" },
     DM_OPT_END,
 };
 #undef E

@@ -31,8 +31,8 @@ typedef struct dm_train_opts {
 } dm_train_opts;
 
 typedef struct dm_eval_opts {
-    int64_t n_samples, n_ref, seed, swd_projections, mmd_max, batch;
-    bool use_ema;
+    int64_t n_samples, n_ref, seed, swd_projections, mmd_max, batch, nll_n;
+    bool use_ema, nll;
 } dm_eval_opts;
 
 enum { DM_PROGRESS_AUTO = 0, DM_PROGRESS_BAR, DM_PROGRESS_LINES, DM_PROGRESS_NONE };

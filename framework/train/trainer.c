@@ -9,6 +9,7 @@
 #include "diffusion/denoiser_gmm.h"
 #include "diffusion/denoiser_net.h"
 #include "diffusion/samplers.h"
+#include "eval/nll.h"
 #include "nn/model.h"
 
 static const char *const stream_names[DM_TRAIN_N_STREAMS] = { "train.batch", "train.t", "train.noise" };
@@ -63,7 +64,12 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
         goto out;
     if ((st = lo->check(dm_spec_opts(spec, "diffusion.loss"), &sched, po, err)))
         goto out;
-    st = sa->check(dm_spec_opts(spec, "sampler"), &sched, err);
+    if ((st = sa->check(dm_spec_opts(spec, "sampler"), &sched, err)))
+        goto out;
+    const dm_eval_opts *eo = dm_spec_opts(spec, "eval");
+    if (eo->nll && sched.discrete)
+        st = dm_err(err, DM_E_INPUT, "eval.nll: the PF-ODE likelihood needs a continuous schedule; '%s' is discrete",
+                    so->info.name);
 out:
     dm_schedule_free(&sched);
     return st;
@@ -301,32 +307,72 @@ dm_status dm_trainer_step(dm_trainer *tr, double *loss_out, double *gnorm_out, c
     return DM_OK;
 }
 
+/* The model as a denoiser: the mixture's exact one, or the network with EMA or training weights. */
+typedef struct model_denoiser {
+    dm_gmm_denoiser gd;
+    dm_net_denoiser nd;
+    int net;
+} model_denoiser;
+
+static dm_status model_denoiser_init(dm_trainer *tr, size_t batch, model_denoiser *md, dm_denoiser *den,
+                                     char *err)
+{
+    md->net = !tr->analytic;
+    if (!md->net) {
+        dm_gmm_denoiser_init(&md->gd, den, &tr->gmm, &tr->sched, batch);
+        return DM_OK;
+    }
+    return dm_net_denoiser_init(&md->nd, den, &tr->mlp, tr->eopt->use_ema ? tr->ema : tr->params, &tr->sched,
+                                tr->param, tr->param_opts, tr->sigma_data, batch, err);
+}
+
+static void model_denoiser_free(model_denoiser *md)
+{
+    if (md->net)
+        dm_net_denoiser_free(&md->nd);
+}
+
 dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
                             float *x, int64_t *nfe, char *err)
 {
     const size_t n = (size_t)tr->eopt->n_samples;
-    size_t batch = (size_t)tr->eopt->batch;
-    if (batch > n)
-        batch = n;
-    dm_net_denoiser nd;
+    const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
+    model_denoiser md;
     dm_denoiser den;
     dm_rng *rngs;
     dm_status st = dm_rng_streams_new(dm_seed_derive((uint64_t)tr->root->seed, "eval.noise"), n, &rngs, err);
     if (st)
         return st;
-    if (tr->analytic) {
-        dm_gmm_denoiser gd;
-        dm_gmm_denoiser_init(&gd, &den, &tr->gmm, &tr->sched, batch);
+    if (!(st = model_denoiser_init(tr, batch, &md, &den, err))) {
         st = dm_sampler_sample(sampler, sopts, &den, &tr->sched, n, rngs, x, nfe, err);
-    } else {
-        if ((st = dm_net_denoiser_init(&nd, &den, &tr->mlp, tr->eopt->use_ema ? tr->ema : tr->params,
-                                       &tr->sched, tr->param, tr->param_opts, tr->sigma_data, batch, err)))
-            goto out;
-        st = dm_sampler_sample(sampler, sopts, &den, &tr->sched, n, rngs, x, nfe, err);
-        dm_net_denoiser_free(&nd);
+        model_denoiser_free(&md);
     }
-out:
     dm_rng_streams_free(rngs, n);
+    return st;
+}
+
+dm_status dm_trainer_nll(dm_trainer *tr, double *nll, int64_t *nfe, char *err)
+{
+    const size_t n = (size_t)(tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref);
+    const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
+    model_denoiser md;
+    dm_denoiser den;
+    dm_status st;
+    double *logp = dm_malloc(sizeof(double) * n);
+    if (!logp)
+        return dm_err(err, DM_E_NOMEM, "out of memory for %zu log-likelihoods", n);
+    if (!(st = model_denoiser_init(tr, batch, &md, &den, err))) {
+        /* score_sde's likelihood settings: from t = 1e-5, rtol = atol = 1e-5 (FORMULAS.md, RK45). */
+        st = dm_nll_pfode(&den, &tr->sched, tr->ref_x, n, DM_NLL_EPS, DM_NLL_TOL, DM_NLL_TOL, logp, nfe, err);
+        model_denoiser_free(&md);
+    }
+    if (!st) {
+        double sum = 0.0;
+        for (size_t i = 0; i < n; i++)
+            sum += logp[i];
+        *nll = -sum / (double)n;
+    }
+    dm_free(logp);
     return st;
 }
 

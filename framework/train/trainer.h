@@ -81,6 +81,10 @@ static inline int dm_trainer_trains(const dm_trainer *tr) { return !tr->analytic
 dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
                             float *x, int64_t *nfe, char *err);
 
+/* The exact PF-ODE log-likelihood (eval/nll.h) of the first eval.nll_n reference points under the
+ * model (EMA weights if eval.use_ema): the mean negative log-likelihood in nats per point. */
+dm_status dm_trainer_nll(dm_trainer *tr, double *nll, int64_t *nfe, char *err);
+
 /* Checkpoint state: the entries point into the trainer (valid until the next step). */
 dm_status dm_trainer_ckpt_entries(dm_trainer *tr, dm_ckpt *c, void *rng_buf, char *err);
 /* Restore from a checkpoint read with dm_ckpt_read. */

@@ -46,4 +46,12 @@ Y
 expect_exit 0 "$DIFFLAB" sample analytic.yaml && expect_out 'run exact-[0-9a-f]{10}-s0 finished' && expect_out 'ddpm nfe 100: swd'
 expect_exit 0 "$DIFFLAB" sample analytic.yaml --steps 30 && expect_out 'ddpm nfe 30: swd'
 
+# The PF-ODE likelihood through a run: the exact denoiser of 8 Gaussians (radius 2, std 0.1) gives
+# about the mixture's entropy, log 8 + log(2 pi e 0.01) = 0.31 nats per point.
+expect_exit 0 "$DIFFLAB" run analytic.yaml diffusion.schedule=vp sampler=euler eval.nll=true eval.nll_n=500 \
+  && expect_out 'pf_ode nfe [0-9]+: nll [0-9.]+ bpd'
+nll=$("$DIFFLAB" query "SELECT value FROM evals WHERE metric = 'nll' AND sampler = 'pf_ode'" --csv | tail -n 1)
+awk -v v="$nll" 'BEGIN { exit !(v > 0.2 && v < 0.45) }' && pass || fail "analytic NLL $nll is not near the entropy 0.31"
+if expect_exit 2 "$DIFFLAB" run analytic.yaml eval.nll=true; then expect_out "eval.nll: .*continuous schedule"; fi
+
 finish
