@@ -2,19 +2,23 @@
 
 #include "core/alloc.h"
 
+/* The parameterization's coefficients at time t. Rows of one sampler step share t, so callers
+ * recompute them only when t changes. */
+static void row_coef(const dm_net_denoiser *nd, double t, dm_param_coef *c)
+{
+    nd->param->coef(nd->param_opts, nd->sched->ops->alpha(nd->sched, t), nd->sched->ops->sigma(nd->sched, t),
+                    nd->sigma_data, c);
+}
+
 /* The network's inputs c_in x and c_noise(t) for n rows, and one forward pass into nd->F. */
 static void forward(dm_net_denoiser *nd, size_t n, const float *x, const double *t)
 {
     const size_t d = (size_t)nd->mlp->cfg.in_dim;
-    /* Rows of one sampler step share t: compute the coefficients once per distinct t. */
     double tc = 0.0;
     dm_param_coef c = { 0 };
     for (size_t i = 0; i < n; i++) {
-        if (i == 0 || t[i] != tc) {
-            tc = t[i];
-            nd->param->coef(nd->param_opts, nd->sched->ops->alpha(nd->sched, tc),
-                            nd->sched->ops->sigma(nd->sched, tc), nd->sigma_data, &c);
-        }
+        if (i == 0 || t[i] != tc)
+            row_coef(nd, tc = t[i], &c);
         nd->tin[i] = (float)nd->sched->ops->c_noise(nd->sched, tc);
         for (size_t j = 0; j < d; j++)
             nd->xin[i * d + j] = (float)(c.c_in * x[i * d + j]);
@@ -32,11 +36,8 @@ static dm_status eval(void *ctx, size_t n, const float *x, const double *t, floa
     double tc = 0.0;
     dm_param_coef c = { 0 };
     for (size_t i = 0; i < n; i++) {
-        if (i == 0 || t[i] != tc) {
-            tc = t[i];
-            nd->param->coef(nd->param_opts, nd->sched->ops->alpha(nd->sched, tc),
-                            nd->sched->ops->sigma(nd->sched, tc), nd->sigma_data, &c);
-        }
+        if (i == 0 || t[i] != tc)
+            row_coef(nd, tc = t[i], &c);
         for (size_t j = 0; j < d; j++) {
             const double xv = x[i * d + j], fv = nd->F[i * fo + j];
             if (x0)
@@ -82,11 +83,8 @@ static dm_status eval_div(void *ctx, size_t n, const float *x, const double *t, 
     double tc = 0.0;
     dm_param_coef c = { 0 };
     for (size_t i = 0; i < n; i++) {
-        if (i == 0 || t[i] != tc) {
-            tc = t[i];
-            nd->param->coef(nd->param_opts, nd->sched->ops->alpha(nd->sched, tc),
-                            nd->sched->ops->sigma(nd->sched, tc), nd->sigma_data, &c);
-        }
+        if (i == 0 || t[i] != tc)
+            row_coef(nd, tc = t[i], &c);
         for (size_t j = 0; j < d && x0; j++)
             x0[i * d + j] = (float)(c.x_x0 * x[i * d + j] + c.f_x0 * nd->F[i * fo + j]);
         if (div)

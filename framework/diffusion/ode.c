@@ -128,3 +128,11 @@ dm_status dm_ode_need_continuous(const dm_schedule *s, const char *sampler, char
                       sampler, s->ops->info.name);
     return DM_OK;
 }
+
+int64_t dm_ode_steps_nfe(const dm_schedule *s, int64_t steps, bool denoise)
+{
+    const int clean = dm_ode_grid_clean(s, (int)steps);
+    if (clean < 0)
+        return -1;
+    return steps + (denoise && !clean);
+}

@@ -15,6 +15,7 @@
 #ifndef DM_DIFFUSION_ODE_H
 #define DM_DIFFUSION_ODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,9 @@ void dm_ode_em_step(dm_ode_work *w, const dm_schedule *s, dm_rng *rngs, double t
 /* 1 if the grid of `steps` steps ends at sigma = 0, 0 if not, -1 if the grid cannot be built
  * (bad step count or no memory). For nfe(), which is asked before sampling. */
 int dm_ode_grid_clean(const dm_schedule *s, int steps);
+/* NFE of a one-evaluation-per-step sampler: steps, +1 for the final denoising step when the grid
+ * stops at t_end > 0 and denoise is on; -1 if the grid cannot be made. */
+int64_t dm_ode_steps_nfe(const dm_schedule *s, int64_t steps, bool denoise);
 
 /* DM_E_INPUT "sampler.type: <name> needs a continuous schedule ..." for a discrete schedule. */
 dm_status dm_ode_need_continuous(const dm_schedule *s, const char *sampler, char *err);

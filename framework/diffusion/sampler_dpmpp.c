@@ -25,10 +25,7 @@ static dm_status check(const void *opts, const dm_schedule *s, char *err)
 static int64_t nfe(const void *opts, const dm_schedule *s)
 {
     const dm_dpmpp2m_sampler_opts *o = opts;
-    const int clean = dm_ode_grid_clean(s, (int)o->steps);
-    if (clean < 0)
-        return -1;
-    return o->steps + (o->denoise && !clean);
+    return dm_ode_steps_nfe(s, o->steps, o->denoise);
 }
 
 static double lambda(const dm_schedule *s, double t) { return log(s->ops->alpha(s, t) / s->ops->sigma(s, t)); }

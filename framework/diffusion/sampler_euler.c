@@ -18,10 +18,7 @@ static dm_status check(const void *opts, const dm_schedule *s, char *err)
 static int64_t nfe(const void *opts, const dm_schedule *s)
 {
     const dm_euler_sampler_opts *o = opts;
-    const int clean = dm_ode_grid_clean(s, (int)o->steps);
-    if (clean < 0)
-        return -1;
-    return o->steps + (o->denoise && !clean);
+    return dm_ode_steps_nfe(s, o->steps, o->denoise);
 }
 
 static dm_status sample(const void *opts, const dm_denoiser *den, const dm_schedule *s, size_t n,
