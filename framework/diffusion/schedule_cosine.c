@@ -10,7 +10,6 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "core/alloc.h"
 #include "diffusion/schedules.h"
 
 #ifndef M_PI
@@ -19,14 +18,6 @@
 
 /* improved-diffusion's betas_for_alpha_bar(max_beta=0.999): keeps beta < 1 near u = 1. */
 #define COSINE_MAX_BETA 0.999
-
-static double alpha(const dm_schedule *s, double t) { return sqrt(dm_schedule_abar(s, (int)t)); }
-static double sigma(const dm_schedule *s, double t) { return sqrt(1.0 - dm_schedule_abar(s, (int)t)); }
-static double c_noise(const dm_schedule *s, double t) { (void)s; return t; }
-static double sample_t(const dm_schedule *s, dm_rng *rng)
-{
-    return (double)dm_rng_int(rng, (unsigned long)s->T);
-}
 
 /* Nichol & Dhariwal 2021, eq. 17 (unnormalized: only ratios are used). */
 static double cos2(double u, double off)
@@ -40,14 +31,9 @@ static dm_status init(dm_schedule *s, char *err)
     const dm_cosine_schedule_opts *o = s->opts;
     if (o->T < 1)
         return dm_err(err, DM_E_INPUT, "diffusion.schedule.T: %lld must be at least 1", (long long)o->T);
-    s->discrete = 1;
-    s->T = (int)o->T;
-    s->t_min = 0;
-    s->t_max = s->T - 1;
-    s->prior_std = 1.0;
-    s->abar = dm_malloc(sizeof(double) * (size_t)s->T);
-    if (!s->abar)
-        return dm_err(err, DM_E_NOMEM, "out of memory for a schedule of %d steps", s->T);
+    dm_status st = dm_schedule_discrete_setup(s, (int)o->T, err);
+    if (st)
+        return st;
     double prod = 1.0;
     for (int i = 0; i < s->T; i++) {
         const double beta = fmin(1.0 - cos2((double)(i + 1) / s->T, o->s) / cos2((double)i / s->T, o->s),
@@ -70,9 +56,9 @@ const dm_schedule_ops dm_schedule_cosine = {
     .info = { "cosine", "DDPM discrete schedule, abar = cos^2 (Nichol & Dhariwal 2021)", params,
               sizeof(dm_cosine_schedule_opts) },
     .init = init,
-    .alpha = alpha,
-    .sigma = sigma,
-    .c_noise = c_noise,
-    .sample_t = sample_t,
+    .alpha = dm_schedule_discrete_alpha,
+    .sigma = dm_schedule_discrete_sigma,
+    .c_noise = dm_schedule_discrete_c_noise,
+    .sample_t = dm_schedule_discrete_sample_t,
     .grid = dm_schedule_discrete_grid,
 };

@@ -4,28 +4,7 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "core/alloc.h"
 #include "diffusion/schedules.h"
-
-static double alpha(const dm_schedule *s, double t) { return sqrt(dm_schedule_abar(s, (int)t)); }
-static double sigma(const dm_schedule *s, double t) { return sqrt(1.0 - dm_schedule_abar(s, (int)t)); }
-/* The peer model embeds the integer step itself. */
-static double c_noise(const dm_schedule *s, double t) { (void)s; return t; }
-static double sample_t(const dm_schedule *s, dm_rng *rng) { return (double)dm_rng_int(rng, (unsigned long)s->T); }
-
-dm_status dm_schedule_discrete_grid(const dm_schedule *s, int n_steps, double *ts, char *err)
-{
-    if (n_steps < 1 || n_steps > s->T)
-        return dm_err(err, DM_E_INPUT, "a sampler asked for %d steps; this schedule has T = %d",
-                      n_steps, s->T);
-    /* Evenly spaced steps from T-1 down to 0 (improved-diffusion's space_timesteps for one
-     * section), then -1 for the clean end. */
-    for (int k = 0; k < n_steps; k++)
-        ts[k] = n_steps == 1 ? s->T - 1
-                             : round((double)(s->T - 1) * (n_steps - 1 - k) / (n_steps - 1));
-    ts[n_steps] = -1;
-    return DM_OK;
-}
 
 static dm_status init_linear(dm_schedule *s, char *err)
 {
@@ -33,14 +12,9 @@ static dm_status init_linear(dm_schedule *s, char *err)
     if (o->beta_end < o->beta_start)
         return dm_err(err, DM_E_INPUT, "diffusion.schedule.beta_end: %g is below beta_start (%g)",
                       o->beta_end, o->beta_start);
-    s->discrete = 1;
-    s->T = (int)o->T;
-    s->t_min = 0;
-    s->t_max = s->T - 1;
-    s->prior_std = 1.0;
-    s->abar = dm_malloc(sizeof(double) * (size_t)s->T);
-    if (!s->abar)
-        return dm_err(err, DM_E_NOMEM, "out of memory for a schedule of %d steps", s->T);
+    dm_status st = dm_schedule_discrete_setup(s, (int)o->T, err);
+    if (st)
+        return st;
     double scale = 1000.0 / s->T, b0 = o->beta_start * scale, b1 = o->beta_end * scale;
     if (b1 >= 1.0)
         return dm_err(err, DM_E_INPUT,
@@ -68,9 +42,9 @@ const dm_schedule_ops dm_schedule_ddpm_linear = {
     .info = { "ddpm_linear", "DDPM discrete schedule, beta linear (Ho et al. 2020)", linear_params,
               sizeof(dm_ddpm_linear_opts) },
     .init = init_linear,
-    .alpha = alpha,
-    .sigma = sigma,
-    .c_noise = c_noise,
-    .sample_t = sample_t,
+    .alpha = dm_schedule_discrete_alpha,
+    .sigma = dm_schedule_discrete_sigma,
+    .c_noise = dm_schedule_discrete_c_noise,
+    .sample_t = dm_schedule_discrete_sample_t,
     .grid = dm_schedule_discrete_grid,
 };

@@ -43,8 +43,16 @@ extern const dm_schedule_ops dm_schedule_subvp;
 extern const dm_schedule_ops dm_schedule_ve;
 extern const dm_schedule_ops dm_schedule_edm;
 
-/* The grid of every discrete schedule: n_steps evenly spaced steps from T-1 to 0, then -1. */
+/* Shared by the discrete schedules (schedule_discrete.c): t is the step index, alpha and sigma
+ * from abar, c_noise = t, uniform training steps, and the grid of n_steps evenly spaced steps
+ * from T-1 to 0, then -1. dm_schedule_discrete_setup fills the fields and allocates abar (T),
+ * which the plug-in then fills. */
+double dm_schedule_discrete_alpha(const dm_schedule *s, double t);
+double dm_schedule_discrete_sigma(const dm_schedule *s, double t);
+double dm_schedule_discrete_c_noise(const dm_schedule *s, double t);
+double dm_schedule_discrete_sample_t(const dm_schedule *s, dm_rng *rng);
 dm_status dm_schedule_discrete_grid(const dm_schedule *s, int n_steps, double *ts, char *err);
+dm_status dm_schedule_discrete_setup(dm_schedule *s, int T, char *err);
 
 /* n_steps + 1 evenly spaced times from t_start down to t_end, both included (score_sde's
  * linspace(T, eps, N) samplers); DM_E_INPUT if n_steps < 1. Used by vp, subvp and ve. */
