@@ -48,6 +48,7 @@ struct dm_schedule {
     int T;              /* discrete: number of steps */
     double *abar;       /* discrete: (T) cumulative products of (1 - beta) */
     double t_min, t_max;  /* range of t (continuous: training draws t from [t_min, t_max]) */
+    double t_end;         /* score-SDE schedules: where the sampling grid from t_max stops */
     double prior_std;     /* samplers start from x ~ N(0, prior_std^2 I): 1 for DDPM and VP,
                            * sigma_max for VE and EDM */
 };

@@ -29,16 +29,6 @@ static double g2(const dm_schedule *s, double t)
 }
 static double c_noise(const dm_schedule *s, double t) { return log(opts(s)->sigma_min) + t * log_ratio(s); }
 
-static double sample_t(const dm_schedule *s, dm_rng *rng)
-{
-    const double eps = opts(s)->eps;
-    return eps + (1.0 - eps) * dm_rng_uniform(rng);
-}
-
-static dm_status grid(const dm_schedule *s, int n_steps, double *ts, char *err)
-{
-    return dm_schedule_linspace_grid(1.0, opts(s)->t_end, n_steps, ts, err);
-}
 
 static dm_status init(dm_schedule *s, char *err)
 {
@@ -46,18 +36,7 @@ static dm_status init(dm_schedule *s, char *err)
     if (!(o->sigma_max > o->sigma_min))
         return dm_err(err, DM_E_INPUT, "diffusion.schedule.sigma_max: %g must exceed sigma_min (%g)",
                       o->sigma_max, o->sigma_min);
-    if (!(o->eps < 1.0))
-        return dm_err(err, DM_E_INPUT, "diffusion.schedule.eps: %g must be below 1 (training t ~ U(eps, 1))",
-                      o->eps);
-    if (!(o->t_end < 1.0))
-        return dm_err(err, DM_E_INPUT,
-                      "diffusion.schedule.t_end: %g must be below 1 (sampling runs from t = 1 down to t_end)",
-                      o->t_end);
-    s->discrete = 0;
-    s->t_min = o->eps;
-    s->t_max = 1.0;
-    s->prior_std = o->sigma_max;
-    return DM_OK;
+    return dm_schedule_sde_time_setup(s, o->eps, o->t_end, o->sigma_max, err);
 }
 
 static const dm_param_desc params[] = {
@@ -79,8 +58,8 @@ const dm_schedule_ops dm_schedule_ve = {
     .alpha = alpha,
     .sigma = sigma,
     .c_noise = c_noise,
-    .sample_t = sample_t,
-    .grid = grid,
+    .sample_t = dm_schedule_sde_sample_t,
+    .grid = dm_schedule_sde_grid,
     .dalpha = dalpha,
     .dsigma = dsigma,
     .f = f,

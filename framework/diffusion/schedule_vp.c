@@ -64,12 +64,6 @@ static double subvp_g2(const dm_schedule *s, double t)
 
 static double c_noise(const dm_schedule *s, double t) { (void)s; return 999.0 * t; }
 
-static double sample_t(const dm_schedule *s, dm_rng *rng)
-{
-    const double eps = opts(s)->eps;
-    return eps + (1.0 - eps) * dm_rng_uniform(rng);
-}
-
 dm_status dm_schedule_linspace_grid(double t_start, double t_end, int n_steps, double *ts, char *err)
 {
     if (n_steps < 1)
@@ -80,9 +74,30 @@ dm_status dm_schedule_linspace_grid(double t_start, double t_end, int n_steps, d
     return DM_OK;
 }
 
-static dm_status grid(const dm_schedule *s, int n_steps, double *ts, char *err)
+dm_status dm_schedule_sde_time_setup(dm_schedule *s, double eps, double t_end, double prior_std, char *err)
 {
-    return dm_schedule_linspace_grid(1.0, opts(s)->t_end, n_steps, ts, err);
+    if (!(eps < 1.0))
+        return dm_err(err, DM_E_INPUT, "diffusion.schedule.eps: %g must be below 1 (training t ~ U(eps, 1))", eps);
+    if (!(t_end < 1.0))
+        return dm_err(err, DM_E_INPUT,
+                      "diffusion.schedule.t_end: %g must be below 1 (sampling runs from t = 1 down to t_end)",
+                      t_end);
+    s->discrete = 0;
+    s->t_min = eps;
+    s->t_max = 1.0;
+    s->t_end = t_end;
+    s->prior_std = prior_std;
+    return DM_OK;
+}
+
+double dm_schedule_sde_sample_t(const dm_schedule *s, dm_rng *rng)
+{
+    return s->t_min + (s->t_max - s->t_min) * dm_rng_uniform(rng);
+}
+
+dm_status dm_schedule_sde_grid(const dm_schedule *s, int n_steps, double *ts, char *err)
+{
+    return dm_schedule_linspace_grid(s->t_max, s->t_end, n_steps, ts, err);
 }
 
 static dm_status init(dm_schedule *s, char *err)
@@ -92,18 +107,8 @@ static dm_status init(dm_schedule *s, char *err)
     if (o->beta_max < o->beta_min)
         return dm_err(err, DM_E_INPUT, "diffusion.schedule.beta_max: %g is below beta_min (%g)",
                       o->beta_max, o->beta_min);
-    if (!(o->eps < 1.0))
-        return dm_err(err, DM_E_INPUT, "diffusion.schedule.eps: %g must be below 1 (training t ~ U(eps, 1))",
-                      o->eps);
-    if (!(o->t_end < 1.0))
-        return dm_err(err, DM_E_INPUT,
-                      "diffusion.schedule.t_end: %g must be below 1 (sampling runs from t = 1 down to t_end)",
-                      o->t_end);
-    s->discrete = 0;
-    s->t_min = o->eps;
-    s->t_max = 1.0;
-    s->prior_std = 1.0; /* sde_lib prior_sampling: randn for both VP and sub-VP */
-    return DM_OK;
+    /* sde_lib prior_sampling: randn for both VP and sub-VP */
+    return dm_schedule_sde_time_setup(s, o->eps, o->t_end, 1.0, err);
 }
 
 static const dm_param_desc params[] = {
@@ -125,8 +130,8 @@ const dm_schedule_ops dm_schedule_vp = {
     .alpha = alpha,
     .sigma = vp_sigma,
     .c_noise = c_noise,
-    .sample_t = sample_t,
-    .grid = grid,
+    .sample_t = dm_schedule_sde_sample_t,
+    .grid = dm_schedule_sde_grid,
     .dalpha = dalpha,
     .dsigma = vp_dsigma,
     .f = f,
@@ -140,8 +145,8 @@ const dm_schedule_ops dm_schedule_subvp = {
     .alpha = alpha,
     .sigma = subvp_sigma,
     .c_noise = c_noise,
-    .sample_t = sample_t,
-    .grid = grid,
+    .sample_t = dm_schedule_sde_sample_t,
+    .grid = dm_schedule_sde_grid,
     .dalpha = dalpha,
     .dsigma = subvp_dsigma,
     .f = f,

@@ -58,4 +58,11 @@ dm_status dm_schedule_discrete_setup(dm_schedule *s, int T, char *err);
  * linspace(T, eps, N) samplers); DM_E_INPUT if n_steps < 1. Used by vp, subvp and ve. */
 dm_status dm_schedule_linspace_grid(double t_start, double t_end, int n_steps, double *ts, char *err);
 
+/* The score-SDE time axis shared by vp, subvp and ve: t in [eps, 1], training t ~ U(eps, 1),
+ * sampling on linspace(1, t_end). dm_schedule_sde_time_setup checks eps and t_end (messages
+ * name diffusion.schedule.eps / .t_end) and fills t_min, t_max, t_end, prior_std. */
+dm_status dm_schedule_sde_time_setup(dm_schedule *s, double eps, double t_end, double prior_std, char *err);
+double dm_schedule_sde_sample_t(const dm_schedule *s, dm_rng *rng);
+dm_status dm_schedule_sde_grid(const dm_schedule *s, int n_steps, double *ts, char *err);
+
 #endif
