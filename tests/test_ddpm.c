@@ -202,7 +202,7 @@ static void test_mse_gradient(void **state)
     }
     for (int target = 0; target < 2; target++) {
         dm_mse_opts o = { .target = target };
-        dm_loss_batch b = { N, D, xt, F, x0, eps, t, al, sg, c, NULL, 1.0 };
+        dm_loss_batch b = { N, D, xt, F, x0, eps, t, al, sg, c, NULL, 1.0, D, NULL, NULL };
         float dF[N * D], scratch[N * D];
         dm_loss_mse.eval(&o, &b, dF);
         for (int k = 0; k < N * D; k++) {

@@ -22,6 +22,11 @@ typedef struct dm_denoiser {
      * div (n) = sum_j d x0_hat_j / d x_j of each row, for likelihoods along the PF-ODE. */
     dm_status (*eval_div)(void *ctx, size_t n, const float *x, const double *t, float *x0,
                           double *div, char *err);
+    /* Optional (NULL when absent): eval, plus the learned reverse-variance fraction v (n, dim) of
+     * a DDPM model trained with a learned variance: log Sigma = v log beta + (1 - v) log beta~
+     * on the sampler's step (diffusion/ddpm_step.h). */
+    dm_status (*eval_var)(void *ctx, size_t n, const float *x, const double *t, float *x0, float *eps,
+                          float *v, char *err);
 } dm_denoiser;
 
 #endif

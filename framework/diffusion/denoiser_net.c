@@ -6,8 +6,7 @@
  * recompute them only when t changes. */
 static void row_coef(const dm_net_denoiser *nd, double t, dm_param_coef *c)
 {
-    nd->param->coef(nd->param_opts, nd->sched->ops->alpha(nd->sched, t), nd->sched->ops->sigma(nd->sched, t),
-                    nd->sigma_data, c);
+    dm_param_coef_at(nd->param, nd->param_opts, nd->sched, t, nd->sigma_data, c);
 }
 
 /* The network's inputs c_in x and c_noise(t) for n rows, and one forward pass into nd->F. */
@@ -47,6 +46,20 @@ static dm_status eval(void *ctx, size_t n, const float *x, const double *t, floa
         }
     }
     return DM_OK;
+}
+
+/* eval, plus the learned variance fraction v = (F_var + 1)/2 of a network with 2 d outputs (the
+ * second half; improved-diffusion's model_var_values, not clamped). */
+static dm_status eval_var(void *ctx, size_t n, const float *x, const double *t, float *x0, float *eps, float *v,
+                          char *err)
+{
+    dm_net_denoiser *nd = ctx;
+    const size_t d = (size_t)nd->mlp->cfg.in_dim, fo = (size_t)nd->mlp->cfg.out_dim;
+    dm_status st = eval(ctx, n, x, t, x0, eps, err);
+    for (size_t i = 0; i < n && !st; i++)
+        for (size_t j = 0; j < d; j++)
+            v[i * d + j] = 0.5f * (nd->F[i * fo + d + j] + 1.0f);
+    return st;
 }
 
 /* x0_hat and its exact divergence (denoiser.h eval_div). With x0_hat_j = x_x0 x_j +
@@ -114,7 +127,8 @@ dm_status dm_net_denoiser_init(dm_net_denoiser *nd, dm_denoiser *den, const dm_m
         return dm_err(err, DM_E_NOMEM, "out of memory for a denoiser of batch %zu", max_batch);
     }
     *den = (dm_denoiser){ .ctx = nd, .dim = (size_t)mlp->cfg.in_dim, .max_batch = max_batch,
-                          .eval = eval, .eval_div = eval_div };
+                          .eval = eval, .eval_div = eval_div,
+                          .eval_var = mlp->cfg.out_dim == 2 * mlp->cfg.in_dim ? eval_var : NULL };
     return DM_OK;
 }
 

@@ -3,7 +3,12 @@
  *
  * The loss sees one batch: x_t, the network output F, the clean x0 and noise eps that made x_t,
  * and each row's time and coefficients. It returns the batch loss (a mean, accumulated in double
- * in row order) and writes dL/dF. */
+ * in row order) and writes dL/dF.
+ *
+ * A loss that learns the DDPM reverse variance (variance() returns DM_VAR_LEARNED) has a network
+ * of 2 d outputs per row: F's first d columns are the parameterization's output, the last d the
+ * variance interpolation (diffusion/ddpm_step.h). A loss whose importance_t() is 1 has the trainer
+ * draw t by importance sampling and pass the rows' weights w and collect row_loss. */
 #ifndef DM_DIFFUSION_LOSS_H
 #define DM_DIFFUSION_LOSS_H
 
@@ -25,6 +30,9 @@ typedef struct dm_loss_batch {
     const dm_param_coef *coef;    /* (n) */
     const dm_schedule *sched;     /* for weightings that need more than alpha, sigma (g^2) */
     double sigma_data;            /* the data's standard deviation (EDM weighting) */
+    size_t f_cols;                /* columns of F and dF: d, or 2 d for a learned variance */
+    const double *w;              /* (n) importance weights of the rows' times; NULL: all 1 */
+    double *row_loss;             /* (n) out, may be NULL: each row's loss before w (t-sampler history) */
 } dm_loss_batch;
 
 typedef struct dm_loss_ops {
@@ -33,7 +41,21 @@ typedef struct dm_loss_ops {
     dm_status (*check)(const void *opts, const dm_schedule *s, const dm_param_ops *param, char *err);
     /* Returns the loss; writes dF (n, d). */
     double (*eval)(const void *opts, const dm_loss_batch *b, float *dF);
+    /* Optional: the reverse-process variance the loss trains the model for (DM_VAR_BETA,
+     * DM_VAR_BETA_TILDE, DM_VAR_LEARNED), or -1 when it defines none (NULL: -1). */
+    int (*variance)(const void *opts);
+    /* Optional: 1 if training times are drawn by importance sampling (NULL: 0). */
+    int (*importance_t)(const void *opts);
 } dm_loss_ops;
+
+static inline int dm_loss_variance(const dm_loss_ops *l, const void *opts)
+{
+    return l->variance ? l->variance(opts) : -1;
+}
+static inline int dm_loss_importance_t(const dm_loss_ops *l, const void *opts)
+{
+    return l->importance_t ? l->importance_t(opts) : 0;
+}
 
 extern const dm_plugin *const dm_loss_registry[];
 

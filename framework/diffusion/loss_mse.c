@@ -5,10 +5,11 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "diffusion/ddpm_step.h"
 #include "diffusion/losses.h"
 #include "diffusion/params.h"
 
-static const char *const targets[] = { "eps", "x0", "v", "score", NULL };
+static const char *const targets[] = { "eps", "x0", "v", "score", "mu", NULL };
 static const char *const weightings[] = { "none", "sigma2", "g2", "snr", "min_snr", "edm", NULL };
 
 static dm_status check(const void *opts, const dm_schedule *s, const dm_param_ops *param, char *err)
@@ -24,6 +25,10 @@ static dm_status check(const void *opts, const dm_schedule *s, const dm_param_op
                           "variance-preserving (|alpha^2 + sigma^2 - 1| = %g at t = %g)",
                           s->ops->info.name, dev, t);
     }
+    if (o->target == DM_MSE_MU && !s->discrete)
+        return dm_err(err, DM_E_INPUT,
+                      "diffusion.loss.target: mu (the DDPM posterior mean) needs a discrete schedule; '%s' is "
+                      "continuous", s->ops->info.name);
     if (o->weighting == DM_MSE_W_G2 && (s->discrete || !s->ops->g2))
         return dm_err(err, DM_E_INPUT,
                       "diffusion.loss.weighting: g2 needs a continuous schedule with an SDE; "
@@ -37,7 +42,7 @@ static dm_status check(const void *opts, const dm_schedule *s, const dm_param_op
  * (losses.h): k_x0 = 1, k_eps = s^2/a^2, k_v = s^2/(a^2 + s^2)^2, k_score = s^4/a^2. They are
  * written out per target so that the ends (sigma -> 0, alpha -> 0) give the finite limit instead
  * of 0 * inf. */
-static double weight(const dm_mse_opts *o, const dm_loss_batch *b, size_t i)
+static double weight(const dm_mse_opts *o, const dm_loss_batch *b, size_t i, double c_x0)
 {
     const double a = b->alpha[i], s = b->sigma[i], a2 = a * a, s2 = s * s;
     switch (o->weighting) {
@@ -58,6 +63,8 @@ static double weight(const dm_mse_opts *o, const dm_loss_batch *b, size_t i)
             return clip ? g * s2 / a2 : 1.0;
         case DM_MSE_V:
             return (clip ? g * s2 : a2) / ((a2 + s2) * (a2 + s2));
+        case DM_MSE_MU: /* k_mu = 1/c_x0^2, c_x0 > 0 on every step */
+            return (clip ? g : a2 / s2) / (c_x0 * c_x0);
         default: /* score */
             return clip ? g * s2 * s2 / a2 : s2;
         }
@@ -73,6 +80,8 @@ static double weight(const dm_mse_opts *o, const dm_loss_batch *b, size_t i)
             return q / sd2;
         case DM_MSE_V:
             return q * a2 / (sd2 * (a2 + s2) * (a2 + s2));
+        case DM_MSE_MU:
+            return q / (st * st * sd2) / (c_x0 * c_x0);
         default: /* score */
             return q * s2 / sd2;
         }
@@ -93,7 +102,13 @@ static double eval(const void *opts, const dm_loss_batch *b, float *dF)
         const double a = b->alpha[i], s = b->sigma[i];
         /* pred = xc x_t + fc F in the target space. */
         double xc, fc;
+        dm_ddpm_step st = { 0 };
+        if (o->target == DM_MSE_MU)
+            dm_ddpm_step_full(b->sched, (int)b->t[i], &st);
         switch (o->target) {
+        case DM_MSE_MU: /* mu_hat = c_x0 x0_hat + c_xt x_t */
+            xc = st.c_x0 * c->x_x0 + st.c_xt, fc = st.c_x0 * c->f_x0;
+            break;
         case DM_MSE_X0:
             xc = c->x_x0, fc = c->f_x0;
             break;
@@ -107,7 +122,7 @@ static double eval(const void *opts, const dm_loss_batch *b, float *dF)
             xc = c->x_eps, fc = c->f_eps;
             break;
         }
-        const double lam = weight(o, b, i), g = 2.0 * scale * lam;
+        const double lam = weight(o, b, i, st.c_x0), g = 2.0 * scale * lam;
         double row = 0.0;
         for (size_t j = 0; j < d; j++) {
             const size_t k = i * d + j;
@@ -115,6 +130,9 @@ static double eval(const void *opts, const dm_loss_batch *b, float *dF)
             switch (o->target) {
             case DM_MSE_X0:
                 tgt = b->x0[k];
+                break;
+            case DM_MSE_MU:
+                tgt = st.c_x0 * b->x0[k] + st.c_xt * b->x_t[k];
                 break;
             case DM_MSE_V:
                 tgt = a * b->eps[k] - s * b->x0[k];
@@ -137,7 +155,8 @@ static double eval(const void *opts, const dm_loss_batch *b, float *dF)
 
 static const dm_param_desc mse_params[] = {
     { "target", DM_OPT_CHOICE, "eps", 0, 0, targets, 0, offsetof(dm_mse_opts, target),
-      "space of the squared error: eps (L_simple), x0, v (VP schedules only) or score (-eps/sigma)" },
+      "space of the squared error: eps (L_simple), x0, v (VP schedules only), score (-eps/sigma) or mu "
+      "(the DDPM posterior mean, discrete schedules)" },
     { "weighting", DM_OPT_CHOICE, "none", 0, 0, weightings, 0, offsetof(dm_mse_opts, weighting),
       "lambda(t): none, sigma2, g2, snr (in the target space); min_snr, edm (defined in x0 space)" },
     { "gamma", DM_OPT_REAL, "5", 1e-3, 1e6, NULL, 0, offsetof(dm_mse_opts, gamma),

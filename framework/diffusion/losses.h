@@ -6,13 +6,17 @@
  *   x0     target x0                       pred x0_hat
  *   v      target alpha eps - sigma x0     pred alpha eps_hat - sigma x0_hat  (alpha^2 + sigma^2 = 1)
  *   score  target -eps/sigma               pred -eps_hat/sigma
+ *   mu     target mu~ = c_x0 x0 + c_xt x_t  pred c_x0 x0_hat + c_xt x_t  (discrete schedules; the DDPM
+ *          posterior mean, diffusion/ddpm_step.h; with weighting none, Ho et al.'s Table 2 row
+ *          "||mu~ - mu_theta||^2")
  *          (-eps/sigma = grad log q(x_t | x0), the denoising-score-matching target)
  * pred is linear in F through the parameterization's coefficients (param.h), pred = a x_t + f F,
  * so dL/dF_ij = 2 lambda_i f_i (pred_ij - target_ij)/(n d).
  *
  * Since x0_hat = (x_t - sigma eps_hat)/alpha for every parameterization, the errors in the four
  * spaces are proportional: |x0_hat - x0|^2 = k |pred - target|^2 with
- *   k_x0 = 1, k_eps = sigma^2/alpha^2 = 1/SNR, k_v = sigma^2/(alpha^2 + sigma^2)^2, k_score = sigma^4/alpha^2
+ *   k_x0 = 1, k_eps = sigma^2/alpha^2 = 1/SNR, k_v = sigma^2/(alpha^2 + sigma^2)^2, k_score = sigma^4/alpha^2,
+ *   k_mu = 1/c_x0^2
  * (SNR = alpha^2/sigma^2). Hence `target` with weighting lambda is the same loss as target x0 with
  * weighting lambda/k_target.
  *
@@ -48,7 +52,7 @@
 
 #include "diffusion/loss.h"
 
-enum { DM_MSE_EPS = 0, DM_MSE_X0 = 1, DM_MSE_V = 2, DM_MSE_SCORE = 3 };
+enum { DM_MSE_EPS = 0, DM_MSE_X0 = 1, DM_MSE_V = 2, DM_MSE_SCORE = 3, DM_MSE_MU = 4 };
 enum {
     DM_MSE_W_NONE = 0,
     DM_MSE_W_SIGMA2 = 1,
@@ -58,11 +62,24 @@ enum {
     DM_MSE_W_EDM = 5,
 };
 typedef struct dm_mse_opts {
-    int target;        /* DM_MSE_EPS, DM_MSE_X0, DM_MSE_V, DM_MSE_SCORE */
+    int target;        /* DM_MSE_EPS, DM_MSE_X0, DM_MSE_V, DM_MSE_SCORE, DM_MSE_MU */
     int weighting;     /* DM_MSE_W_* */
     double gamma;      /* min_snr: the SNR clip (default 5) */
 } dm_mse_opts;
 
 extern const dm_loss_ops dm_loss_mse;
+
+/* vlb and hybrid: the DDPM variational bound (loss_vlb.c); discrete schedules. */
+typedef struct dm_vlb_opts {
+    int variance;     /* DM_VAR_* (diffusion/ddpm_step.h) */
+    int t_sampling;   /* 0 uniform, 1 importance */
+} dm_vlb_opts;
+typedef struct dm_hybrid_opts {
+    double lambda;    /* weight of L_vlb (0.001) */
+    int t_sampling;
+} dm_hybrid_opts;
+
+extern const dm_loss_ops dm_loss_vlb;
+extern const dm_loss_ops dm_loss_hybrid;
 
 #endif

@@ -27,7 +27,20 @@ typedef struct dm_param_ops {
     /* Optional: the sigma_data the options set, or 0 for "the dataset's measured std". The trainer
      * resolves the run's one sigma_data from it and hands that to coef() and to the loss. */
     double (*sigma_data)(const void *opts);
+    /* Optional: coefficients that depend on more of the schedule than alpha(t), sigma(t) (mu:
+     * abar of the previous step). When set, callers use it instead of coef (dm_param_coef_at). */
+    void (*coef_t)(const void *opts, const dm_schedule *s, double t, double sigma_data, dm_param_coef *c);
 } dm_param_ops;
+
+/* The coefficients of parameterization p at time t of schedule s: what every caller uses. */
+static inline void dm_param_coef_at(const dm_param_ops *p, const void *opts, const dm_schedule *s, double t,
+                                    double sigma_data, dm_param_coef *c)
+{
+    if (p->coef_t)
+        p->coef_t(opts, s, t, sigma_data, c);
+    else
+        p->coef(opts, s->ops->alpha(s, t), s->ops->sigma(s, t), sigma_data, c);
+}
 
 extern const dm_plugin *const dm_param_registry[];
 

@@ -11,6 +11,8 @@
  *   edm    D = c_skip x~ + c_out F(c_in x~), x~ = x/a, s~ = s/a (Karras et al. 2022, Table 1):
  *          c_in = c_in(s~)/a, x0: c_skip(s~)/a, c_out(s~), eps: s~/(a (s~^2 + sd^2)), -sd/sqrt(s~^2 + sd^2)
  *
+ *   mu     F = mu~ (DDPM posterior mean, c_x0 x0 + c_xt x_t)   c_in 1   x0: -c_xt/c_x0, 1/c_x0
+ *
  * coef() is called with alpha > 0; sigma = 0 is allowed for eps, v, score and edm (x0's eps_hat
  * divides by sigma). */
 #ifndef DM_DIFFUSION_PARAMS_H
@@ -23,6 +25,7 @@ extern const dm_param_ops dm_param_x0;
 extern const dm_param_ops dm_param_v;
 extern const dm_param_ops dm_param_score;
 extern const dm_param_ops dm_param_edm;
+extern const dm_param_ops dm_param_mu;   /* coef_t only (discrete schedules) */
 
 typedef struct dm_param_edm_opts {
     double sigma_data;   /* 0: the dataset's measured std (the coef() argument) */

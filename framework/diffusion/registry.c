@@ -20,11 +20,14 @@ const dm_plugin *const dm_param_registry[] = {
     &dm_param_v.info,
     &dm_param_score.info,
     &dm_param_edm.info,
+    &dm_param_mu.info,
     NULL,
 };
 
 const dm_plugin *const dm_loss_registry[] = {
     &dm_loss_mse.info,
+    &dm_loss_vlb.info,
+    &dm_loss_hybrid.info,
     NULL,
 };
 

@@ -17,6 +17,24 @@ dm_status dm_denoise_all(const dm_denoiser *den, size_t n, const float *x, doubl
     return DM_OK;
 }
 
+dm_status dm_denoise_all_var(const dm_denoiser *den, size_t n, const float *x, double t, double *tbuf,
+                             float *eps, float *v, char *err)
+{
+    const size_t d = den->dim;
+    if (!den->eval_var)
+        return dm_err(err, DM_E_INPUT, "sampler.variance: learned needs a model trained with a learned "
+                                       "variance (diffusion.loss: hybrid, or vlb with variance: learned)");
+    for (size_t i = 0; i < den->max_batch; i++)
+        tbuf[i] = t;
+    for (size_t i0 = 0; i0 < n; i0 += den->max_batch) {
+        size_t m = n - i0 < den->max_batch ? n - i0 : den->max_batch;
+        dm_status st = den->eval_var(den->ctx, m, x + i0 * d, tbuf, NULL, eps + i0 * d, v + i0 * d, err);
+        if (st)
+            return st;
+    }
+    return DM_OK;
+}
+
 void dm_sampler_init_noise(const dm_schedule *s, size_t n, size_t d, dm_rng *rngs, float *x)
 {
     for (size_t i = 0; i < n; i++)

@@ -5,15 +5,16 @@
  * as improved-diffusion's SpacedDiffusion), and
  *   x_t' = (x_t - beta / sqrt(1 - abar_t) * eps_hat) / sqrt(1 - beta) + sigma z,
  * the mean of the posterior q(x_t' | x_t, x0) with x0 replaced by the network's estimate, written
- * in eps form (FORMULAS.md, "DDPM posterior"). sigma^2 is beta ("beta") or the posterior variance
- * beta_tilde = (1 - abar_t') / (1 - abar_t) beta ("beta_tilde"); no noise is added on the last step. */
+ * in eps form (FORMULAS.md, "DDPM posterior"). sigma^2 is beta ("beta"), the posterior variance
+ * beta_tilde = (1 - abar_t') / (1 - abar_t) beta ("beta_tilde"), or per coordinate the model's
+ * learned interpolation exp(v log beta + (1 - v) log beta_tilde) ("learned", improved DDPM; on a
+ * respaced grid between the respaced beta and beta_tilde, as improved-diffusion). No noise is added
+ * on the last step. */
 #include <math.h>
 #include <stddef.h>
 
 #include "core/alloc.h"
 #include "diffusion/samplers.h"
-
-static const char *const variances[] = { "beta", "beta_tilde", NULL };
 
 static int n_steps(const dm_ddpm_sampler_opts *o, const dm_schedule *s)
 {
@@ -45,7 +46,8 @@ static dm_status sample(const void *opts, const dm_denoiser *den, const dm_sched
     double *ts = dm_malloc(sizeof(double) * (size_t)(steps + 1));
     double *tbuf = dm_malloc(sizeof(double) * den->max_batch);
     float *eps = dm_malloc_aligned(sizeof(float) * n * d);
-    if (!ts || !tbuf || !eps) {
+    float *v = o->variance == DM_VAR_LEARNED ? dm_malloc_aligned(sizeof(float) * n * d) : NULL;
+    if (!ts || !tbuf || !eps || (o->variance == DM_VAR_LEARNED && !v)) {
         st = dm_err(err, DM_E_NOMEM, "out of memory for sampling %zu points", n);
         goto out;
     }
@@ -61,18 +63,28 @@ static dm_status sample(const void *opts, const dm_denoiser *den, const dm_sched
         const double var = o->variance == DM_VAR_BETA ? beta : (1.0 - abp) / (1.0 - ab) * beta;
         const float c_eps = (float)(beta / sqrt(1.0 - ab));
         const float c_mean = (float)(1.0 / sqrt(1.0 - beta));
-        const float sd = tp >= 0 ? (float)sqrt(var) : 0.0f;
-        if ((st = dm_denoise_all(den, n, x, t, tbuf, NULL, eps, err)))
+        const int noisy = tp >= 0;
+        const float sd = noisy ? (float)sqrt(var) : 0.0f;
+        dm_ddpm_step c;
+        dm_ddpm_step_at(s, t, tp, k > 0 ? (int)ts[k - 1] : -1, &c);
+        if (v)
+            st = dm_denoise_all_var(den, n, x, t, tbuf, eps, v, err);
+        else
+            st = dm_denoise_all(den, n, x, t, tbuf, NULL, eps, err);
+        if (st)
             goto out;
         /* Each row draws from its own stream: the result is independent of the thread count. */
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) {
             for (size_t j = 0; j < d; j++) {
                 const size_t q = i * d + j;
-                float v = c_mean * (x[q] - c_eps * eps[q]);
-                if (sd > 0.0f)
-                    v += sd * (float)dm_rng_normal(&rngs[i]);
-                x[q] = v;
+                float xn = c_mean * (x[q] - c_eps * eps[q]);
+                if (v && noisy)
+                    xn += (float)exp(0.5 * dm_ddpm_logvar(&c, DM_VAR_LEARNED, v[q])) *
+                          (float)dm_rng_normal(&rngs[i]);
+                else if (sd > 0.0f)
+                    xn += sd * (float)dm_rng_normal(&rngs[i]);
+                x[q] = xn;
             }
         }
     }
@@ -80,14 +92,16 @@ out:
     dm_free(ts);
     dm_free(tbuf);
     dm_free_aligned(eps);
+    dm_free_aligned(v);
     return st;
 }
 
 static const dm_param_desc ddpm_params[] = {
     { "steps", DM_OPT_INT, "0", 0, 100000, NULL, 0, offsetof(dm_ddpm_sampler_opts, steps),
       "number of reverse steps on an evenly respaced grid; 0 = every step of the schedule" },
-    { "variance", DM_OPT_CHOICE, "beta", 0, 0, variances, 0, offsetof(dm_ddpm_sampler_opts, variance),
-      "reverse-step variance: beta (sigma^2 = beta_t) or beta_tilde (the posterior variance)" },
+    { "variance", DM_OPT_CHOICE, "beta", 0, 0, dm_var_names, 0, offsetof(dm_ddpm_sampler_opts, variance),
+      "reverse-step variance: beta (sigma^2 = beta_t), beta_tilde (the posterior variance) or learned "
+      "(the model's interpolation; diffusion.loss hybrid or vlb with variance: learned)" },
     DM_OPT_END,
 };
 

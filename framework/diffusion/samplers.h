@@ -5,12 +5,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "diffusion/ddpm_step.h"
 #include "diffusion/sampler.h"
 
-enum { DM_VAR_BETA = 0, DM_VAR_BETA_TILDE = 1 };
 typedef struct dm_ddpm_sampler_opts {
     int64_t steps;   /* 0: every step of the schedule */
-    int variance;    /* DM_VAR_BETA (sigma_t^2 = beta_t) or DM_VAR_BETA_TILDE */
+    int variance;    /* DM_VAR_BETA, DM_VAR_BETA_TILDE or DM_VAR_LEARNED (diffusion/ddpm_step.h) */
 } dm_ddpm_sampler_opts;
 
 extern const dm_sampler_ops dm_sampler_ddpm;
@@ -90,6 +90,9 @@ dm_status dm_sampler_sample(const dm_sampler_ops *ops, const void *opts, const d
  * the same time t (tbuf: scratch of den->max_batch doubles). */
 dm_status dm_denoise_all(const dm_denoiser *den, size_t n, const float *x, double t, double *tbuf,
                          float *x0, float *eps, char *err);
+/* The same through den->eval_var: also the learned variance fraction v (n, dim). */
+dm_status dm_denoise_all_var(const dm_denoiser *den, size_t n, const float *x, double t, double *tbuf,
+                             float *eps, float *v, char *err);
 
 /* The initial noise of every sampler: x_i = prior_std * z from sample i's own stream (its first
  * d draws), so all samplers on one run start from the same points. */

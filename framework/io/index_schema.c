@@ -45,7 +45,9 @@ const char dm_index_schema_sql[] =
     "  ('swd', 1, 'sliced 1-Wasserstein distance to the reference set'),\n"
     "  ('mmd2', 1, 'unbiased squared MMD to the reference set'),\n"
     "  ('nll', 1, 'negative log-likelihood (probability-flow ODE)'),\n"
-    "  ('bpd', 1, 'bits per dimension');\n"
+    "  ('bpd', 1, 'bits per dimension'),\n"
+    "  ('vlb', 1, 'DDPM variational bound on the negative log-likelihood (nats per point)'),\n"
+    "  ('vlb_bpd', 1, 'DDPM variational bound in bits per dimension');\n"
     /* SQLite documents that with max() the bare columns come from the row holding the max. */
     "CREATE VIEW IF NOT EXISTS last_metrics AS\n"
     "  SELECT run_id, key, max(step) AS step, value FROM metrics GROUP BY run_id, key;\n"

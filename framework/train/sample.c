@@ -70,10 +70,29 @@ out:
     return st;
 }
 
+/* The DDPM bound (discrete schedules): metrics vlb (nats per point) and vlb_bpd, sampler "ddpm"
+ * (the reverse process it bounds), NFE T, the variance in the settings. */
+static dm_status vlb_record(dm_trainer *tr, dm_runrec *rec, char *err)
+{
+    double vlb;
+    int64_t nfe;
+    dm_status st = dm_trainer_vlb(tr, &vlb, &nfe, err);
+    if (st)
+        return st;
+    char settings[64];
+    snprintf(settings, sizeof settings, "{\"variance\":\"%s\"}", dm_var_names[dm_trainer_reverse_variance(tr)]);
+    const int64_t n = tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref;
+    if ((st = dm_runrec_add_eval(rec, "vlb", "ddpm", nfe, settings, n, vlb, err)))
+        return st;
+    return dm_runrec_add_eval(rec, "vlb_bpd", "ddpm", nfe, settings, n, dm_nll_bits_per_dim(-vlb, tr->dim), err);
+}
+
 dm_status dm_nll_record(dm_trainer *tr, dm_runrec *rec, char *err)
 {
     if (!tr->eopt->nll)
         return DM_OK;
+    if (tr->sched.discrete)
+        return vlb_record(tr, rec, err);
     double nll;
     int64_t nfe;
     dm_status st = dm_trainer_nll(tr, &nll, &nfe, err);

@@ -55,7 +55,8 @@ static const dm_param_desc eval_params[] = {
     { "batch", DM_OPT_INT, "10000", 1, 1 << 20, NULL, 0, E(batch), "network batch size while sampling" },
     { "use_ema", DM_OPT_BOOL, "true", 0, 0, NULL, 0, E(use_ema), "sample with the EMA weights" },
     { "nll", DM_OPT_BOOL, "false", 0, 0, NULL, 0, E(nll),
-      "also record the PF-ODE negative log-likelihood of reference points (continuous schedules)" },
+      "also record the likelihood of reference points: the PF-ODE NLL (continuous schedules) or the DDPM "
+      "variational bound (discrete schedules)" },
     { "nll_n", DM_OPT_INT, "1000", 1, 1e6, NULL, 0, E(nll_n), "reference points of the likelihood" },
     DM_OPT_END,
 };

@@ -10,6 +10,7 @@
 #include "diffusion/denoiser_net.h"
 #include "diffusion/samplers.h"
 #include "eval/nll.h"
+#include "eval/vlb.h"
 #include "nn/model.h"
 
 static const char *const stream_names[DM_TRAIN_N_STREAMS] = { "train.batch", "train.t", "train.noise" };
@@ -66,10 +67,12 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
         goto out;
     if ((st = sa->check(dm_spec_opts(spec, "sampler"), &sched, err)))
         goto out;
-    const dm_eval_opts *eo = dm_spec_opts(spec, "eval");
-    if (eo->nll && sched.discrete)
-        st = dm_err(err, DM_E_INPUT, "eval.nll: the PF-ODE likelihood needs a continuous schedule; '%s' is discrete",
-                    so->info.name);
+    if (sa == &dm_sampler_ddpm && ((const dm_ddpm_sampler_opts *)dm_spec_opts(spec, "sampler"))->variance == DM_VAR_LEARNED &&
+        dm_loss_variance(lo, dm_spec_opts(spec, "diffusion.loss")) != DM_VAR_LEARNED)
+        st = dm_err(err, DM_E_INPUT,
+                    "sampler.variance: learned needs a model trained with a learned variance (diffusion.loss.type: "
+                    "hybrid, or vlb with variance: learned); the loss is '%s'%s",
+                    lo->info.name, mo->analytic ? " and the model analytic" : "");
 out:
     dm_schedule_free(&sched);
     return st;
@@ -109,7 +112,8 @@ static dm_status init_network(dm_trainer *tr, const dm_model_ops *model, uint64_
 {
     dm_status st;
     dm_mlp_cfg cfg;
-    model->mlp_cfg(dm_spec_opts(tr->spec, "model"), (int)tr->dim, (int)tr->dim, &cfg);
+    const int out_dim = (int)tr->dim * (tr->loss_variance == DM_VAR_LEARNED ? 2 : 1);
+    model->mlp_cfg(dm_spec_opts(tr->spec, "model"), (int)tr->dim, out_dim, &cfg);
     if ((st = dm_mlp_init(&tr->mlp, &cfg, err)))
         return st;
     const size_t np = tr->mlp.n_params, B = (size_t)tr->topt->batch, d = tr->dim;
@@ -126,10 +130,14 @@ static dm_status init_network(dm_trainer *tr, const dm_model_ops *model, uint64_
     tr->t = dm_malloc(sizeof(double) * B);
     tr->alpha = dm_malloc(sizeof(double) * B);
     tr->sigma = dm_malloc(sizeof(double) * B);
+    tr->w = dm_malloc(sizeof(double) * B);
+    tr->row_loss = dm_malloc(sizeof(double) * B);
     tr->coef = dm_malloc(sizeof(dm_param_coef) * B);
     if (!tr->params || !tr->grads || !tr->ema || !tr->x0 || !tr->eps || !tr->xt || !tr->xin ||
-        !tr->tin || !tr->F || !tr->dF || !tr->t || !tr->alpha || !tr->sigma || !tr->coef)
+        !tr->tin || !tr->F || !tr->dF || !tr->t || !tr->alpha || !tr->sigma || !tr->w || !tr->row_loss || !tr->coef)
         return dm_err(err, DM_E_NOMEM, "out of memory for a model of %zu parameters at batch %zu", np, B);
+    if (tr->importance_t && (st = dm_tsampler_init(&tr->tsampler, tr->sched.T, err)))
+        return st;
     if ((st = dm_mlp_ws_init(&tr->ws, &tr->mlp, (int)B, err)))
         return st;
     const dm_train_opts *to = tr->topt;
@@ -170,6 +178,8 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
     tr->sampler_opts = dm_spec_opts(spec, "sampler");
     const dm_model_ops *model = (const dm_model_ops *)dm_spec_plugin(spec, "model");
     const uint64_t seed = (uint64_t)tr->root->seed;
+    tr->loss_variance = dm_loss_variance(tr->loss, tr->loss_opts);
+    tr->importance_t = dm_loss_importance_t(tr->loss, tr->loss_opts);
 
     if ((st = dm_schedule_init(&tr->sched, (const dm_schedule_ops *)dm_spec_plugin(spec, "diffusion.schedule"),
                                dm_spec_opts(spec, "diffusion.schedule"), err)))
@@ -242,7 +252,11 @@ void dm_trainer_free(dm_trainer *tr)
     dm_free(tr->t);
     dm_free(tr->alpha);
     dm_free(tr->sigma);
+    dm_free(tr->w);
+    dm_free(tr->row_loss);
     dm_free(tr->coef);
+    if (tr->tsampler.T)
+        dm_tsampler_free(&tr->tsampler);
     dm_mlp_ws_free(&tr->ws);
     if (tr->mlp.n_layers)
         dm_mlp_free(&tr->mlp);
@@ -263,8 +277,11 @@ dm_status dm_trainer_step(dm_trainer *tr, double *loss_out, double *gnorm_out, c
         size_t k = dm_rng_int(&tr->streams[0], nd);
         memcpy(tr->x0 + i * d, tr->train_x + k * d, sizeof(float) * d);
     }
-    for (size_t i = 0; i < B; i++)
-        tr->t[i] = s->ops->sample_t(s, &tr->streams[1]);
+    if (tr->importance_t)
+        dm_tsampler_draw(&tr->tsampler, &tr->streams[1], B, tr->t, tr->w);
+    else
+        for (size_t i = 0; i < B; i++)
+            tr->t[i] = s->ops->sample_t(s, &tr->streams[1]);
     for (size_t i = 0; i < B * d; i++)
         tr->eps[i] = (float)dm_rng_normal(&tr->streams[2]);
 
@@ -272,7 +289,7 @@ dm_status dm_trainer_step(dm_trainer *tr, double *loss_out, double *gnorm_out, c
         const double a = s->ops->alpha(s, tr->t[i]), sg = s->ops->sigma(s, tr->t[i]);
         tr->alpha[i] = a;
         tr->sigma[i] = sg;
-        tr->param->coef(tr->param_opts, a, sg, tr->sigma_data, &tr->coef[i]);
+        dm_param_coef_at(tr->param, tr->param_opts, s, tr->t[i], tr->sigma_data, &tr->coef[i]);
         tr->tin[i] = (float)s->ops->c_noise(s, tr->t[i]);
         for (size_t j = 0; j < d; j++) {
             const size_t q = i * d + j;
@@ -285,7 +302,9 @@ dm_status dm_trainer_step(dm_trainer *tr, double *loss_out, double *gnorm_out, c
     const dm_loss_batch lb = { .n = B, .d = d, .x_t = tr->xt, .F = tr->F, .x0 = tr->x0,
                                .eps = tr->eps, .t = tr->t, .alpha = tr->alpha,
                                .sigma = tr->sigma, .coef = tr->coef, .sched = s,
-                               .sigma_data = tr->sigma_data };
+                               .sigma_data = tr->sigma_data, .f_cols = (size_t)tr->mlp.cfg.out_dim,
+                               .w = tr->importance_t ? tr->w : NULL,
+                               .row_loss = tr->importance_t ? tr->row_loss : NULL };
     const double loss = tr->loss->eval(tr->loss_opts, &lb, tr->dF);
     *loss_out = loss;
     if (!isfinite(loss))
@@ -302,6 +321,8 @@ dm_status dm_trainer_step(dm_trainer *tr, double *loss_out, double *gnorm_out, c
     if (tr->topt->warmup > 0 && tr->step < tr->topt->warmup)
         lr *= (double)(tr->step + 1) / (double)tr->topt->warmup;
     dm_adam_step(&tr->adam, tr->params, tr->grads, lr);
+    if (tr->importance_t)
+        dm_tsampler_update(&tr->tsampler, B, tr->t, tr->row_loss);
     dm_ema_update(tr->ema, tr->params, tr->mlp.n_params, tr->topt->ema_decay);
     tr->step++;
     return DM_OK;
@@ -376,6 +397,45 @@ dm_status dm_trainer_nll(dm_trainer *tr, double *nll, int64_t *nfe, char *err)
     return st;
 }
 
+int dm_trainer_reverse_variance(const dm_trainer *tr)
+{
+    if (tr->sampler == &dm_sampler_ddpm)
+        return ((const dm_ddpm_sampler_opts *)tr->sampler_opts)->variance;
+    return tr->loss_variance >= 0 ? tr->loss_variance : DM_VAR_BETA;
+}
+
+dm_status dm_trainer_vlb(dm_trainer *tr, double *vlb, int64_t *nfe, char *err)
+{
+    const size_t n = (size_t)(tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref);
+    const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
+    model_denoiser md;
+    dm_denoiser den;
+    dm_rng *rngs;
+    double *bound = dm_malloc(sizeof(double) * n);
+    if (!bound)
+        return dm_err(err, DM_E_NOMEM, "out of memory for %zu bounds", n);
+    /* The noise comes from eval.seed, as the reference points: runs compare on the same draws. */
+    dm_status st = dm_rng_streams_new(dm_seed_derive((uint64_t)tr->eopt->seed, "eval.vlb"), n, &rngs, err);
+    if (st) {
+        dm_free(bound);
+        return st;
+    }
+    if (!(st = model_denoiser_init(tr, batch, &md, &den, err))) {
+        st = dm_vlb(&den, &tr->sched, dm_trainer_reverse_variance(tr), tr->ref_x, n, rngs, bound, NULL, NULL, err);
+        model_denoiser_free(&md);
+    }
+    if (!st) {
+        double sum = 0.0;
+        for (size_t i = 0; i < n; i++)
+            sum += bound[i];
+        *vlb = sum / (double)n;
+        *nfe = tr->sched.T;
+    }
+    dm_rng_streams_free(rngs, n);
+    dm_free(bound);
+    return st;
+}
+
 dm_status dm_trainer_ckpt_entries(dm_trainer *tr, dm_ckpt *c, void *rng_buf, char *err)
 {
     (void)err;
@@ -394,6 +454,12 @@ dm_status dm_trainer_ckpt_entries(dm_trainer *tr, dm_ckpt *c, void *rng_buf, cha
         dm_rng_state_get(&tr->streams[s], buf);
         c->entries[k++] = (dm_ckpt_entry){ (char *)rng_entry[s], DM_CKPT_U8, sz, buf };
         buf += sz;
+    }
+    if (tr->importance_t) {
+        const size_t T = (size_t)tr->tsampler.T;
+        c->entries[k++] = (dm_ckpt_entry){ (char *)"tsampler/history", DM_CKPT_F64, T * DM_TSAMPLER_HISTORY,
+                                           tr->tsampler.history };
+        c->entries[k++] = (dm_ckpt_entry){ (char *)"tsampler/count", DM_CKPT_I64, T, tr->tsampler.count };
     }
     c->n = k;
     c->owns = 0;
@@ -422,6 +488,15 @@ dm_status dm_trainer_restore(dm_trainer *tr, const dm_ckpt *c, char *err)
         if (!e || e->type != DM_CKPT_U8 || e->count != dm_rng_state_size(&tr->streams[s]))
             return dm_err(err, DM_E_IO, "checkpoint lacks the state of stream '%s'", rng_entry[s] + 4);
         dm_rng_state_set(&tr->streams[s], e->data);
+    }
+    if (tr->importance_t) {
+        const size_t T = (size_t)tr->tsampler.T;
+        const dm_ckpt_entry *h = dm_ckpt_find(c, "tsampler/history"), *n = dm_ckpt_find(c, "tsampler/count");
+        if (!h || h->type != DM_CKPT_F64 || h->count != T * DM_TSAMPLER_HISTORY || !n || n->type != DM_CKPT_I64 ||
+            n->count != T)
+            return dm_err(err, DM_E_IO, "checkpoint lacks the t-sampler history of %zu steps", T);
+        memcpy(tr->tsampler.history, h->data, sizeof(double) * h->count);
+        memcpy(tr->tsampler.count, n->data, sizeof(int64_t) * n->count);
     }
     tr->step = c->step;
     return DM_OK;

@@ -23,6 +23,7 @@
 #include "nn/mlp.h"
 #include "nn/optim.h"
 #include "train/schema.h"
+#include "train/tsampler.h"
 
 enum { DM_TRAIN_N_STREAMS = 3 };
 
@@ -37,6 +38,9 @@ typedef struct dm_trainer {
     const dm_loss_ops *loss;       const void *loss_opts;
     const dm_sampler_ops *sampler; const void *sampler_opts;
     dm_schedule sched;
+    int loss_variance;             /* dm_loss_variance(): DM_VAR_LEARNED = 2 d network outputs, -1 none */
+    int importance_t;              /* training times by importance sampling (tsampler) */
+    dm_tsampler tsampler;
 
     size_t dim;
     float *train_x;     /* (n_data, dim) */
@@ -54,7 +58,7 @@ typedef struct dm_trainer {
 
     /* per-step batch buffers, B = train.batch */
     float *x0, *eps, *xt, *xin, *tin, *F, *dF;   /* (B, dim) or (B) or (B, out_dim) */
-    double *t, *alpha, *sigma;                   /* (B) */
+    double *t, *alpha, *sigma, *w, *row_loss;    /* (B) */
     dm_param_coef *coef;                         /* (B) */
 
     dm_rng streams[DM_TRAIN_N_STREAMS];          /* train.batch, train.t, train.noise */
@@ -85,7 +89,17 @@ dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const
  * model (EMA weights if eval.use_ema): the mean negative log-likelihood in nats per point. */
 dm_status dm_trainer_nll(dm_trainer *tr, double *nll, int64_t *nfe, char *err);
 
-/* Checkpoint state: the entries point into the trainer (valid until the next step). */
+/* The reverse-process variance of the model's DDPM bound (eval.nll on a discrete schedule): the
+ * spec's ddpm sampler's variance; else the loss's (learned, or the vlb loss's fixed one); else beta. */
+int dm_trainer_reverse_variance(const dm_trainer *tr);
+
+/* The DDPM variational bound of the first eval.nll_n reference points (discrete schedules;
+ * eval/vlb.h): the mean bound in nats per point, and T (the evaluations per point). */
+dm_status dm_trainer_vlb(dm_trainer *tr, double *vlb, int64_t *nfe, char *err);
+
+/* Checkpoint state: the entries point into the trainer (valid until the next step). At most
+ * DM_TRAIN_CKPT_ENTRIES entries. */
+enum { DM_TRAIN_CKPT_ENTRIES = 16 };
 dm_status dm_trainer_ckpt_entries(dm_trainer *tr, dm_ckpt *c, void *rng_buf, char *err);
 /* Restore from a checkpoint read with dm_ckpt_read. */
 dm_status dm_trainer_restore(dm_trainer *tr, const dm_ckpt *c, char *err);
