@@ -26,17 +26,24 @@ static const char spec_text[] =
     "train: {batch: 64, n_data: 500, steps: 30, grad_clip: 1.0, warmup: 5, optimizer: adamw, weight_decay: 0.01}\n"
     "eval: {n_samples: 50, n_ref: 50, batch: 16}\n";
 
-static dm_spec *load(const char *seed_override)
+static dm_spec *load_over(int n_over, const char *const *over)
 {
     char err[DM_ERR_SIZE];
     dm_spec *spec = NULL;
-    const char *over[1] = { seed_override };
-    dm_status st = dm_spec_load_text(&dm_spec_schema, spec_text, "<test>", seed_override ? 1 : 0, over, &spec, err);
+    dm_status st = dm_spec_load_text(&dm_spec_schema, spec_text, "<test>", n_over, over, &spec, err);
     if (st)
         print_error("%s\n", err);
     assert_int_equal(st, DM_OK);
-    assert_int_equal(dm_trainer_check(spec, err), DM_OK);
+    if ((st = dm_trainer_check(spec, err)))
+        print_error("%s\n", err);
+    assert_int_equal(st, DM_OK);
     return spec;
+}
+
+static dm_spec *load(const char *seed_override)
+{
+    const char *over[1] = { seed_override };
+    return load_over(seed_override ? 1 : 0, over);
 }
 
 static void train(dm_trainer *tr, int steps)
@@ -74,27 +81,27 @@ static void test_deterministic_across_threads(void **state)
     assert_string_not_equal(a, c);
 }
 
-static void test_checkpoint_resume_bit_identical(void **state)
+/* Train 30 steps straight, and 30 steps as k + restore + (30 - k): same bits. */
+static void resume_case(int n_over, const char *const *over, int k)
 {
-    (void)state;
     char err[DM_ERR_SIZE];
-    dm_spec *spec = load(NULL);
+    dm_spec *spec = load_over(n_over, over);
     dm_trainer full, part, resumed;
     assert_int_equal(dm_trainer_init(&full, spec, NULL, err), DM_OK);
     train(&full, 30);
 
     assert_int_equal(dm_trainer_init(&part, spec, NULL, err), DM_OK);
-    train(&part, 12);
-    dm_ckpt_entry entries[16];
+    train(&part, k);
+    dm_ckpt_entry entries[DM_TRAIN_CKPT_ENTRIES];
     dm_ckpt c = { .entries = entries };
     unsigned char rng_buf[3 * 8192];
     assert_true(3 * dm_rng_state_size(&part.streams[0]) <= sizeof rng_buf);
     assert_int_equal(dm_trainer_ckpt_entries(&part, &c, rng_buf, err), DM_OK);
-    assert_int_equal(c.step, 12);
+    assert_int_equal(c.step, k);
 
     assert_int_equal(dm_trainer_init(&resumed, spec, NULL, err), DM_OK);
     assert_int_equal(dm_trainer_restore(&resumed, &c, err), DM_OK);
-    train(&resumed, 18);
+    train(&resumed, 30 - k);
     assert_int_equal(resumed.step, 30);
     assert_memory_equal(full.params, resumed.params, sizeof(float) * full.mlp.n_params);
     assert_memory_equal(full.ema, resumed.ema, sizeof(float) * full.mlp.n_params);
@@ -103,10 +110,46 @@ static void test_checkpoint_resume_bit_identical(void **state)
     entries[0].count -= 1;
     assert_int_equal(dm_trainer_restore(&resumed, &c, err), DM_E_IO);
     assert_non_null(strstr(err, "params"));
+    entries[0].count += 1;
+    if (full.importance_t) {
+        /* The t-sampler's history is part of the state: without it the run would diverge. */
+        c.n -= 2;
+        assert_int_equal(dm_trainer_restore(&resumed, &c, err), DM_E_IO);
+        assert_non_null(strstr(err, "t-sampler"));
+    }
     dm_trainer_free(&full);
     dm_trainer_free(&part);
     dm_trainer_free(&resumed);
     dm_spec_free(spec);
+}
+
+static void test_checkpoint_resume_bit_identical(void **state)
+{
+    (void)state;
+    resume_case(0, NULL, 12);
+}
+
+/* The vlb loss with a learned variance (2 d outputs) and importance-sampled t: its history is
+ * checkpointed. Cosine, T = 20 at batch 64: warm (10 losses at every t) after a few steps, so a checkpoint
+ * at step 2 falls in the uniform warm-up and one at step 12 in the importance phase. */
+static void test_checkpoint_resume_importance_t(void **state)
+{
+    (void)state;
+    const char *over[] = { "diffusion.schedule={type: cosine, T: 20}", "diffusion.loss={type: vlb, variance: learned}" };
+    char err[DM_ERR_SIZE];
+    dm_spec *spec = load_over(2, over);
+    dm_trainer tr;
+    assert_int_equal(dm_trainer_init(&tr, spec, NULL, err), DM_OK);
+    assert_int_equal(tr.mlp.cfg.out_dim, 4);
+    assert_true(tr.importance_t);
+    train(&tr, 2);
+    assert_false(dm_tsampler_warm(&tr.tsampler));
+    train(&tr, 10);
+    assert_true(dm_tsampler_warm(&tr.tsampler));
+    dm_trainer_free(&tr);
+    dm_spec_free(spec);
+    resume_case(2, over, 2);
+    resume_case(2, over, 12);
 }
 
 static void test_net_denoiser_consistent(void **state)
@@ -161,6 +204,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deterministic_across_threads),
         cmocka_unit_test(test_checkpoint_resume_bit_identical),
+        cmocka_unit_test(test_checkpoint_resume_importance_t),
         cmocka_unit_test(test_net_denoiser_consistent),
         cmocka_unit_test(test_divergence_reported),
     };

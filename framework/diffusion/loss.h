@@ -46,7 +46,12 @@ typedef struct dm_loss_ops {
     int (*variance)(const void *opts);
     /* Optional: 1 if training times are drawn by importance sampling (NULL: 0). */
     int (*importance_t)(const void *opts);
+    /* A consistency loss (DM_CM_KIND_CT, _ICT, _CD; 0 for the others): the trainer runs its
+     * consistency step (train/cm_step.h) instead of one forward pass and eval. */
+    int consistency;
 } dm_loss_ops;
+
+enum { DM_CM_KIND_CT = 1, DM_CM_KIND_ICT = 2, DM_CM_KIND_CD = 3 };
 
 static inline int dm_loss_variance(const dm_loss_ops *l, const void *opts)
 {

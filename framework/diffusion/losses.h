@@ -50,7 +50,10 @@
 #ifndef DM_DIFFUSION_LOSSES_H
 #define DM_DIFFUSION_LOSSES_H
 
+#include <stdint.h>
+
 #include "diffusion/loss.h"
+#include "diffusion/params.h"
 
 enum { DM_MSE_EPS = 0, DM_MSE_X0 = 1, DM_MSE_V = 2, DM_MSE_SCORE = 3, DM_MSE_MU = 4 };
 enum {
@@ -81,5 +84,29 @@ typedef struct dm_hybrid_opts {
 
 extern const dm_loss_ops dm_loss_vlb;
 extern const dm_loss_ops dm_loss_hybrid;
+
+/* ct, ict, cd: consistency losses (loss_consistency.c; the trainer's consistency step). One
+ * options struct; each plug-in's table fills its own fields. */
+typedef struct dm_cm_loss_opts {
+    int distance;          /* DM_CM_L2, DM_CM_L1, DM_CM_PSEUDO_HUBER (diffusion/consistency.h) */
+    int64_t s0, s1;        /* ct, ict: the discretization curriculum */
+    double mu0;            /* ct: target EMA at the start; cd: the target EMA rate mu */
+    double p_mean, p_std;  /* ict: the lognormal index distribution */
+    int64_t n;             /* cd: grid points N */
+    int teacher_step;      /* cd: 0 euler, 1 heun */
+    double rho;            /* the Karras grid exponent */
+} dm_cm_loss_opts;
+enum { DM_CM_TEACHER_EULER = 0, DM_CM_TEACHER_HEUN = 1 };
+
+extern const dm_loss_ops dm_loss_ct;
+extern const dm_loss_ops dm_loss_ict;
+extern const dm_loss_ops dm_loss_cd;
+
+/* The consistency loss of n student rows f (n, d) against their stop-gradient targets (n, d):
+ * L = (1/n) sum_i lambda_i d(f_i, target_i), and dF (n rows of f_cols; the first d columns
+ * written) = dL/dF with f = c_skip x + c_out F, i.e. (lambda_i c_out_i / n) grad d. */
+double dm_cm_loss_rows(const dm_cm_loss_opts *o, size_t n, size_t d, size_t f_cols, const float *f,
+                       const float *target, const double *lambda, const double *c_out, double huber_c,
+                       float *dF);
 
 #endif

@@ -26,6 +26,7 @@ extern const dm_param_ops dm_param_v;
 extern const dm_param_ops dm_param_score;
 extern const dm_param_ops dm_param_edm;
 extern const dm_param_ops dm_param_mu;   /* coef_t only (discrete schedules) */
+extern const dm_param_ops dm_param_consistency;   /* coef_t only (alpha = 1); options dm_param_edm_opts */
 
 typedef struct dm_param_edm_opts {
     double sigma_data;   /* 0: the dataset's measured std (the coef() argument) */

@@ -21,6 +21,7 @@ const dm_plugin *const dm_param_registry[] = {
     &dm_param_score.info,
     &dm_param_edm.info,
     &dm_param_mu.info,
+    &dm_param_consistency.info,
     NULL,
 };
 
@@ -28,6 +29,9 @@ const dm_plugin *const dm_loss_registry[] = {
     &dm_loss_mse.info,
     &dm_loss_vlb.info,
     &dm_loss_hybrid.info,
+    &dm_loss_ct.info,
+    &dm_loss_ict.info,
+    &dm_loss_cd.info,
     NULL,
 };
 
@@ -40,5 +44,6 @@ const dm_plugin *const dm_sampler_registry[] = {
     &dm_sampler_heun.info,
     &dm_sampler_rk45.info,
     &dm_sampler_dpmpp2m.info,
+    &dm_sampler_cm.info,
     NULL,
 };

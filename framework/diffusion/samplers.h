@@ -79,6 +79,14 @@ extern const dm_sampler_ops dm_sampler_heun;
 extern const dm_sampler_ops dm_sampler_rk45;
 extern const dm_sampler_ops dm_sampler_dpmpp2m;
 
+/* "cm": consistency-model sampling (one-step or multistep). */
+typedef struct dm_cm_sampler_opts {
+    int64_t steps;
+    dm_reals times;   /* empty: the schedule's grid */
+} dm_cm_sampler_opts;
+
+extern const dm_sampler_ops dm_sampler_cm;
+
 /* Sample and report in *nfe_done (may be NULL) the denoiser evaluations per sample actually made:
  * ops->nfe() for fixed-step samplers; for adaptive ones (rk45: nfe() is -1, the count is known only
  * afterwards) what their sample_counted slot reports. Callers that record an NFE use this. */

@@ -2,7 +2,9 @@
  * Training: ln sigma ~ N(P_mean, P_std^2) (training/loss.py EDMLoss). Sampling grid (eq. 5;
  * generate.py edm_sampler):
  *   t_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho, i < N,  t_N = 0.
- * Network time input c_noise = ln(sigma) / 4 (Table 1; training/networks.py EDMPrecond).
+ * Network time input c_noise = ln(sigma) / 4 (Table 1; training/networks.py EDMPrecond), or with
+ * time_input: cm the consistency models' 1000 * 0.25 ln(sigma + 1e-44) (openai/consistency_models
+ * karras_diffusion.py denoise) — the same schedule otherwise.
  * As an SDE: dx = g dW, f = 0, g^2 = d sigma^2 / dt = 2t, whose marginals are N(x0, t^2 I). The
  * prior is N(0, sigma_max^2 I) (edm_sampler: latents * t_steps[0]). */
 #include <math.h>
@@ -18,7 +20,12 @@ static double dalpha(const dm_schedule *s, double t) { (void)s; (void)t; return 
 static double dsigma(const dm_schedule *s, double t) { (void)s; (void)t; return 1.0; }
 static double f(const dm_schedule *s, double t) { (void)s; (void)t; return 0.0; }
 static double g2(const dm_schedule *s, double t) { (void)s; return 2.0 * t; }
-static double c_noise(const dm_schedule *s, double t) { (void)s; return 0.25 * log(t); }
+static const char *const time_inputs[] = { "edm", "cm", NULL };
+
+static double c_noise(const dm_schedule *s, double t)
+{
+    return opts(s)->time_input == DM_TIME_INPUT_CM ? 250.0 * log(t + 1e-44) : 0.25 * log(t);
+}
 
 static double sample_t(const dm_schedule *s, dm_rng *rng)
 {
@@ -67,6 +74,8 @@ static const dm_param_desc params[] = {
       "mean of ln sigma in training" },
     { "p_std", DM_OPT_REAL, "1.2", 1e-3, 20, NULL, 0, offsetof(dm_edm_schedule_opts, p_std),
       "standard deviation of ln sigma in training" },
+    { "time_input", DM_OPT_CHOICE, "edm", 0, 0, time_inputs, 0, offsetof(dm_edm_schedule_opts, time_input),
+      "the network's time input: edm (ln(sigma)/4) or cm (250 ln(sigma), consistency models)" },
     DM_OPT_END,
 };
 

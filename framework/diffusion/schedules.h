@@ -31,9 +31,11 @@ typedef struct dm_ve_schedule_opts {
 } dm_ve_schedule_opts;
 
 /* "edm": continuous, alpha = 1, sigma = t, lognormal training sigma (Karras et al. 2022). */
+enum { DM_TIME_INPUT_EDM = 0, DM_TIME_INPUT_CM = 1 };
 typedef struct dm_edm_schedule_opts {
     double sigma_min, sigma_max, rho;
     double p_mean, p_std;
+    int time_input;   /* DM_TIME_INPUT_EDM: ln(sigma)/4; DM_TIME_INPUT_CM: 250 ln(sigma + 1e-44) */
 } dm_edm_schedule_opts;
 
 extern const dm_schedule_ops dm_schedule_ddpm_linear;

@@ -148,8 +148,7 @@ static dm_status build_overrides(const dm_sample_cfg *cfg, int n_over, const cha
     return DM_OK;
 }
 
-/* The run folder of a run id or unique prefix, from the index. */
-static dm_status find_run(const char *results, const char *pat, char *dir, size_t n, char *id, size_t nid,
+dm_status dm_find_run(const char *results, const char *pat, char *dir, size_t n, char *id, size_t nid,
                           char *err)
 {
     char ipath[PATH_SIZE];
@@ -204,7 +203,7 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
 
     if ((st = build_overrides(cfg, n_over, overrides, bufs, &over, &n, 1, err)))
         goto out;
-    if ((st = find_run(cfg->results, target, dir, sizeof dir, id, sizeof id, err)))
+    if ((st = dm_find_run(cfg->results, target, dir, sizeof dir, id, sizeof id, err)))
         goto out;
     if ((st = dm_path_fmt(h5, sizeof h5, err, "%s/run.h5", dir)) ||
         (st = dm_path_fmt(ck, sizeof ck, err, "%s/checkpoint.h5", dir)) ||

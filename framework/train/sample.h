@@ -30,6 +30,10 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
  * "nll" (nats per point) and "bpd" (bits per dimension), sampler "pf_ode". */
 dm_status dm_nll_record(dm_trainer *tr, dm_runrec *rec, char *err);
 
+/* The run id (id, nid) and folder (dir, n) of a run id or unique prefix pat, from the index of
+ * results. */
+dm_status dm_find_run(const char *results, const char *pat, char *dir, size_t n, char *id, size_t nid, char *err);
+
 typedef struct dm_sample_cfg {
     const char *results;
     const char *sampler;   /* --sampler NAME, or NULL: the run's own */

@@ -62,6 +62,19 @@ static const dm_param_desc eval_params[] = {
 };
 #undef E
 
+#define D(f) offsetof(dm_distill_opts, f)
+static const dm_param_desc distill_params[] = {
+    { "teacher", DM_OPT_STR, "", 0, 0, NULL, 0, D(teacher),
+      "cd's teacher: a finished run's id (or a unique prefix), a spec file (with teacher_seed: the run of that "
+      "spec and seed), or 'analytic' (the mixture's exact denoiser)" },
+    { "teacher_seed", DM_OPT_INT, "0", 0, 4294967295.0, NULL, 0, D(teacher_seed),
+      "with a spec file as teacher: the seed of the teacher run" },
+    { "init_from_teacher", DM_OPT_BOOL, "false", 0, 0, NULL, 0, D(init_from_teacher),
+      "start the student from the teacher's EMA weights (same network shape needed)" },
+    DM_OPT_END,
+};
+#undef D
+
 static const char *const progress_modes[] = { "auto", "bar", "lines", "none", NULL };
 #define U(f) offsetof(dm_run_opts, f)
 static const dm_param_desc run_params[] = {
@@ -80,6 +93,8 @@ static const dm_param_desc run_params[] = {
 static const dm_plugin root_section = { "", "top level", root_params, sizeof(dm_root_opts) };
 static const dm_plugin train_section = { "train", "the common trainer", train_params, sizeof(dm_train_opts) };
 static const dm_plugin eval_section = { "eval", "evaluation at the end of a run", eval_params, sizeof(dm_eval_opts) };
+static const dm_plugin distill_section = { "distill", "consistency distillation", distill_params,
+                                           sizeof(dm_distill_opts) };
 static const dm_plugin run_section = { "run", "execution (not part of the config hash)", run_params, sizeof(dm_run_opts) };
 
 static const dm_section_desc sections[] = {
@@ -93,6 +108,7 @@ static const dm_section_desc sections[] = {
     { "sampler", "sampler of the final evaluation", NULL, dm_sampler_registry, "ddpm", "sampler" },
     { "train", "trainer", &train_section, NULL, NULL, NULL },
     { "eval", "evaluation", &eval_section, NULL, NULL, NULL },
+    { "distill", "consistency distillation", &distill_section, NULL, NULL, NULL },
     { "run", "execution", &run_section, NULL, NULL, NULL },
 };
 

@@ -41,6 +41,13 @@ typedef struct dm_run_opts {
     int progress;
 } dm_run_opts;
 
+/* Consistency distillation's teacher (diffusion.loss: cd). */
+typedef struct dm_distill_opts {
+    char teacher[DM_OPT_STR_MAX];   /* "": none; "analytic"; a run id (or unique prefix); a spec file */
+    int64_t teacher_seed;           /* with a spec file: the teacher run's seed */
+    bool init_from_teacher;         /* the student starts from the teacher's EMA weights */
+} dm_distill_opts;
+
 extern const dm_schema dm_spec_schema;
 
 #endif

@@ -12,6 +12,7 @@
 #include "eval/nll.h"
 #include "eval/vlb.h"
 #include "nn/model.h"
+#include "train/cm_step.h"
 
 static const char *const stream_names[DM_TRAIN_N_STREAMS] = { "train.batch", "train.t", "train.noise" };
 
@@ -67,6 +68,34 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
         goto out;
     if ((st = sa->check(dm_spec_opts(spec, "sampler"), &sched, err)))
         goto out;
+    const dm_distill_opts *dist = dm_spec_opts(spec, "distill");
+    if (lo->consistency == DM_CM_KIND_CD && !dist->teacher[0]) {
+        st = dm_err(err, DM_E_INPUT, "distill.teacher: the cd loss distills a teacher: name a finished run (its id), "
+                    "a spec file with distill.teacher_seed, or 'analytic'");
+        goto out;
+    }
+    if (lo->consistency != DM_CM_KIND_CD && dist->teacher[0]) {
+        st = dm_err(err, DM_E_INPUT, "distill.teacher: only the cd loss has a teacher; the loss is '%s'", lo->info.name);
+        goto out;
+    }
+    if (lo->consistency == DM_CM_KIND_CD && strcmp(dist->teacher, "analytic") == 0) {
+        dm_gmm g;
+        if (dm_data_gmm(da, dm_spec_opts(spec, "data"), &g, NULL) != DM_OK) {
+            st = dm_err(err, DM_E_INPUT, "distill.teacher: analytic needs a Gaussian-mixture dataset (gmm, "
+                        "eight_gaussians); '%s' is not one", da->info.name);
+            goto out;
+        }
+        dm_gmm_free(&g);
+        if (dist->init_from_teacher) {
+            st = dm_err(err, DM_E_INPUT, "distill.init_from_teacher: the analytic teacher has no weights to start from");
+            goto out;
+        }
+    }
+    if (mo->analytic && lo->consistency) {
+        st = dm_err(err, DM_E_INPUT, "model.type: analytic has nothing to train; the %s loss trains a network",
+                    lo->info.name);
+        goto out;
+    }
     if (sa == &dm_sampler_ddpm && ((const dm_ddpm_sampler_opts *)dm_spec_opts(spec, "sampler"))->variance == DM_VAR_LEARNED &&
         dm_loss_variance(lo, dm_spec_opts(spec, "diffusion.loss")) != DM_VAR_LEARNED)
         st = dm_err(err, DM_E_INPUT,
@@ -179,6 +208,8 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
     const dm_model_ops *model = (const dm_model_ops *)dm_spec_plugin(spec, "model");
     const uint64_t seed = (uint64_t)tr->root->seed;
     tr->loss_variance = dm_loss_variance(tr->loss, tr->loss_opts);
+    tr->cm = tr->loss->consistency;
+    tr->cm_opts = tr->cm ? tr->loss_opts : NULL;
     tr->importance_t = dm_loss_importance_t(tr->loss, tr->loss_opts);
 
     if ((st = dm_schedule_init(&tr->sched, (const dm_schedule_ops *)dm_spec_plugin(spec, "diffusion.schedule"),
@@ -202,8 +233,17 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
         tr->analytic = 1;
         if ((st = dm_data_gmm(tr->data, tr->data_opts, &tr->gmm, err)))
             goto fail;
-    } else if ((st = init_network(tr, model, seed, err))) {
+    } else if ((st = init_network(tr, model, seed, err)) || (tr->cm && (st = dm_cm_init(tr, err)))) {
         goto fail;
+    }
+    /* CD from the mixture's exact denoiser needs no teacher run. */
+    const dm_distill_opts *dist = dm_spec_opts(spec, "distill");
+    if (tr->cm == DM_CM_KIND_CD && strcmp(dist->teacher, "analytic") == 0) {
+        if ((st = dm_data_gmm(tr->data, tr->data_opts, &tr->gmm, err)))
+            goto fail;
+        tr->analytic_teacher = 1;
+        dm_gmm_denoiser_init(&tr->teacher_gd, &tr->teacher_gden, &tr->gmm, &tr->sched, (size_t)tr->topt->batch);
+        tr->teacher = &tr->teacher_gden;
     }
 
     /* Provenance of the randomness and the data. */
@@ -235,8 +275,10 @@ fail:
 void dm_trainer_free(dm_trainer *tr)
 {
     dm_schedule_free(&tr->sched);
-    if (tr->analytic)
+    if (tr->analytic || tr->analytic_teacher)
         dm_gmm_free(&tr->gmm);
+    if (tr->cm)
+        dm_cm_free(tr);
     dm_free_aligned(tr->train_x);
     dm_free_aligned(tr->ref_x);
     dm_free_aligned(tr->params);
@@ -267,7 +309,8 @@ void dm_trainer_free(dm_trainer *tr)
     memset(tr, 0, sizeof *tr);
 }
 
-dm_status dm_trainer_step(dm_trainer *tr, double *loss_out, double *gnorm_out, char *err)
+/* The diffusion losses: one forward pass at the drawn times, the loss and dF. */
+static double diffusion_forward_loss(dm_trainer *tr)
 {
     const size_t B = (size_t)tr->topt->batch, d = tr->dim, nd = (size_t)tr->topt->n_data;
     const dm_schedule *s = &tr->sched;
@@ -305,7 +348,20 @@ dm_status dm_trainer_step(dm_trainer *tr, double *loss_out, double *gnorm_out, c
                                .sigma_data = tr->sigma_data, .f_cols = (size_t)tr->mlp.cfg.out_dim,
                                .w = tr->importance_t ? tr->w : NULL,
                                .row_loss = tr->importance_t ? tr->row_loss : NULL };
-    const double loss = tr->loss->eval(tr->loss_opts, &lb, tr->dF);
+    return tr->loss->eval(tr->loss_opts, &lb, tr->dF);
+}
+
+dm_status dm_trainer_step(dm_trainer *tr, double *loss_out, double *gnorm_out, char *err)
+{
+    const size_t B = (size_t)tr->topt->batch;
+    double loss;
+    if (tr->cm) {
+        dm_status st = dm_cm_forward_loss(tr, &loss, err);
+        if (st)
+            return st;
+    } else {
+        loss = diffusion_forward_loss(tr);
+    }
     *loss_out = loss;
     if (!isfinite(loss))
         return dm_err(err, DM_E_NUMERIC, "the loss is %s at step %lld", isnan(loss) ? "NaN" : "infinite",
@@ -325,40 +381,44 @@ dm_status dm_trainer_step(dm_trainer *tr, double *loss_out, double *gnorm_out, c
         dm_tsampler_update(&tr->tsampler, B, tr->t, tr->row_loss);
     dm_ema_update(tr->ema, tr->params, tr->mlp.n_params, tr->topt->ema_decay);
     tr->step++;
+    if (tr->cm)
+        dm_cm_after_step(tr);
     return DM_OK;
 }
 
-/* The model as a denoiser: the mixture's exact one, or the network with EMA or training weights. */
-typedef struct model_denoiser {
-    dm_gmm_denoiser gd;
-    dm_net_denoiser nd;
-    int net;
-} model_denoiser;
-
-static dm_status model_denoiser_init(dm_trainer *tr, size_t batch, model_denoiser *md, dm_denoiser *den,
-                                     char *err)
+dm_status dm_model_denoiser_init(dm_trainer *tr, size_t batch, int use_ema, dm_model_denoiser *md,
+                                 dm_denoiser *den, char *err)
 {
     md->net = !tr->analytic;
     if (!md->net) {
         dm_gmm_denoiser_init(&md->gd, den, &tr->gmm, &tr->sched, batch);
         return DM_OK;
     }
-    return dm_net_denoiser_init(&md->nd, den, &tr->mlp, tr->eopt->use_ema ? tr->ema : tr->params, &tr->sched,
+    return dm_net_denoiser_init(&md->nd, den, &tr->mlp, use_ema ? tr->ema : tr->params, &tr->sched,
                                 tr->param, tr->param_opts, tr->sigma_data, batch, err);
 }
 
-static void model_denoiser_free(model_denoiser *md)
+void dm_model_denoiser_free(dm_model_denoiser *md)
 {
     if (md->net)
         dm_net_denoiser_free(&md->nd);
+    md->net = 0;
 }
+
+static dm_status model_denoiser_init(dm_trainer *tr, size_t batch, dm_model_denoiser *md, dm_denoiser *den,
+                                     char *err)
+{
+    return dm_model_denoiser_init(tr, batch, tr->eopt->use_ema, md, den, err);
+}
+
+static void model_denoiser_free(dm_model_denoiser *md) { dm_model_denoiser_free(md); }
 
 dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
                             float *x, int64_t *nfe, char *err)
 {
     const size_t n = (size_t)tr->eopt->n_samples;
     const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
-    model_denoiser md;
+    dm_model_denoiser md;
     dm_denoiser den;
     dm_rng *rngs;
     dm_status st = dm_rng_streams_new(dm_seed_derive((uint64_t)tr->root->seed, "eval.noise"), n, &rngs, err);
@@ -376,7 +436,7 @@ dm_status dm_trainer_nll(dm_trainer *tr, double *nll, int64_t *nfe, char *err)
 {
     const size_t n = (size_t)(tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref);
     const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
-    model_denoiser md;
+    dm_model_denoiser md;
     dm_denoiser den;
     dm_status st;
     double *logp = dm_malloc(sizeof(double) * n);
@@ -408,7 +468,7 @@ dm_status dm_trainer_vlb(dm_trainer *tr, double *vlb, int64_t *nfe, char *err)
 {
     const size_t n = (size_t)(tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref);
     const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
-    model_denoiser md;
+    dm_model_denoiser md;
     dm_denoiser den;
     dm_rng *rngs;
     double *bound = dm_malloc(sizeof(double) * n);
@@ -461,6 +521,8 @@ dm_status dm_trainer_ckpt_entries(dm_trainer *tr, dm_ckpt *c, void *rng_buf, cha
                                            tr->tsampler.history };
         c->entries[k++] = (dm_ckpt_entry){ (char *)"tsampler/count", DM_CKPT_I64, T, tr->tsampler.count };
     }
+    if (tr->target)
+        c->entries[k++] = (dm_ckpt_entry){ (char *)"cm/target", DM_CKPT_F32, np, tr->target };
     c->n = k;
     c->owns = 0;
     return DM_OK;
@@ -498,7 +560,39 @@ dm_status dm_trainer_restore(dm_trainer *tr, const dm_ckpt *c, char *err)
         memcpy(tr->tsampler.history, h->data, sizeof(double) * h->count);
         memcpy(tr->tsampler.count, n->data, sizeof(int64_t) * n->count);
     }
+    if (tr->target) {
+        const dm_ckpt_entry *e = dm_ckpt_find(c, "cm/target");
+        if (!e || e->type != DM_CKPT_F32 || e->count != np)
+            return dm_err(err, DM_E_IO, "checkpoint lacks the consistency target network 'cm/target'");
+        memcpy(tr->target, e->data, sizeof(float) * np);
+    }
     tr->step = c->step;
+    return DM_OK;
+}
+
+dm_status dm_trainer_set_teacher(dm_trainer *tr, const dm_denoiser *teacher, const dm_mlp *mlp, const float *weights,
+                                 char *err)
+{
+    const dm_distill_opts *dist = dm_spec_opts(tr->spec, "distill");
+    if (teacher->dim != tr->dim)
+        return dm_err(err, DM_E_INPUT, "distill.teacher: the teacher's data have dimension %zu, the student's %zu",
+                      teacher->dim, tr->dim);
+    if (teacher->max_batch < (size_t)tr->topt->batch)
+        return dm_err(err, DM_E_INPUT, "distill.teacher: the teacher's denoiser takes batches of %zu, below train.batch "
+                      "%lld", teacher->max_batch, (long long)tr->topt->batch);
+    if (dist->init_from_teacher) {
+        if (!mlp || memcmp(&mlp->cfg, &tr->mlp.cfg, sizeof mlp->cfg) != 0)
+            return dm_err(err, DM_E_INPUT, "distill.init_from_teacher: the teacher's network (%s) has another shape "
+                          "than the student's (width %d, depth %d, nfreq %d, %d outputs)",
+                          mlp ? "width/depth/nfreq/outputs differ" : "none: analytic",
+                          tr->mlp.cfg.width, tr->mlp.cfg.depth, tr->mlp.cfg.nfreq, tr->mlp.cfg.out_dim);
+        const size_t nb = sizeof(float) * tr->mlp.n_params;
+        memcpy(tr->params, weights, nb);
+        memcpy(tr->ema, weights, nb);
+        if (tr->target)
+            memcpy(tr->target, weights, nb);
+    }
+    tr->teacher = teacher;
     return DM_OK;
 }
 

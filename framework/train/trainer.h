@@ -13,7 +13,10 @@
 
 #include "core/rng.h"
 #include "data/dataset.h"
+#include "diffusion/denoiser_gmm.h"
+#include "diffusion/denoiser_net.h"
 #include "diffusion/loss.h"
+#include "diffusion/losses.h"
 #include "diffusion/param.h"
 #include "diffusion/sampler.h"
 #include "diffusion/schedule.h"
@@ -61,6 +64,17 @@ typedef struct dm_trainer {
     double *t, *alpha, *sigma, *w, *row_loss;    /* (B) */
     dm_param_coef *coef;                         /* (B) */
 
+    /* consistency models (diffusion.loss ct, ict, cd; train/cm_step.h) */
+    int cm;                                      /* DM_CM_KIND_*, 0 for the diffusion losses */
+    const dm_cm_loss_opts *cm_opts;
+    float *target;                               /* (n_params) the target network's EMA; NULL: the student */
+    float *cm_xs, *cm_xt, *cm_f, *cm_tgt, *cm_F2;  /* (B, dim) / (B, out_dim) */
+    double *cm_ts, *cm_tt, *cm_lambda, *cm_cout, *cm_grid, *cm_p;  /* (B) / (max N) */
+    const dm_denoiser *teacher;                  /* cd: the teacher's denoiser (dm_trainer_set_teacher) */
+    int analytic_teacher;                        /* cd with distill.teacher: analytic (gmm holds the mixture) */
+    dm_gmm_denoiser teacher_gd;
+    dm_denoiser teacher_gden;
+
     dm_rng streams[DM_TRAIN_N_STREAMS];          /* train.batch, train.t, train.noise */
     int64_t step;                                /* steps done */
 } dm_trainer;
@@ -79,6 +93,17 @@ dm_status dm_trainer_step(dm_trainer *tr, double *loss, double *grad_norm, char 
 
 /* The run has something to train (not an analytic model). */
 static inline int dm_trainer_trains(const dm_trainer *tr) { return !tr->analytic; }
+
+/* The model as a denoiser: the mixture's exact one (analytic), or the network with its EMA
+ * (use_ema) or training weights. */
+typedef struct dm_model_denoiser {
+    dm_gmm_denoiser gd;
+    dm_net_denoiser nd;
+    int net;
+} dm_model_denoiser;
+dm_status dm_model_denoiser_init(dm_trainer *tr, size_t batch, int use_ema, dm_model_denoiser *md,
+                                 dm_denoiser *den, char *err);
+void dm_model_denoiser_free(dm_model_denoiser *md);
 
 /* Draw eval.n_samples samples with the spec's sampler (EMA weights if eval.use_ema) into x
  * (n, dim), noise from the per-sample streams of the run's eval stream. */
@@ -103,6 +128,12 @@ enum { DM_TRAIN_CKPT_ENTRIES = 16 };
 dm_status dm_trainer_ckpt_entries(dm_trainer *tr, dm_ckpt *c, void *rng_buf, char *err);
 /* Restore from a checkpoint read with dm_ckpt_read. */
 dm_status dm_trainer_restore(dm_trainer *tr, const dm_ckpt *c, char *err);
+
+/* CD: the teacher's denoiser (borrowed; its max_batch >= train.batch, time = sigma) and, for
+ * distill.init_from_teacher, its network and EMA weights to start from (same shape). Before the
+ * first step. */
+dm_status dm_trainer_set_teacher(dm_trainer *tr, const dm_denoiser *teacher, const dm_mlp *mlp, const float *weights,
+                                 char *err);
 
 /* SHA-256 hex of the final parameter bytes followed by the EMA bytes (float32, little-endian). */
 void dm_trainer_params_sha256(const dm_trainer *tr, char hex[65]);

@@ -62,6 +62,15 @@ printf 'sampler: {type: ddpm, steps: 5000}\n' > steps.yaml
 check incompatible 'steps.yaml:1:30: sampler\.steps: 5000 exceeds' "$DIFFLAB" run steps.yaml
 check incompatible_override "override 'sampler.steps=2000': sampler\.steps" "$DIFFLAB" run steps.yaml sampler.steps=2000
 
+# Learned variance, the bound and mu need what they are defined on.
+printf 'sampler: {type: ddpm, variance: learned}\n' > learned.yaml
+check learned_variance 'learned.yaml:1:[0-9]+: sampler\.variance: learned needs a model trained with a learned variance.*hybrid' \
+  "$DIFFLAB" run learned.yaml
+printf 'diffusion: {schedule: {type: vp}, loss: {type: vlb}}\nsampler: {type: euler}\n' > vlb_vp.yaml
+check vlb_continuous 'vlb_vp.yaml:1:[0-9]+: diffusion\.loss\.type: vlb .*needs a discrete schedule' "$DIFFLAB" run vlb_vp.yaml
+check mu_continuous "override 'diffusion.param=mu'.*mu .*needs a discrete schedule" \
+  "$DIFFLAB" run vlb_vp.yaml diffusion.loss=mse diffusion.param=mu
+
 printf 'data: {type: gmm, weights: [0.5, 0.5], means: [[0, 0]], stds: [1, 1]}\n' > gmm.yaml
 check gmm_shapes 'gmm.yaml:1:[0-9]+: data\.means: 1 rows but data\.weights has 2' "$DIFFLAB" run gmm.yaml
 
