@@ -22,6 +22,14 @@ typedef struct dm_denoiser {
      * div (n) = sum_j d x0_hat_j / d x_j of each row, for likelihoods along the PF-ODE. */
     dm_status (*eval_div)(void *ctx, size_t n, const float *x, const double *t, float *x0,
                           double *div, char *err);
+    /* Optional (NULL when absent): x0_hat (n, dim; x0 may be NULL) and, for the probe z (n, dim;
+     * may be NULL when zjz is), the quadratic form zjz (n) = z_iᵀ (∂x0_hat/∂x)(x_i, t_i) z_i of
+     * each row, for any real z. It is Hutchinson's estimate of div x0_hat (E[zᵀJz] = tr J when
+     * E[z zᵀ] = I, e.g. Rademacher z) at the cost of one vector-Jacobian product instead of
+     * eval_div's dim of them (Hutchinson 1990; Grathwohl et al. 2019, FFJORD; score_sde_pytorch
+     * likelihood.py get_div_fn). */
+    dm_status (*eval_hutch)(void *ctx, size_t n, const float *x, const double *t, const float *z,
+                            float *x0, double *zjz, char *err);
     /* Optional (NULL when absent): eval, plus the learned reverse-variance fraction v (n, dim) of
      * a DDPM model trained with a learned variance: log Sigma = v log beta + (1 - v) log beta~
      * on the sampler's step (diffusion/ddpm_step.h). */

@@ -83,22 +83,25 @@ static dm_status eval(void *ctx, size_t n, const float *x, const double *t, floa
     return DM_OK;
 }
 
-/* The exact divergence of D(x) = E[x0 | x_t = x] = sum_k r_k m_k (one row; the slot eval_div of
- * denoiser.h, for PF-ODE likelihoods). With V_k = alpha^2 s_k^2 + sigma^2 (the marginal variance
- * of component k) and g_k = -(x - alpha mu_k) / V_k = grad log N(x; alpha mu_k, V_k I):
+/* The Jacobian of D(x) = E[x0 | x_t = x] = sum_k r_k m_k at one row, contracted as the exact
+ * divergence (eval_div) or the quadratic form zᵀ (dD/dx) z of a probe z (eval_hutch). With
+ * V_k = alpha^2 s_k^2 + sigma^2 (the marginal variance of component k) and
+ * g_k = -(x - alpha mu_k) / V_k = grad log N(x; alpha mu_k, V_k I):
  *   d m_k / dx = (alpha s_k^2 / V_k) I                      (m_k is affine in x),
  *   d r_k / dx = r_k (g_k - gbar),  gbar = sum_l r_l g_l     (softmax of the log terms),
- * so d D_j / d x_j = sum_k r_k alpha s_k^2 / V_k + sum_k r_k m_kj (g_kj - gbar_j), and
- *   div D = d sum_k r_k alpha s_k^2 / V_k + sum_k r_k sum_j (m_kj - D_j)(g_kj - gbar_j),
- * the second term written as the r-weighted covariance of m and g (centred: the uncentred form
+ * so, as sum_k r_k (g_k - gbar) = 0,
+ *   dD/dx = c I + sum_k r_k (m_k - D)(g_k - gbar)ᵀ,  c = sum_k r_k alpha s_k^2 / V_k,
+ *   div D = d c + sum_k r_k (m_k - D)ᵀ(g_k - gbar),
+ *   zᵀ (dD/dx) z = |z|^2 c + sum_k r_k (zᵀ(m_k - D)) ((g_k - gbar)ᵀ z),
+ * the second terms written as r-weighted covariances of m and g (centred: the uncentred form
  * sum r m g - D gbar cancels badly when the components are far apart). Check: one component gives
- * d alpha s^2 / V = (d + sigma^2 lap log p_t) / alpha, Tweedie's formula differentiated.
- * Writes D (dim) and returns the divergence; scratch as in eval. */
-static double row_div(const dm_gmm *gm, double a, double s, const double *x, double *dmean, double *r,
-                      double *m, double *v)
+ * div D = d alpha s^2 / V = (d + sigma^2 lap log p_t) / alpha, Tweedie's formula differentiated.
+ * Writes D (dim) and returns div D when z is NULL, zᵀ (dD/dx) z otherwise; scratch as in eval. */
+static double row_jac(const dm_gmm *gm, double a, double s, const double *x, const double *z,
+                      double *dmean, double *r, double *m, double *v)
 {
     const size_t d = gm->dim, K = gm->k;
-    double gbar[64], trace = 0.0, cov = 0.0;
+    double gbar[64], trace = 0.0, cov = 0.0, zz = (double)d;
     dm_gmm_posterior(gm, a, s, x, r, m, v);
     for (size_t j = 0; j < d; j++)
         dmean[j] = gbar[j] = 0.0;
@@ -110,16 +113,26 @@ static double row_div(const dm_gmm *gm, double a, double s, const double *x, dou
             gbar[j] -= r[k] * (x[j] - a * gm->mu[k * d + j]) / vk;
         }
     }
+    if (z) {
+        zz = 0.0;
+        for (size_t j = 0; j < d; j++)
+            zz += z[j] * z[j];
+    }
     for (size_t k = 0; k < K; k++) {
         const double vk = a * a * gm->s[k] * gm->s[k] + s * s;
-        double c = 0.0;
+        double c = 0.0, zm = 0.0, zg = 0.0;
         for (size_t j = 0; j < d; j++) {
             const double gkj = -(x[j] - a * gm->mu[k * d + j]) / vk;
-            c += (m[k * d + j] - dmean[j]) * (gkj - gbar[j]);
+            if (z) {
+                zm += z[j] * (m[k * d + j] - dmean[j]);
+                zg += z[j] * (gkj - gbar[j]);
+            } else {
+                c += (m[k * d + j] - dmean[j]) * (gkj - gbar[j]);
+            }
         }
-        cov += r[k] * c;
+        cov += r[k] * (z ? zm * zg : c);
     }
-    return (double)d * trace + cov;
+    return zz * trace + cov;
 }
 
 static dm_status eval_div(void *ctx, size_t n, const float *x, const double *t, float *x0, double *div,
@@ -135,9 +148,36 @@ static dm_status eval_div(void *ctx, size_t n, const float *x, const double *t, 
         const double a = g->sched->ops->alpha(g->sched, t[i]), s = g->sched->ops->sigma(g->sched, t[i]);
         for (size_t j = 0; j < d; j++)
             xi[j] = x[i * d + j];
-        const double dv = row_div(g->gmm, a, s, xi, mean, r, m, v);
+        const double dv = row_jac(g->gmm, a, s, xi, NULL, mean, r, m, v);
         if (div)
             div[i] = dv;
+        if (x0)
+            for (size_t j = 0; j < d; j++)
+                x0[i * d + j] = (float)mean[j];
+    }
+    return DM_OK;
+}
+
+/* x0_hat and zᵀ (dD/dx) z per row (denoiser.h eval_hutch): row_jac with the row's probe, in closed
+ * form as eval_div (no differentiation; the cost of eval_div, a few d K operations per row). */
+static dm_status eval_hutch(void *ctx, size_t n, const float *x, const double *t, const float *z,
+                            float *x0, double *zjz, char *err)
+{
+    const dm_gmm_denoiser *g = ctx;
+    const size_t d = g->gmm->dim, K = g->gmm->k;
+    if (K > 256 || d > 64)
+        return dm_err(err, DM_E_INPUT, "analytic denoiser: at most 256 components in 64 dimensions");
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        double xi[64], zi[64], mean[64], r[256], m[256 * 64], v[256];
+        const double a = g->sched->ops->alpha(g->sched, t[i]), s = g->sched->ops->sigma(g->sched, t[i]);
+        for (size_t j = 0; j < d; j++) {
+            xi[j] = x[i * d + j];
+            zi[j] = z ? z[i * d + j] : 0.0;
+        }
+        const double q = row_jac(g->gmm, a, s, xi, zi, mean, r, m, v);
+        if (zjz)
+            zjz[i] = q;
         if (x0)
             for (size_t j = 0; j < d; j++)
                 x0[i * d + j] = (float)mean[j];
@@ -150,5 +190,5 @@ void dm_gmm_denoiser_init(dm_gmm_denoiser *g, dm_denoiser *den, const dm_gmm *gm
 {
     *g = (dm_gmm_denoiser){ .gmm = gmm, .sched = sched };
     *den = (dm_denoiser){ .ctx = g, .dim = gmm->dim, .max_batch = max_batch, .eval = eval,
-                          .eval_div = eval_div };
+                          .eval_div = eval_div, .eval_hutch = eval_hutch };
 }

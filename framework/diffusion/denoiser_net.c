@@ -106,6 +106,47 @@ static dm_status eval_div(void *ctx, size_t n, const float *x, const double *t, 
     return DM_OK;
 }
 
+/* x0_hat and the Hutchinson quadratic form zᵀ (∂x0_hat/∂x) z of each row for the probe z
+ * (denoiser.h eval_hutch). By the chain rule of eval_div, ∂x0_hat/∂x = x_x0 I + f_x0 c_in dF/dxin,
+ * so
+ *   zᵀ (∂x0_hat/∂x) z = x_x0 |z|² + f_x0 c_in zᵀ (dF/dxin) z.
+ * One backward after the forward, with the cotangent z in the first dim output columns of every
+ * row (zero in the learned-variance half of a 2 dim output, which x0_hat does not use), gives row
+ * i's vector-Jacobian product z_iᵀ dF/dxin; its dot product with z_i is the quadratic form (the
+ * vjp form of score_sde_pytorch likelihood.py get_div_fn: sum(grad(sum(fn * eps)) * eps)). */
+static dm_status eval_hutch(void *ctx, size_t n, const float *x, const double *t, const float *z,
+                            float *x0, double *zjz, char *err)
+{
+    dm_net_denoiser *nd = ctx;
+    const size_t d = (size_t)nd->mlp->cfg.in_dim, fo = (size_t)nd->mlp->cfg.out_dim;
+    (void)err;
+    forward(nd, n, x, t);
+    if (zjz) {
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < fo; j++)
+                nd->dout[i * fo + j] = j < d ? z[i * d + j] : 0.0f;
+        dm_mlp_backward(nd->mlp, nd->params, &nd->ws, (int)n, nd->dout, nd->grads, nd->dxin);
+    }
+    double tc = 0.0;
+    dm_param_coef c = { 0 };
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || t[i] != tc)
+            row_coef(nd, tc = t[i], &c);
+        for (size_t j = 0; j < d && x0; j++)
+            x0[i * d + j] = (float)(c.x_x0 * x[i * d + j] + c.f_x0 * nd->F[i * fo + j]);
+        if (zjz) {
+            double zz = 0.0, zjfz = 0.0;
+            for (size_t j = 0; j < d; j++) {
+                const double zj = z[i * d + j];
+                zz += zj * zj;
+                zjfz += zj * nd->dxin[i * d + j];
+            }
+            zjz[i] = c.x_x0 * zz + c.f_x0 * c.c_in * zjfz;
+        }
+    }
+    return DM_OK;
+}
+
 dm_status dm_net_denoiser_init(dm_net_denoiser *nd, dm_denoiser *den, const dm_mlp *mlp,
                                const float *params, const dm_schedule *sched,
                                const dm_param_ops *param, const void *param_opts,
@@ -127,7 +168,7 @@ dm_status dm_net_denoiser_init(dm_net_denoiser *nd, dm_denoiser *den, const dm_m
         return dm_err(err, DM_E_NOMEM, "out of memory for a denoiser of batch %zu", max_batch);
     }
     *den = (dm_denoiser){ .ctx = nd, .dim = (size_t)mlp->cfg.in_dim, .max_batch = max_batch,
-                          .eval = eval, .eval_div = eval_div,
+                          .eval = eval, .eval_div = eval_div, .eval_hutch = eval_hutch,
                           .eval_var = mlp->cfg.out_dim == 2 * mlp->cfg.in_dim ? eval_var : NULL };
     return DM_OK;
 }

@@ -21,14 +21,16 @@ typedef struct dm_net_denoiser {
     float *xin;   /* (max_batch, dim) c_in * x */
     float *tin;   /* (max_batch) c_noise(t) */
     float *F;     /* (max_batch, out_dim) */
-    /* Scratch of eval_div (the exact divergence by one backward pass per input dimension): */
-    float *dout;  /* (max_batch, out_dim) the unit cotangent e_j of every row */
-    float *dxin;  /* (max_batch, dim) d F_j / d xin, row by row */
-    float *grads; /* (n_params) parameter gradients the backward writes and eval_div ignores */
+    /* Scratch of eval_div (the exact divergence by one backward pass per input dimension) and
+     * eval_hutch (one backward with the probe as cotangent): */
+    float *dout;  /* (max_batch, out_dim) the cotangent: e_j or the probe z in every row */
+    float *dxin;  /* (max_batch, dim) the vector-Jacobian product (cotangent)ᵀ dF/dxin per row */
+    float *grads; /* (n_params) parameter gradients the backward writes and both ignore */
 } dm_net_denoiser;
 
-/* Fills *den so that den->eval runs the network and den->eval_div gives x0_hat with its exact
- * divergence (dim backward passes after one forward). nd must stay at its address while den is
+/* Fills *den so that den->eval runs the network, den->eval_div gives x0_hat with its exact
+ * divergence (dim backward passes after one forward) and den->eval_hutch x0_hat with the
+ * Hutchinson form zᵀ (∂x0_hat/∂x) z (one backward). nd must stay at its address while den is
  * used. */
 dm_status dm_net_denoiser_init(dm_net_denoiser *nd, dm_denoiser *den, const dm_mlp *mlp,
                                const float *params, const dm_schedule *sched,

@@ -443,8 +443,11 @@ dm_status dm_trainer_nll(dm_trainer *tr, double *nll, int64_t *nfe, char *err)
     if (!logp)
         return dm_err(err, DM_E_NOMEM, "out of memory for %zu log-likelihoods", n);
     if (!(st = model_denoiser_init(tr, batch, &md, &den, err))) {
-        /* score_sde's likelihood settings: from t = 1e-5, rtol = atol = 1e-5 (FORMULAS.md, RK45). */
-        st = dm_nll_pfode(&den, &tr->sched, tr->ref_x, n, DM_NLL_EPS, DM_NLL_TOL, DM_NLL_TOL, logp, nfe, err);
+        /* score_sde's likelihood settings: from t = 1e-5, rtol = atol = 1e-5 (FORMULAS.md, RK45).
+         * The Hutchinson probes (above 2-D) come from eval.seed, as the reference points: every
+         * run estimates on the same points with the same probes. */
+        st = dm_nll_pfode(&den, &tr->sched, tr->ref_x, n, DM_NLL_EPS, DM_NLL_TOL, DM_NLL_TOL,
+                          dm_seed_derive((uint64_t)tr->eopt->seed, "eval.hutchinson"), logp, nfe, err);
         model_denoiser_free(&md);
     }
     if (!st) {

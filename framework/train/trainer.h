@@ -110,8 +110,10 @@ void dm_model_denoiser_free(dm_model_denoiser *md);
 dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
                             float *x, int64_t *nfe, char *err);
 
-/* The exact PF-ODE log-likelihood (eval/nll.h) of the first eval.nll_n reference points under the
- * model (EMA weights if eval.use_ema): the mean negative log-likelihood in nats per point. */
+/* The PF-ODE log-likelihood (eval/nll.h: exact divergence up to 2-D, Hutchinson's estimate with
+ * probes from stream "eval.hutchinson" of eval.seed above) of the first eval.nll_n reference
+ * points under the model (EMA weights if eval.use_ema): the mean negative log-likelihood in nats
+ * per point. */
 dm_status dm_trainer_nll(dm_trainer *tr, double *nll, int64_t *nfe, char *err);
 
 /* The reverse-process variance of the model's DDPM bound (eval.nll on a discrete schedule): the
