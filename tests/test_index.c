@@ -156,7 +156,7 @@ static void test_open_schema(void **state)
 
     /* opening again keeps everything (and a read-only open works) */
     assert_int_equal(dm_index_open(f->path, 1, &ix, err), DM_OK);
-    assert_int_equal(count(ix, "SELECT count(*) FROM metric_info"), 5);
+    assert_int_equal(count(ix, "SELECT count(*) FROM metric_info"), 7);
     dm_index_close(ix);
 }
 

@@ -326,7 +326,8 @@ static void test_option_table(void **state)
     assert_string_equal(p[0].choices[DM_MSE_X0], "x0");
     assert_string_equal(p[0].choices[DM_MSE_V], "v");
     assert_string_equal(p[0].choices[DM_MSE_SCORE], "score");
-    assert_null(p[0].choices[4]);
+    assert_string_equal(p[0].choices[DM_MSE_MU], "mu");
+    assert_null(p[0].choices[5]);
     assert_string_equal(p[1].name, "weighting");
     assert_string_equal(p[1].def, "none");
     const char *w[N_WEIGHTINGS] = { "none", "sigma2", "g2", "snr", "min_snr", "edm" };

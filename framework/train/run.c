@@ -19,6 +19,7 @@
 #include "train/provenance.h"
 #include "train/sample.h"
 #include "train/schema.h"
+#include "train/teacher.h"
 #include "train/trainer.h"
 
 #define PATH_SIZE DM_PATH_SIZE
@@ -55,6 +56,8 @@ typedef struct run_state {
     dm_runrec rec;
     dm_trainer tr;
     int tr_ready;
+    char teacher_id[256];   /* cd: the teacher run, checked before anything is written */
+    dm_teacher teacher;
     dm_index *ix;
     char run_id[256], dir[PATH_SIZE], h5[PATH_SIZE], ckpt[PATH_SIZE], index_path[PATH_SIZE];
     double t0;
@@ -205,6 +208,15 @@ static dm_status execute(run_state *rs, char *err)
     if ((st = dm_trainer_init(&rs->tr, rs->spec, &rs->rec, err)))
         return st;
     rs->tr_ready = 1;
+    if (rs->teacher_id[0]) {
+        if ((st = dm_teacher_load(rs->cfg->results, rs->teacher_id, (size_t)rs->tr.topt->batch, &rs->teacher, err)) ||
+            (st = dm_trainer_set_teacher(&rs->tr, &rs->teacher.den, rs->teacher.tr.analytic ? NULL : &rs->teacher.tr.mlp,
+                                         rs->teacher.tr.ema, err)) ||
+            (st = dm_runrec_set_attr(&rs->rec, "teacher", rs->teacher_id, err)))
+            return st;
+    } else if (rs->tr.analytic_teacher && (st = dm_runrec_set_attr(&rs->rec, "teacher", "analytic", err))) {
+        return st;
+    }
     char np[32];
     snprintf(np, sizeof np, "%zu", rs->tr.mlp.n_params);
     if ((st = dm_runrec_set_attr(&rs->rec, "n_params", np, err)))
@@ -258,6 +270,12 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
     if ((st = dm_trainer_check(rs.spec, err)))
         goto out;
     if ((st = dm_run_id(rs.spec, base_id, sizeof base_id, hash, err)))
+        goto out;
+    /* A distillation teacher must exist, be finished and fit: checked before anything is written. */
+    const dm_distill_opts *dist = dm_spec_opts(rs.spec, "distill");
+    const dm_loss_ops *loss = (const dm_loss_ops *)dm_spec_plugin(rs.spec, "diffusion.loss");
+    if (loss->consistency == DM_CM_KIND_CD && strcmp(dist->teacher, "analytic") != 0 &&
+        (st = dm_teacher_check(cfg->results, rs.spec, rs.teacher_id, sizeof rs.teacher_id, err)))
         goto out;
 
     /* Same inputs already finished: a no-op that shows the run, unless --new. */
@@ -314,6 +332,7 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
             index_run(&rs, NULL);
     }
 out:
+    dm_teacher_free(&rs.teacher);
     if (rs.tr_ready)
         dm_trainer_free(&rs.tr);
     dm_index_close(rs.ix);
