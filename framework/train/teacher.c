@@ -7,6 +7,7 @@
 #include "core/path.h"
 #include "diffusion/schedules.h"
 #include "io/runlog.h"
+#include "nn/model.h"
 #include "train/run.h"
 #include "train/sample.h"
 #include "train/schema.h"
@@ -90,6 +91,22 @@ static dm_status open_teacher(const char *results, const dm_spec *student, const
         st = dm_err(err, DM_E_INPUT, "distill.teacher: run %s has the schedule '%s'; distillation steps the "
                     "teacher's ODE in sigma, so it needs one with sigma = t (edm)", id, ts->name);
         goto out;
+    }
+    /* Starting from the teacher's weights needs the same network. */
+    const dm_distill_opts *dist = dm_spec_opts(student, "distill");
+    if (dist->init_from_teacher) {
+        const dm_model_ops *sm = (const dm_model_ops *)dm_spec_plugin(student, "model");
+        const dm_model_ops *tm = (const dm_model_ops *)dm_spec_plugin(spec, "model");
+        dm_mlp_cfg a = { 0 }, b = { 0 };
+        if (!tm->analytic) {
+            sm->mlp_cfg(dm_spec_opts(student, "model"), (int)ds, (int)ds, &a);
+            tm->mlp_cfg(dm_spec_opts(spec, "model"), (int)dt, (int)dt, &b);
+        }
+        if (tm->analytic || memcmp(&a, &b, sizeof a) != 0) {
+            st = dm_err(err, DM_E_INPUT, "distill.init_from_teacher: run %s has another network shape than the "
+                        "student (%s)", id, tm->analytic ? "it is analytic" : "model width, depth, nfreq or outputs differ");
+            goto out;
+        }
     }
     (void)results;
     *spec_out = spec;
