@@ -14,6 +14,9 @@
 
 #include "core/rng.h"
 #include "diffusion/consistency.h"
+#include "diffusion/losses.h"
+#include "diffusion/params.h"
+#include "diffusion/schedules.h"
 
 static int rel_close(double got, double want, double rel)
 {
@@ -589,6 +592,104 @@ static void test_distance_gradients(void **state)
     dm_rng_free(&r);
 }
 
+/* The CT / CD loss of the student's network output F (loss_consistency.c): with f = c_skip x +
+ * c_out F per row, L = (1/n) sum_i lambda_i d(f_i, target_i), and dm_cm_loss_rows' dF must be its
+ * gradient in F. Central differences in double around float F on a 2^-8 lattice; each distance,
+ * rows with different lambda and c_out, and f_cols wider than d (the columns beyond d untouched). */
+enum { LN = 3, LD = 2, LFC = 3 };
+static double loss_at(const dm_cm_loss_opts *o, const float *x, const double *F, const double *cs, const double *co,
+                      const float *tgt, const double *lam, double c)
+{
+    float f[LN * LD], dF[LN * LFC];
+    for (int i = 0; i < LN; i++)
+        for (int j = 0; j < LD; j++)
+            f[i * LD + j] = (float)(cs[i] * x[i * LD + j] + co[i] * F[i * LFC + j]);
+    return dm_cm_loss_rows(o, LN, LD, LFC, f, tgt, lam, co, c, dF);
+}
+
+static void test_loss_rows_gradient(void **state)
+{
+    (void)state;
+    const float x[LN * LD] = { 1.5f, -0.25f, 0.75f, 2.0f, -1.0f, 0.5f };
+    const float tgt[LN * LD] = { 0.5f, 0.25f, -0.75f, 1.0f, 0.125f, -0.5f };
+    double F[LN * LFC] = { 0.25, -0.5, 9, 1.25, 0.75, 9, -1.5, 0.375, 9 };
+    const double cs[LN] = { 0.9, 0.5, 0.1 }, co[LN] = { 0.2, 0.7, 1.1 }, lam[LN] = { 1.0, 2.5, 0.5 };
+    for (int kind = DM_CM_L2; kind <= DM_CM_PSEUDO_HUBER; kind++) {
+        const dm_cm_loss_opts o = { .distance = kind };
+        const double c = 0.3;
+        float f[LN * LD], dF[LN * LFC];
+        for (int q = 0; q < LN * LFC; q++)
+            dF[q] = -7.0f;
+        for (int i = 0; i < LN; i++)
+            for (int j = 0; j < LD; j++)
+                f[i * LD + j] = (float)(cs[i] * x[i * LD + j] + co[i] * F[i * LFC + j]);
+        const double L = dm_cm_loss_rows(&o, LN, LD, LFC, f, tgt, lam, co, c, dF);
+        /* The value: the lambda-weighted mean of the distances. */
+        double want = 0.0;
+        for (int i = 0; i < LN; i++)
+            want += lam[i] * dm_cm_distance(kind, LD, f + i * LD, tgt + i * LD, c, NULL);
+        assert_float_equal(L, want / LN, 1e-12);
+        for (int i = 0; i < LN; i++) {
+            assert_float_equal(dF[i * LFC + LD], -7.0f, 0);   /* beyond d: untouched */
+            for (int j = 0; j < LD; j++) {
+                const int q = i * LFC + j;
+                const double h = 1.0 / 256, keep = F[q];
+                F[q] = keep + h;
+                const double lp = loss_at(&o, x, F, cs, co, tgt, lam, c);
+                F[q] = keep - h;
+                const double lm = loss_at(&o, x, F, cs, co, tgt, lam, c);
+                F[q] = keep;
+                const double fd = (lp - lm) / (2 * h);
+                if (fabs(fd - dF[q]) > 2e-4 * (1 + fabs(fd)))
+                    fail_msg("%s row %d col %d: dF %g, central difference %g", dm_cm_distance_names[kind], i, j,
+                             (double)dF[q], fd);
+            }
+        }
+    }
+}
+
+/* The consistency parameterization on the EDM schedule: at sigma_min the coefficients are exactly
+ * c_skip = 1, c_out = 0 (so x0_hat = x), and elsewhere they are the closed forms with eps =
+ * sigma_min; a schedule with alpha != 1 is refused. */
+static void test_param_consistency(void **state)
+{
+    (void)state;
+    char err[DM_ERR_SIZE];
+    dm_edm_schedule_opts so = { .sigma_min = 0.002, .sigma_max = 80, .rho = 7, .p_mean = -1.2, .p_std = 1.2,
+                                .time_input = DM_TIME_INPUT_CM };
+    dm_schedule s;
+    assert_int_equal(dm_schedule_init(&s, &dm_schedule_edm, &so, err), DM_OK);
+    assert_int_equal(dm_param_consistency.check(NULL, &s, err), DM_OK);
+    dm_param_edm_opts po = { .sigma_data = 0.5 };
+    dm_param_coef c;
+    dm_param_coef_at(&dm_param_consistency, &po, &s, 0.002, 1.7, &c);
+    assert_true(c.x_x0 == 1.0 && c.f_x0 == 0.0);
+    const double ts[] = { 0.01, 0.5, 3.0, 80.0 };
+    for (int k = 0; k < 4; k++) {
+        const double t = ts[k], e = 0.002, sd = 0.5;
+        dm_param_coef_at(&dm_param_consistency, &po, &s, t, 1.7, &c);
+        assert_float_equal(c.x_x0, sd * sd / ((t - e) * (t - e) + sd * sd), 1e-15);
+        assert_float_equal(c.f_x0, (t - e) * sd / sqrt(t * t + sd * sd), 1e-15);
+        assert_float_equal(c.c_in, 1 / sqrt(t * t + sd * sd), 1e-15);
+        /* eps_hat = (x - x0_hat)/sigma */
+        assert_float_equal(c.x_eps, (1 - c.x_x0) / t, 1e-12);
+        assert_float_equal(c.f_eps, -c.f_x0 / t, 1e-12);
+        /* the time input: 250 ln sigma */
+        assert_float_equal(s.ops->c_noise(&s, t), 250 * log(t), 1e-9);
+    }
+    /* sigma_data 0 in the options: the run's measured value (the argument) is used. */
+    po.sigma_data = 0;
+    dm_param_coef_at(&dm_param_consistency, &po, &s, 1.0, 1.7, &c);
+    assert_float_equal(c.c_in, 1 / sqrt(1 + 1.7 * 1.7), 1e-15);
+    dm_schedule_free(&s);
+
+    dm_vp_schedule_opts vo = { .beta_min = 0.1, .beta_max = 20, .eps = 1e-3, .t_end = 1e-3 };
+    assert_int_equal(dm_schedule_init(&s, &dm_schedule_vp, &vo, err), DM_OK);
+    assert_int_equal(dm_param_consistency.check(NULL, &s, err), DM_E_INPUT);
+    assert_non_null(strstr(err, "alpha = 1"));
+    dm_schedule_free(&s);
+}
+
 static void test_pseudo_huber_limits(void **state)
 {
     (void)state;
@@ -665,6 +766,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_boundary_bit_exact),
+        cmocka_unit_test(test_loss_rows_gradient),
+        cmocka_unit_test(test_param_consistency),
         cmocka_unit_test(test_coef_closed_forms),
         cmocka_unit_test(test_karras_grid),
         cmocka_unit_test(test_ct_n_steps),

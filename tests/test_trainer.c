@@ -111,6 +111,13 @@ static void resume_case(int n_over, const char *const *over, int k)
     assert_int_equal(dm_trainer_restore(&resumed, &c, err), DM_E_IO);
     assert_non_null(strstr(err, "params"));
     entries[0].count += 1;
+    if (full.target) {
+        /* The consistency target network is part of the state too (the last entry). */
+        c.n -= 1;
+        assert_int_equal(dm_trainer_restore(&resumed, &c, err), DM_E_IO);
+        assert_non_null(strstr(err, "cm/target"));
+        c.n += 1;
+    }
     if (full.importance_t) {
         /* The t-sampler's history is part of the state: without it the run would diverge. */
         c.n -= 2;
@@ -150,6 +157,51 @@ static void test_checkpoint_resume_importance_t(void **state)
     dm_spec_free(spec);
     resume_case(2, over, 2);
     resume_case(2, over, 12);
+}
+
+/* CT keeps a target network (an EMA with the curriculum's rate) in the checkpoint; CD from the
+ * analytic teacher draws its teacher steps from the same streams. Both resume bit-identically, and
+ * the trained consistency function is the identity at sigma_min, bit for bit. */
+static const char *const ct_over[] = {
+    "diffusion={schedule: {type: edm, time_input: cm}, param: {type: consistency, sigma_data: 0.5}, "
+    "loss: {type: ct, s0: 2, s1: 20}}",
+    "sampler={type: cm}", "data={type: eight_gaussians}" };
+static const char *const cd_over[] = {
+    "diffusion={schedule: {type: edm, time_input: cm}, param: consistency, loss: {type: cd, n: 10, mu: 0.5}}",
+    "sampler={type: cm, steps: 2}", "data={type: eight_gaussians}", "distill.teacher=analytic" };
+
+static void test_consistency_resume_and_boundary(void **state)
+{
+    (void)state;
+    char err[DM_ERR_SIZE];
+    resume_case(3, ct_over, 12);
+    resume_case(4, cd_over, 7);
+
+    dm_spec *spec = load_over(3, ct_over);
+    dm_trainer tr;
+    assert_int_equal(dm_trainer_init(&tr, spec, NULL, err), DM_OK);
+    assert_non_null(tr.target);
+    train(&tr, 5);
+    /* The target has moved towards the parameters, but is not them (mu < 1, > 0). */
+    assert_memory_not_equal(tr.target, tr.params, sizeof(float) * tr.mlp.n_params);
+    dm_net_denoiser nd;
+    dm_denoiser den;
+    assert_int_equal(dm_net_denoiser_init(&nd, &den, &tr.mlp, tr.params, &tr.sched, tr.param, tr.param_opts,
+                                          tr.sigma_data, 8, err), DM_OK);
+    float x[16], x0[16];
+    double t[8];
+    for (int i = 0; i < 16; i++)
+        x[i] = 37.0f * (float)(i - 7) + 0.1f * (float)i;
+    for (int i = 0; i < 8; i++)
+        t[i] = tr.sched.t_min;
+    assert_int_equal(den.eval(den.ctx, 8, x, t, x0, NULL, err), DM_OK);
+    assert_memory_equal(x, x0, sizeof x);
+    t[3] = 0.5;
+    assert_int_equal(den.eval(den.ctx, 8, x, t, x0, NULL, err), DM_OK);
+    assert_memory_not_equal(x + 6, x0 + 6, 2 * sizeof(float));
+    dm_net_denoiser_free(&nd);
+    dm_trainer_free(&tr);
+    dm_spec_free(spec);
 }
 
 static void test_net_denoiser_consistent(void **state)
@@ -205,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_deterministic_across_threads),
         cmocka_unit_test(test_checkpoint_resume_bit_identical),
         cmocka_unit_test(test_checkpoint_resume_importance_t),
+        cmocka_unit_test(test_consistency_resume_and_boundary),
         cmocka_unit_test(test_net_denoiser_consistent),
         cmocka_unit_test(test_divergence_reported),
     };

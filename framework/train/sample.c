@@ -116,6 +116,13 @@ static int is_spec_file(const char *target)
            (stat(target, &sb) == 0 && S_ISREG(sb.st_mode));
 }
 
+/* The override sets a key of the section, or the whole section ("sampler={type: cm}"). */
+static int in_section(const char *over, const char *section)
+{
+    const size_t n = strlen(section);
+    return strncmp(over, section, n) == 0 && (over[n] == '.' || over[n] == '=');
+}
+
 /* Sampler overrides first (--sampler, --steps), then the user's; the run's own keys stay. */
 static dm_status build_overrides(const dm_sample_cfg *cfg, int n_over, const char *const *over,
                                  char bufs[2][256], const char ***out, int *n_out, int only_sampling,
@@ -134,8 +141,8 @@ static dm_status build_overrides(const dm_sample_cfg *cfg, int n_over, const cha
         o[k++] = bufs[1];
     }
     for (int i = 0; i < n_over; i++) {
-        if (only_sampling && strncmp(over[i], "sampler.", 8) != 0 && strncmp(over[i], "eval.", 5) != 0 &&
-            strncmp(over[i], "run.", 4) != 0) {
+        if (only_sampling && !in_section(over[i], "sampler") && !in_section(over[i], "eval") &&
+            !in_section(over[i], "run")) {
             dm_free(o);
             return dm_err(err, DM_E_INPUT,
                           "override '%s': sampling a finished run takes only sampler.*, eval.* and run.* keys "
