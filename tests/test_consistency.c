@@ -14,6 +14,8 @@
 
 #include "core/rng.h"
 #include "diffusion/consistency.h"
+#include "diffusion/denoiser_gmm.h"
+#include "train/cm_step.h"
 #include "diffusion/losses.h"
 #include "diffusion/params.h"
 #include "diffusion/schedules.h"
@@ -690,6 +692,48 @@ static void test_param_consistency(void **state)
     dm_schedule_free(&s);
 }
 
+/* CD's teacher step on data N(m, s^2 I), whose PF-ODE (alpha = 1) is solved exactly:
+ * x(sigma) = m + (x(sigma') - m) sqrt(sigma^2 + s^2)/sqrt(sigma'^2 + s^2). With the analytic
+ * denoiser as teacher, the one-step error shrinks as h^2 (Euler's local error) and h^3 (Heun's)
+ * when the step h halves, and Heun is the more accurate. */
+static void test_teacher_step_orders(void **state)
+{
+    (void)state;
+    char err[DM_ERR_SIZE];
+    double w = 1.0, mu[2] = { 0.5, -1.0 }, sd = 0.8;
+    dm_gmm g = { .k = 1, .dim = 2, .w = &w, .mu = mu, .s = &sd };
+    dm_edm_schedule_opts so = { .sigma_min = 0.002, .sigma_max = 80, .rho = 7, .p_mean = -1.2, .p_std = 1.2 };
+    dm_schedule sch;
+    assert_int_equal(dm_schedule_init(&sch, &dm_schedule_edm, &so, err), DM_OK);
+    dm_gmm_denoiser gd;
+    dm_denoiser den;
+    dm_gmm_denoiser_init(&gd, &den, &g, &sch, 4);
+    const float x[2] = { 2.5f, 1.0f };
+    const double s0 = 2.0;
+    double e_prev[2] = { 0, 0 };
+    for (int k = 0; k < 3; k++) {
+        const double h = 0.2 / (1 << k), ts[1] = { s0 }, tt[1] = { s0 - h };
+        double e[2];
+        for (int heun = 0; heun < 2; heun++) {
+            float y[2], D[2], D2[2];
+            assert_int_equal(dm_cm_teacher_step(&den, heun, 1, x, ts, tt, y, D, D2, err), DM_OK);
+            const double r = sqrt(tt[0] * tt[0] + sd * sd) / sqrt(s0 * s0 + sd * sd);
+            e[heun] = 0;
+            for (int j = 0; j < 2; j++)
+                e[heun] = fmax(e[heun], fabs(y[j] - (mu[j] + (x[j] - mu[j]) * r)));
+        }
+        assert_true(e[1] < e[0]);
+        if (k > 0) {
+            const double re = e_prev[0] / e[0], rh = e_prev[1] / e[1];
+            if (re < 3.5 || re > 4.6 || rh < 6.5 || rh > 10)
+                fail_msg("h %g: error ratios Euler %.3f (want ~4), Heun %.3f (want ~8)", h, re, rh);
+        }
+        e_prev[0] = e[0];
+        e_prev[1] = e[1];
+    }
+    dm_schedule_free(&sch);
+}
+
 static void test_pseudo_huber_limits(void **state)
 {
     (void)state;
@@ -768,6 +812,7 @@ int main(void)
         cmocka_unit_test(test_boundary_bit_exact),
         cmocka_unit_test(test_loss_rows_gradient),
         cmocka_unit_test(test_param_consistency),
+        cmocka_unit_test(test_teacher_step_orders),
         cmocka_unit_test(test_coef_closed_forms),
         cmocka_unit_test(test_karras_grid),
         cmocka_unit_test(test_ct_n_steps),

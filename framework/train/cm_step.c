@@ -106,14 +106,11 @@ static void consistency_fn(dm_trainer *tr, const float *w, size_t n, const float
     }
 }
 
-/* CD: one teacher ODE step from (x, ts) to tt per row, into y. The teacher's time is sigma (its
- * schedule has sigma = t; checked when it is loaded). */
-static dm_status teacher_step(dm_trainer *tr, size_t n, const float *x, const double *ts, const double *tt,
-                              float *y, char *err)
+dm_status dm_cm_teacher_step(const dm_denoiser *teacher, int heun, size_t n, const float *x, const double *ts,
+                             const double *tt, float *y, float *D, float *D2, char *err)
 {
-    const size_t d = tr->dim;
-    float *D = tr->cm_tgt;   /* scratch: the target is computed after the step */
-    dm_status st = tr->teacher->eval(tr->teacher->ctx, n, x, ts, D, NULL, err);
+    const size_t d = teacher->dim;
+    dm_status st = teacher->eval(teacher->ctx, n, x, ts, D, NULL, err);
     if (st)
         return st;
     for (size_t i = 0; i < n; i++)
@@ -121,15 +118,15 @@ static dm_status teacher_step(dm_trainer *tr, size_t n, const float *x, const do
             const size_t q = i * d + j;
             y[q] = (float)(x[q] + (tt[i] - ts[i]) * (x[q] - D[q]) / ts[i]);
         }
-    if (tr->cm_opts->teacher_step != DM_CM_TEACHER_HEUN)
+    if (!heun)
         return DM_OK;
     /* Heun: the slope at the Euler point, averaged with the first. */
-    if ((st = tr->teacher->eval(tr->teacher->ctx, n, y, tt, tr->cm_f, NULL, err)))
+    if ((st = teacher->eval(teacher->ctx, n, y, tt, D2, NULL, err)))
         return st;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) {
             const size_t q = i * d + j;
-            const double d1 = (x[q] - D[q]) / ts[i], d2 = (y[q] - tr->cm_f[q]) / tt[i];
+            const double d1 = (x[q] - D[q]) / ts[i], d2 = (y[q] - D2[q]) / tt[i];
             y[q] = (float)(x[q] + (tt[i] - ts[i]) * 0.5 * (d1 + d2));
         }
     return DM_OK;
@@ -171,7 +168,10 @@ dm_status dm_cm_forward_loss(dm_trainer *tr, double *loss, char *err)
             tr->cm_xs[q] = (float)(tr->x0[q] + tr->cm_ts[i] * tr->eps[q]);
             tr->cm_xt[q] = (float)(tr->x0[q] + tr->cm_tt[i] * tr->eps[q]);
         }
-    if (tr->cm == DM_CM_KIND_CD && (st = teacher_step(tr, B, tr->cm_xs, tr->cm_ts, tr->cm_tt, tr->cm_xt, err)))
+    /* The target and f buffers serve as the teacher's scratch: they are filled afterwards. */
+    if (tr->cm == DM_CM_KIND_CD &&
+        (st = dm_cm_teacher_step(tr->teacher, o->teacher_step == DM_CM_TEACHER_HEUN, B, tr->cm_xs, tr->cm_ts,
+                                 tr->cm_tt, tr->cm_xt, tr->cm_tgt, tr->cm_f, err)))
         return st;
 
     /* The target first (no gradient), then the student, whose activations the backward uses. */

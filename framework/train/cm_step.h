@@ -26,6 +26,12 @@ void dm_cm_free(dm_trainer *tr);
  * forward is the last, so a backward follows). DM_E_INPUT if CD has no teacher. */
 dm_status dm_cm_forward_loss(dm_trainer *tr, double *loss, char *err);
 
+/* One step of the teacher's PF-ODE dx/dsigma = (x - D(x; sigma))/sigma per row, from x at sigma ts
+ * to sigma tt (the teacher's time is sigma): Euler, or Heun (Karras et al. 2022, Algorithm 1; the
+ * consistency_models heun_solver) when heun is set. D, D2: (n, dim) scratch. */
+dm_status dm_cm_teacher_step(const dm_denoiser *teacher, int heun, size_t n, const float *x, const double *ts,
+                             const double *tt, float *y, float *D, float *D2, char *err);
+
 /* After the optimizer step: move the target EMA (CT, CD with mu > 0). */
 void dm_cm_after_step(dm_trainer *tr);
 
