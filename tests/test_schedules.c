@@ -469,6 +469,15 @@ static void check_table(const dm_schedule_ops *ops, const char *name, size_t siz
     for (const dm_param_desc *p = ops->info.params; p->name; p++) {
         assert_non_null(p->doc);
         assert_true(p->offset < size);
+        if (p->type == DM_OPT_CHOICE) {   /* the default is one of the choices, at its index */
+            int k = 0, idx;
+            while (p->choices[k] && strcmp(p->choices[k], p->def) != 0)
+                k++;
+            assert_non_null(p->choices[k]);
+            memcpy(&idx, (const char *)defaults + p->offset, sizeof idx);
+            assert_int_equal(idx, k);
+            continue;
+        }
         char *end;
         const double v = strtod(p->def, &end);
         assert_true(*end == 0);

@@ -1,6 +1,7 @@
 #include "cli/commands.h"
 
 #include <sqlite3.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -8,6 +9,7 @@
 #include "train/run.h"
 #include "train/sample.h"
 #include "train/schema.h"
+#include "train/sweep.h"
 
 static dm_status cmd_run(dm_cli *cli, char *err)
 {
@@ -45,6 +47,30 @@ static dm_status cmd_sample(dm_cli *cli, char *err)
     dm_status st = dm_sample_cmd(&cfg, cli->args[1], n, over, err);
     dm_free(over);
     return st;
+}
+
+/* sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.*=value ...] */
+static dm_status cmd_sweep(dm_cli *cli, char *err)
+{
+    static const char usage[] = "usage: difflab sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.key=value ...]";
+    if (cli->n_args < 2)
+        return dm_err(err, DM_E_INPUT, "sweep: %s", usage);
+    const char *sub = cli->args[1];
+    if (strcmp(sub, "status") == 0) {
+        if (cli->n_args != 3)
+            return dm_err(err, DM_E_INPUT, "sweep status: %s", usage);
+        return dm_sweep_status(cli->results, cli->args[2], cli->out, err);
+    }
+    if (strcmp(sub, "run") == 0) {
+        char *end;
+        const long line = cli->n_args >= 4 ? strtol(cli->args[3], &end, 10) : -1;
+        if (cli->n_args < 4 || *end || line < 0)
+            return dm_err(err, DM_E_INPUT, "sweep run: NAME and a line number (%s)", usage);
+        return dm_sweep_run_line(cli->results, cli->args[2], line, cli->n_args - 4, cli->args + 4, cli->out, err);
+    }
+    if (cli->n_args != 2)
+        return dm_err(err, DM_E_INPUT, "sweep: %s", usage);
+    return dm_sweep_expand(cli->results, sub, NULL, 0, cli->out, err);
 }
 
 static dm_status cmd_keys(dm_cli *cli, char *err)
@@ -137,7 +163,7 @@ typedef struct verb {
 
 static const verb verbs[] = {
     { "run", cmd_run }, { "sample", cmd_sample }, { "keys", cmd_keys }, { "runs", cmd_runs },
-    { "show", cmd_show }, { "query", cmd_query }, { NULL, NULL },
+    { "show", cmd_show }, { "query", cmd_query }, { "sweep", cmd_sweep }, { NULL, NULL },
 };
 
 dm_status dm_cli_dispatch(dm_cli *cli, char *err)
@@ -145,5 +171,5 @@ dm_status dm_cli_dispatch(dm_cli *cli, char *err)
     for (const verb *v = verbs; v->name; v++)
         if (strcmp(v->name, cli->args[0]) == 0)
             return v->fn(cli, err);
-    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query", cli->args[0]);
+    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query, sweep", cli->args[0]);
 }

@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -32,6 +34,55 @@ dm_status dm_run_id(const dm_spec *spec, char *id, size_t n, char hash[65], char
     const dm_root_opts *root = dm_spec_opts(spec, "");
     snprintf(id, n, "%s-%.10s-s%lld", root->name, hash, (long long)root->seed);
     return DM_OK;
+}
+
+/* Per-run locks: results/locks/<run_id>.lock, held (flock) by the process running the run, so two
+ * processes (two sweeps sharing a run, a retry racing a live run) never run one run at once; the
+ * lock goes with the process, even on kill -9. */
+static int lock_path(const char *results, const char *id, char *path, size_t n)
+{
+    return snprintf(path, n, "%s/locks/%s.lock", results, id) < (int)n;
+}
+
+int dm_run_is_live(const char *results, const char *id)
+{
+    char p[DM_PATH_SIZE];
+    if (!lock_path(results, id, p, sizeof p))
+        return 0;
+    const int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    const int live = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    return live;
+}
+
+/* Take the run's lock, waiting while another process holds it. Returns the descriptor (closed by
+ * the caller when the run is over) or -1 with err set. */
+static int take_lock(const char *results, const char *id, FILE *note, char *err)
+{
+    char dir[DM_PATH_SIZE], p[DM_PATH_SIZE];
+    if (dm_path_fmt(dir, sizeof dir, err, "%s/locks", results) || dm_mkdir_p(dir, err))
+        return -1;
+    if (!lock_path(results, id, p, sizeof p)) {
+        dm_err(err, DM_E_INPUT, "path too long for the lock of run %s", id);
+        return -1;
+    }
+    const int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        dm_err(err, DM_E_IO, "cannot open the lock %s: %s", p, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(note, "run %s: another process is running it; waiting for it to end\n", id);
+        while (flock(fd, LOCK_EX) != 0)
+            if (errno != EINTR) {
+                dm_err(err, DM_E_IO, "cannot lock %s: %s", p, strerror(errno));
+                close(fd);
+                return -1;
+            }
+    }
+    return fd;
 }
 
 static int exists(const char *path)
@@ -263,6 +314,7 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
 {
     run_state rs = { .cfg = cfg };
     char hash[65], base_id[200], status[32];
+    int lock_fd = -1;
     dm_runrec_init(&rs.rec);
     dm_status st = dm_spec_load_file(&dm_spec_schema, path, n_over, overrides, &rs.spec, err);
     if (st)
@@ -277,6 +329,14 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
     if (loss->consistency == DM_CM_KIND_CD && strcmp(dist->teacher, "analytic") != 0 &&
         (st = dm_teacher_check(cfg->results, rs.spec, rs.teacher_id, sizeof rs.teacher_id, err)))
         goto out;
+
+    /* One process per run: wait for another that holds it, then look at what it left. */
+    if ((st = dm_mkdir_p(cfg->results, err)))
+        goto out;
+    if (!cfg->new_repeat && (lock_fd = take_lock(cfg->results, base_id, stderr, err)) < 0) {
+        st = DM_E_IO;
+        goto out;
+    }
 
     /* Same inputs already finished: a no-op that shows the run, unless --new. */
     snprintf(rs.run_id, sizeof rs.run_id, "%s", base_id);
@@ -332,6 +392,8 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
             index_run(&rs, NULL);
     }
 out:
+    if (lock_fd >= 0)
+        close(lock_fd);
     dm_teacher_free(&rs.teacher);
     if (rs.tr_ready)
         dm_trainer_free(&rs.tr);

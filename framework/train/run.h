@@ -23,6 +23,9 @@ typedef struct dm_run_cfg {
 dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
                            const char *const *overrides, char *err);
 
+/* 1 if a live process holds the run's lock (results/locks/<id>.lock) on this host. */
+int dm_run_is_live(const char *results, const char *id);
+
 /* The run id of a loaded spec (without a -rN suffix). */
 dm_status dm_run_id(const dm_spec *spec, char *id, size_t n, char hash[65], char *err);
 

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Sweeps: bad sweep specs refused before anything is written; expansion into a frozen manifest;
+# make -j 2 runs every line once; seeds share group_hash; a run shared by two sweeps runs once and
+# is listed in both; an interrupted sweep resumes without rerunning finished lines.
+. "$(dirname "$0")/lib.sh"
+cd "$TMP"
+MAKE=(make -s -f "$SRC/Makefile.runs" RESULTS=results DIFFLAB="$DIFFLAB")
+cat > base.yaml <<'Y'
+name: sw
+data: {type: eight_gaussians}
+model: {type: mlp, width: 32, depth: 2, nfreq: 8}
+diffusion: {schedule: {type: ddpm_linear, T: 100}}
+sampler: {type: ddpm, steps: 10}
+train: {steps: 40, batch: 64, n_data: 500}
+eval: {n_samples: 100, n_ref: 100, swd_projections: 16, mmd_max: 100}
+run: {progress: none}
+Y
+
+# Bad sweep specs: exit 2, the place named, nothing written.
+bad() {   # bad NAME PATTERN  (sweep text on stdin)
+  cat > "$1.yaml"
+  if expect_exit 2 "$DIFFLAB" sweep "$1.yaml"; then expect_out "$2"; fi
+  [ ! -e results/sweeps ] && pass || fail "$1: a refused sweep wrote results/sweeps"
+}
+bad unknown_axis 'unknown_axis.yaml:4:3: grid axis .train.stepz., value 5: .*stepz.*steps' <<'Y'
+name: x
+base: base.yaml
+grid:
+  train.stepz: [5, 6]
+Y
+bad empty_axis "empty_axis.yaml:3:[0-9]+: the axis 'train.steps' is empty" <<'Y'
+name: x
+base: base.yaml
+grid: {train.steps: []}
+Y
+bad zip_unequal "zip_unequal.yaml:5:3: zip lists of unequal length: 'train.steps' has 2 values, 'seed' 3" <<'Y'
+name: x
+base: base.yaml
+zip:
+  train.steps: [5, 6]
+  seed: [1, 2, 3]
+Y
+bad exclude_nothing 'exclude_nothing.yaml:5:5: this exclude matches no combination' <<'Y'
+name: x
+base: base.yaml
+grid: {train.steps: [5, 6]}
+exclude:
+  - {train.steps: 7}
+Y
+bad unknown_key "unknown_key.yaml:3:1: unknown sweep key 'grids'" <<'Y'
+name: x
+base: base.yaml
+grids: {train.steps: [5, 6]}
+Y
+bad bad_value 'bad_value.yaml:3:8: grid axis .train.steps., value many' <<'Y'
+name: x
+base: base.yaml
+grid: {train.steps: [10, many]}
+Y
+
+# A 2 x 2 grid minus one cell, a zip pair, 2 seeds: 3 * 2 * 2 = 12 runs.
+cat > a.yaml <<'Y'
+name: a
+base: base.yaml
+grid:
+  diffusion.schedule: [{type: ddpm_linear, T: 100}, {type: cosine, T: 100}]
+  sampler.steps: [5, 10]
+zip:
+  diffusion.param: [eps, x0]
+  diffusion.loss.target: [eps, x0]
+seeds: [0, 1]
+exclude:
+  - {diffusion.schedule: "{type: cosine, T: 100}", sampler.steps: 10}
+Y
+expect_exit 0 "$DIFFLAB" sweep a.yaml && expect_out 'sweep a: 12 runs in .*results/sweeps/a'
+[ "$(wc -l < results/sweeps/a/manifest.jsonl)" -eq 12 ] && pass || fail "manifest lines"
+expect_exit 0 "$DIFFLAB" query "SELECT count(*) FROM sweep_runs WHERE sweep = 'a'" --csv && expect_out '^12$'
+expect_exit 0 "$DIFFLAB" sweep status a && expect_out 'sweep a: 12 runs: 12 queued, 0 running, 0 finished'
+expect_exit 0 "${MAKE[@]}" SWEEP=a -j 2
+expect_exit 0 "$DIFFLAB" sweep status a && expect_out '12 runs: 0 queued, 0 running, 12 finished, 0 failed'
+expect_exit 0 "$DIFFLAB" query "SELECT count(*), count(DISTINCT group_hash) FROM runs r JOIN sweep_runs s
+  ON s.run_id = r.run_id AND s.sweep = 'a' WHERE r.status = 'finished'" --csv && expect_out '^12,6$'
+# Done lines are not run again; expanding again is a no-op; an edited sweep is refused.
+expect_exit 0 "${MAKE[@]}" SWEEP=a -j 2 && { grep -q 'finished in' "$TMP/out" && fail "done lines ran again" || pass; }
+expect_exit 0 "$DIFFLAB" sweep a.yaml && expect_out 'unchanged'
+sed 's/seeds: \[0, 1\]/seeds: [0, 1, 2]/' a.yaml > a2.yaml
+if expect_exit 2 "$DIFFLAB" sweep a2.yaml; then expect_out 'frozen'; fi
+
+# A second sweep sharing runs with the first: listed in both, run once.
+cat > b.yaml <<'Y'
+name: b
+base: base.yaml
+grid: {sampler.steps: [5, 7]}
+zip: {diffusion.param: [eps], diffusion.loss.target: [eps]}
+seeds: 2
+Y
+n_before=$(ls results/runs | wc -l)
+expect_exit 0 "$DIFFLAB" sweep b.yaml && expect_out 'sweep b: 4 runs'
+expect_exit 0 "${MAKE[@]}" SWEEP=b -j 2
+[ "$(ls results/runs | wc -l)" -eq $((n_before + 2)) ] && pass || fail "shared runs ran again: $(ls results/runs | wc -l) folders"
+expect_exit 0 "$DIFFLAB" query "SELECT count(*) FROM sweep_runs a JOIN sweep_runs b ON a.run_id = b.run_id
+  WHERE a.sweep = 'a' AND b.sweep = 'b'" --csv && expect_out '^2$'
+
+# Interrupted: kill the whole make (and its runs) once some lines are done; make again finishes
+# the rest without rerunning the finished ones.
+cat > c.yaml <<'Y'
+name: c
+base: base.yaml
+set: {train.steps: 400}
+grid: {train.lr: [0.001, 0.002, 0.003]}
+seeds: 2
+Y
+expect_exit 0 "$DIFFLAB" sweep c.yaml
+setsid "${MAKE[@]}" SWEEP=c -j 2 >make.log 2>&1 &
+mk=$!
+for _ in $(seq 600); do [ "$(ls results/sweeps/c/done | wc -l)" -ge 2 ] && break; sleep 0.1; done
+kill -KILL -- -"$mk" 2>/dev/null; wait "$mk" 2>/dev/null
+done_before=$(ls results/sweeps/c/done | sort)
+n_done=$(echo "$done_before" | grep -c .)
+[ "$n_done" -ge 2 ] && [ "$n_done" -lt 6 ] && pass || fail "the kill came at the wrong time ($n_done lines done)"
+stamps() { for l in $done_before; do
+  id=$(sed -n "$((l + 1))p" results/sweeps/c/manifest.jsonl | sed 's/.*"run_id":"\([^"]*\)".*/\1/')
+  h5dump -a /finished "results/runs/$id/run.h5" 2>/dev/null | grep -o '"[0-9T:.-]*Z*"'; done; }
+before_stamps=$(stamps)
+expect_exit 0 "$DIFFLAB" sweep status c && expect_out 'sweep c: 6 runs:'
+expect_exit 0 "${MAKE[@]}" SWEEP=c -j 2
+expect_exit 0 "$DIFFLAB" sweep status c && expect_out '6 runs: 0 queued, 0 running, 6 finished'
+[ "$(stamps)" = "$before_stamps" ] && pass || fail "finished lines ran again"
+finish
