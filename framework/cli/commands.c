@@ -49,6 +49,14 @@ static dm_status cmd_sample(dm_cli *cli, char *err)
     return st;
 }
 
+static dm_status cmd_resume(dm_cli *cli, char *err)
+{
+    if (cli->n_args != 2)
+        return dm_err(err, DM_E_INPUT, "resume: usage: difflab resume RUN (a run id or a unique prefix)");
+    dm_run_cfg cfg = { .results = cli->results, .new_repeat = 0, .out = cli->out };
+    return dm_run_resume(&cfg, cli->args[1], err);
+}
+
 /* sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.*=value ...] */
 static dm_status cmd_sweep(dm_cli *cli, char *err)
 {
@@ -97,10 +105,23 @@ static dm_status cmd_query(dm_cli *cli, char *err)
     return st;
 }
 
+/* SQL run_alive(run_id): whether a process on this host holds the run's lock. */
+static void sql_run_alive(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *results = sqlite3_user_data(ctx);
+    const unsigned char *id = sqlite3_value_text(argv[0]);
+    sqlite3_result_int(ctx, id && dm_run_is_live(results, (const char *)id));
+}
+
+/* A run whose record says running but whose lock no process holds died (kill -9, a lost node):
+ * shown as "dead" (`difflab run` or `difflab resume` continues it). */
 static dm_status cmd_runs(dm_cli *cli, char *err)
 {
     static const char sql[] =
-        "SELECT r.run_id, r.status, r.seed, r.created, printf('%.1f', r.wall_s) AS wall_s,"
+        "SELECT r.run_id,"
+        " CASE WHEN r.status = 'running' AND NOT run_alive(r.run_id) THEN 'dead' ELSE r.status END AS status,"
+        " r.seed, r.created, r.heartbeat, printf('%.1f', r.wall_s) AS wall_s,"
         " (SELECT printf('%.4g', value) FROM last_metrics m WHERE m.run_id = r.run_id AND m.key = 'loss') AS loss,"
         " (SELECT printf('%.4g', value) FROM evals e WHERE e.run_id = r.run_id AND e.metric = 'swd'"
         "   AND e.sampler <> 'noise' ORDER BY e.rowid DESC LIMIT 1) AS swd,"
@@ -109,6 +130,9 @@ static dm_status cmd_runs(dm_cli *cli, char *err)
         " FROM runs r ORDER BY r.created, r.run_id";
     dm_index *ix = NULL;
     dm_status st = open_index(cli, &ix, err);
+    if (!st && sqlite3_create_function(dm_index_db(ix), "run_alive", 1, SQLITE_UTF8, (void *)cli->results,
+                                       sql_run_alive, NULL, NULL) != SQLITE_OK)
+        st = dm_err(err, DM_E_IO, "cannot register run_alive: %s", sqlite3_errmsg(dm_index_db(ix)));
     if (!st)
         st = dm_index_query(ix, sql, cli->fmt, cli->out, err);
     dm_index_close(ix);
@@ -163,7 +187,8 @@ typedef struct verb {
 
 static const verb verbs[] = {
     { "run", cmd_run }, { "sample", cmd_sample }, { "keys", cmd_keys }, { "runs", cmd_runs },
-    { "show", cmd_show }, { "query", cmd_query }, { "sweep", cmd_sweep }, { NULL, NULL },
+    { "show", cmd_show }, { "query", cmd_query }, { "sweep", cmd_sweep }, { "resume", cmd_resume },
+    { NULL, NULL },
 };
 
 dm_status dm_cli_dispatch(dm_cli *cli, char *err)
@@ -171,5 +196,5 @@ dm_status dm_cli_dispatch(dm_cli *cli, char *err)
     for (const verb *v = verbs; v->name; v++)
         if (strcmp(v->name, cli->args[0]) == 0)
             return v->fn(cli, err);
-    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query, sweep", cli->args[0]);
+    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query, sweep, resume", cli->args[0]);
 }

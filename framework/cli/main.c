@@ -27,6 +27,7 @@ static void usage(FILE *out)
           "  sample RUN|SPEC [--sampler NAME] [--steps N] [sampler.*|eval.*=value ...]\n"
           "                          sample a finished run (EMA weights) or an analytic-model spec;\n"
           "                          stores samples, evals and a PNG with the run\n"
+          "  resume RUN              continue an interrupted or dead run from its last checkpoint\n"
           "  keys [NAME]             every spec key with type, default and doc (or one section / plug-in)\n"
           "  runs                    list the runs of the index\n"
           "  show RUN                one run: provenance, params, metrics, evals\n"

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <math.h>
@@ -19,6 +20,7 @@
 #include "io/index.h"
 #include "io/runlog.h"
 #include "train/provenance.h"
+#include "train/sample.h"
 #include "train/sample.h"
 #include "train/schema.h"
 #include "train/teacher.h"
@@ -111,8 +113,27 @@ typedef struct run_state {
     dm_teacher teacher;
     dm_index *ix;
     char run_id[256], dir[PATH_SIZE], h5[PATH_SIZE], ckpt[PATH_SIZE], index_path[PATH_SIZE];
-    double t0;
+    double t0;              /* dm_now() at the start, less the wall time of the run before a resume */
+    double sum_loss, sum_gn;  /* the open logging interval (checkpointed) */
+    int64_t n_int;
+    double last_beat;       /* dm_now() of the last heartbeat written */
 } run_state;
+
+/* SIGTERM, SIGINT, SIGUSR1: finish the step, checkpoint, mark the run interrupted, exit non-zero. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig) { stop_signal = sig; }
+
+static void install_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
 
 static dm_status save_record(run_state *rs, const char *status, char *err)
 {
@@ -129,9 +150,11 @@ static dm_status save_record(run_state *rs, const char *status, char *err)
     return dm_runlog_write(rs->h5, &rs->rec, err);
 }
 
+/* The trainer's state plus the open logging interval and the wall time so far, so that a resumed
+ * run continues the metric series exactly. */
 static dm_status save_checkpoint(run_state *rs, char *err)
 {
-    dm_ckpt_entry entries[16];
+    dm_ckpt_entry entries[DM_TRAIN_CKPT_ENTRIES + 4];
     dm_ckpt c = { .entries = entries };
     size_t rng_bytes = 0;
     for (int s = 0; s < DM_TRAIN_N_STREAMS; s++)
@@ -140,6 +163,11 @@ static dm_status save_checkpoint(run_state *rs, char *err)
     if (!buf)
         return dm_err(err, DM_E_NOMEM, "out of memory for a checkpoint");
     dm_status st = dm_trainer_ckpt_entries(&rs->tr, &c, buf, err);
+    double wall = dm_now() - rs->t0;
+    c.entries[c.n++] = (dm_ckpt_entry){ (char *)"log/sum_loss", DM_CKPT_F64, 1, &rs->sum_loss };
+    c.entries[c.n++] = (dm_ckpt_entry){ (char *)"log/sum_grad_norm", DM_CKPT_F64, 1, &rs->sum_gn };
+    c.entries[c.n++] = (dm_ckpt_entry){ (char *)"log/n", DM_CKPT_I64, 1, &rs->n_int };
+    c.entries[c.n++] = (dm_ckpt_entry){ (char *)"log/wall_s", DM_CKPT_F64, 1, &wall };
     if (!st)
         st = dm_ckpt_write(rs->ckpt, &c, err);
     dm_free(buf);
@@ -162,42 +190,63 @@ static dm_status push_metric(run_state *rs, const char *name, int64_t step, doub
     return st ? st : dm_series_push(s, step, wall, v, err);
 }
 
-/* Train, checkpointing every run.ckpt_every steps and logging interval means. */
+/* The record first, then the checkpoint: a kill between the two leaves series points past the
+ * checkpoint, which a resume drops (truncate_series) and recomputes. */
+static dm_status save_state(run_state *rs, char *err)
+{
+    dm_status st = dm_trainer_params_finite(&rs->tr, err);
+    if (!st)
+        st = save_record(rs, "running", err);
+    if (!st)
+        st = save_checkpoint(rs, err);
+    if (!st)
+        rs->last_beat = dm_now();
+    return st;
+}
+
+/* Train, checkpointing every run.ckpt_every steps and logging interval means; a stop signal ends
+ * the loop after the current step with a checkpoint (DM_E_INTERRUPTED). */
 static dm_status train_loop(run_state *rs, char *err)
 {
     dm_trainer *tr = &rs->tr;
     const dm_run_opts *ro = tr->ropt;
     const int64_t total = tr->topt->steps;
-    dm_status st;
+    dm_status st = DM_OK;
     dm_progress prog;
     dm_progress_init(&prog, (dm_progress_mode)ro->progress, stderr, tr->step, total, ro->log_every);
-    double sum_loss = 0, sum_gn = 0;
-    int64_t n_int = 0;
-    while (tr->step < total) {
+    while (tr->step < total && !st) {
         double loss, gn;
-        if ((st = dm_trainer_step(tr, &loss, &gn, err))) {
-            dm_progress_done(&prog);
-            return st;
-        }
-        sum_loss += loss;
-        sum_gn += gn;
-        n_int++;
+        if ((st = dm_trainer_step(tr, &loss, &gn, err)))
+            break;
+        rs->sum_loss += loss;
+        rs->sum_gn += gn;
+        rs->n_int++;
         if (tr->step % ro->log_every == 0 || tr->step == total) {
             const double wall = dm_now() - rs->t0;
-            if ((st = push_metric(rs, "loss", tr->step, wall, sum_loss / (double)n_int, err)) ||
-                (st = push_metric(rs, "grad_norm", tr->step, wall, sum_gn / (double)n_int, err)))
-                return st;
-            sum_loss = sum_gn = 0;
-            n_int = 0;
+            if ((st = dm_trainer_params_finite(tr, err)) ||
+                (st = push_metric(rs, "loss", tr->step, wall, rs->sum_loss / (double)rs->n_int, err)) ||
+                (st = push_metric(rs, "grad_norm", tr->step, wall, rs->sum_gn / (double)rs->n_int, err)))
+                break;
+            rs->sum_loss = rs->sum_gn = 0;
+            rs->n_int = 0;
+            /* A heartbeat at most every 30 s between checkpoints: the record says the run lives. */
+            if (dm_now() - rs->last_beat > 30.0 && (st = save_record(rs, "running", err)) == DM_OK)
+                rs->last_beat = dm_now();
         }
         dm_progress_update(&prog, tr->step, loss);
-        if (tr->step % ro->ckpt_every == 0 && tr->step < total) {
-            if ((st = save_checkpoint(rs, err)) || (st = save_record(rs, "running", err)))
-                return st;
+        if (stop_signal) {
+            if (!(st = save_state(rs, err)))
+                st = dm_err(err, DM_E_INTERRUPTED, "run %s interrupted by signal %d at step %lld; `difflab resume %s` "
+                            "continues it", rs->run_id, (int)stop_signal, (long long)tr->step, rs->run_id);
+            break;
         }
+        if (tr->step % ro->ckpt_every == 0 && tr->step < total)
+            st = save_state(rs, err);
     }
     dm_progress_done(&prog);
-    return save_checkpoint(rs, err);
+    if (!st)
+        st = save_state(rs, err);
+    return st;
 }
 
 /* Status of an existing run file, or "" when there is none. */
@@ -245,20 +294,10 @@ static void print_summary(const run_state *rs, FILE *out)
     fprintf(out, "\n");
 }
 
-static dm_status execute(run_state *rs, char *err)
+/* CD: load the checked teacher run and hand its denoiser to the trainer. */
+static dm_status attach_teacher(run_state *rs, char *err)
 {
     dm_status st;
-    char now[32];
-    rs->t0 = dm_now();
-    dm_time_iso(now);
-    if ((st = dm_runrec_set_attr(&rs->rec, "run_id", rs->run_id, err)) ||
-        (st = dm_runrec_set_attr(&rs->rec, "name", ((const dm_root_opts *)dm_spec_opts(rs->spec, ""))->name, err)) ||
-        (st = dm_runrec_set_attr(&rs->rec, "created", now, err)) ||
-        (st = dm_provenance_fill(&rs->rec, err)))
-        return st;
-    if ((st = dm_trainer_init(&rs->tr, rs->spec, &rs->rec, err)))
-        return st;
-    rs->tr_ready = 1;
     if (rs->teacher_id[0]) {
         if ((st = dm_teacher_load(rs->cfg->results, rs->teacher_id, (size_t)rs->tr.topt->batch, &rs->teacher, err)) ||
             (st = dm_trainer_set_teacher(&rs->tr, &rs->teacher.den, rs->teacher.tr.analytic ? NULL : &rs->teacher.tr.mlp,
@@ -268,20 +307,23 @@ static dm_status execute(run_state *rs, char *err)
     } else if (rs->tr.analytic_teacher && (st = dm_runrec_set_attr(&rs->rec, "teacher", "analytic", err))) {
         return st;
     }
-    char np[32];
-    snprintf(np, sizeof np, "%zu", rs->tr.mlp.n_params);
-    if ((st = dm_runrec_set_attr(&rs->rec, "n_params", np, err)))
-        return st;
-    if ((st = save_record(rs, "running", err)) || (st = index_run(rs, err)))
-        return st;
+    return DM_OK;
+}
 
+/* Train (or continue training), sample, evaluate and finish: what a fresh and a resumed run share. */
+static dm_status run_body(run_state *rs, char *err)
+{
+    char now[32];
     /* An analytic model has nothing to train: the run samples and evaluates the exact denoiser. */
-    st = dm_trainer_trains(&rs->tr) ? train_loop(rs, err) : DM_OK;
-    if (st == DM_E_NUMERIC) {
+    dm_status st = dm_trainer_trains(&rs->tr) ? train_loop(rs, err) : DM_OK;
+    if (!st && stop_signal)
+        st = dm_err(err, DM_E_INTERRUPTED, "run %s interrupted by signal %d after training; `difflab resume %s` "
+                    "evaluates it", rs->run_id, (int)stop_signal, rs->run_id);
+    if (st == DM_E_NUMERIC || st == DM_E_INTERRUPTED) {
         char msg[DM_ERR_SIZE];
         snprintf(msg, sizeof msg, "%s", err);
         dm_runrec_set_attr(&rs->rec, "error", msg, NULL);
-        if (save_record(rs, "diverged", NULL) == DM_OK)
+        if (save_record(rs, st == DM_E_NUMERIC ? "diverged" : "interrupted", NULL) == DM_OK)
             index_run(rs, NULL);
         return st;
     }
@@ -292,8 +334,16 @@ static dm_status execute(run_state *rs, char *err)
     int64_t nfe;
     if ((st = dm_sample_record(&rs->tr, rs->tr.sampler, rs->tr.sampler_opts, &rs->rec, 1, rs->dir, &res,
                                &nfe, NULL, err)) ||
-        (st = dm_nll_record(&rs->tr, &rs->rec, err)))
+        (st = dm_nll_record(&rs->tr, &rs->rec, err))) {
+        if (st == DM_E_NUMERIC) {   /* finite weights, non-finite samples: the model diverged all the same */
+            char msg[DM_ERR_SIZE];
+            snprintf(msg, sizeof msg, "%s (sampling after step %lld)", err, (long long)rs->tr.step);
+            dm_runrec_set_attr(&rs->rec, "error", msg, NULL);
+            if (save_record(rs, "diverged", NULL) == DM_OK)
+                index_run(rs, NULL);
+        }
         return st;
+    }
     if (dm_trainer_trains(&rs->tr)) {
         char sha[65];
         dm_trainer_params_sha256(&rs->tr, sha);
@@ -303,10 +353,105 @@ static dm_status execute(run_state *rs, char *err)
     dm_time_iso(now);
     if ((st = dm_runrec_set_attr(&rs->rec, "finished", now, err)))
         return st;
+    dm_runrec_set_attr(&rs->rec, "error", "", NULL);
     if ((st = save_record(rs, "finished", err)) || (st = index_run(rs, err)))
         return st;
     print_summary(rs, rs->cfg->out);
     return DM_OK;
+}
+
+static dm_status execute(run_state *rs, char *err)
+{
+    dm_status st;
+    char now[32];
+    rs->t0 = rs->last_beat = dm_now();
+    dm_time_iso(now);
+    if ((st = dm_runrec_set_attr(&rs->rec, "run_id", rs->run_id, err)) ||
+        (st = dm_runrec_set_attr(&rs->rec, "name", ((const dm_root_opts *)dm_spec_opts(rs->spec, ""))->name, err)) ||
+        (st = dm_runrec_set_attr(&rs->rec, "created", now, err)) ||
+        (st = dm_provenance_fill(&rs->rec, err)))
+        return st;
+    if ((st = dm_trainer_init(&rs->tr, rs->spec, &rs->rec, err)))
+        return st;
+    rs->tr_ready = 1;
+    if ((st = attach_teacher(rs, err)))
+        return st;
+    char np[32];
+    snprintf(np, sizeof np, "%zu", rs->tr.mlp.n_params);
+    if ((st = dm_runrec_set_attr(&rs->rec, "n_params", np, err)))
+        return st;
+    if ((st = save_record(rs, "running", err)) || (st = index_run(rs, err)))
+        return st;
+    return run_body(rs, err);
+}
+
+/* Drop series points past the checkpoint's step (written before a kill that came ahead of the
+ * checkpoint): the resumed run recomputes them. */
+static void truncate_series(dm_runrec *r, int64_t step)
+{
+    for (size_t i = 0; i < r->n_series; i++) {
+        dm_series *s = &r->series[i];
+        while (s->n && s->step[s->n - 1] > step)
+            s->n--;
+    }
+}
+
+/* Continue the run in rs (run_id, dir, h5, ckpt, index_path set; its lock held) from its last
+ * checkpoint; a run without one (killed before the first) starts over. */
+static dm_status resume_run(run_state *rs, char *err)
+{
+    dm_status st;
+    dm_ckpt c = { 0 };
+    if ((st = dm_runlog_read(rs->h5, &rs->rec, err)))
+        return st;
+    char origin[PATH_SIZE + 16];
+    snprintf(origin, sizeof origin, "%s/config", rs->h5);
+    if ((st = dm_spec_load_text(&dm_spec_schema, rs->rec.config_yaml, origin, 0, NULL, &rs->spec, err)) ||
+        (st = dm_trainer_check(rs->spec, err)))
+        return st;
+    const dm_loss_ops *loss = (const dm_loss_ops *)dm_spec_plugin(rs->spec, "diffusion.loss");
+    const dm_distill_opts *dist = dm_spec_opts(rs->spec, "distill");
+    if (loss->consistency == DM_CM_KIND_CD && strcmp(dist->teacher, "analytic") != 0) {
+        const char *t = dm_runrec_attr(&rs->rec, "teacher");
+        snprintf(rs->teacher_id, sizeof rs->teacher_id, "%s", t ? t : "");
+    }
+    set_threads(dm_spec_opts(rs->spec, "run"));
+    if ((st = dm_trainer_init(&rs->tr, rs->spec, NULL, err)))
+        return st;
+    rs->tr_ready = 1;
+    if ((st = attach_teacher(rs, err)))
+        return st;
+    double wall = 0;
+    if (dm_trainer_trains(&rs->tr) && exists(rs->ckpt)) {
+        if ((st = dm_ckpt_read(rs->ckpt, &c, err)) || (st = dm_trainer_restore(&rs->tr, &c, err)))
+            goto out;
+        const dm_ckpt_entry *a = dm_ckpt_find(&c, "log/sum_loss"), *b = dm_ckpt_find(&c, "log/sum_grad_norm"),
+                            *n = dm_ckpt_find(&c, "log/n"), *w = dm_ckpt_find(&c, "log/wall_s");
+        if (!a || !b || !n || !w || a->type != DM_CKPT_F64 || b->type != DM_CKPT_F64 || n->type != DM_CKPT_I64 ||
+            w->type != DM_CKPT_F64) {
+            st = dm_err(err, DM_E_IO, "%s: the checkpoint lacks the logging state (log/*)", rs->ckpt);
+            goto out;
+        }
+        rs->sum_loss = *(const double *)a->data;
+        rs->sum_gn = *(const double *)b->data;
+        rs->n_int = *(const int64_t *)n->data;
+        wall = *(const double *)w->data;
+    } else {
+        /* Nothing saved yet: the record's series start over with the run. */
+        for (size_t i = 0; i < rs->rec.n_series; i++)
+            rs->rec.series[i].n = 0;
+    }
+    truncate_series(&rs->rec, rs->tr.step);
+    rs->t0 = dm_now() - wall;
+    rs->last_beat = dm_now();
+    fprintf(stderr, "run %s: resuming at step %lld of %lld\n", rs->run_id, (long long)rs->tr.step,
+            (long long)rs->tr.topt->steps);
+    if ((st = save_record(rs, "running", err)) || (st = index_run(rs, err)))
+        goto out;
+    st = run_body(rs, err);
+out:
+    dm_ckpt_free(&c);
+    return st;
 }
 
 dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
@@ -358,6 +503,17 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
         fprintf(cfg->out, "already finished (same config and seed; --new makes a fresh repeat)\n");
         print_summary(&rs, cfg->out);
         goto out;
+    } else if (strcmp(status, "interrupted") == 0 || strcmp(status, "running") == 0) {
+        /* Interrupted, or died (its lock is ours, so no process runs it): continue it. */
+        if ((st = dm_path_fmt(rs.ckpt, sizeof rs.ckpt, err, "%s/checkpoint.h5", rs.dir)) ||
+            (st = dm_path_fmt(rs.index_path, sizeof rs.index_path, err, "%s/index.sqlite", cfg->results)) ||
+            (st = dm_index_open(rs.index_path, 0, &rs.ix, err)))
+            goto out;
+        dm_spec_free(rs.spec);
+        rs.spec = NULL;
+        install_handlers();
+        st = resume_run(&rs, err);
+        goto fail_record;
     } else if (status[0]) {
         fprintf(stderr, "note: run %s exists with status '%s'; starting it over\n", rs.run_id, status);
     }
@@ -383,8 +539,64 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
     memcpy(rs.rec.group_hash, hash, 65);
     set_threads(dm_spec_opts(rs.spec, "run"));
     fprintf(stderr, "run %s: %s\n", rs.run_id, rs.dir);
+    install_handlers();
     st = execute(&rs, err);
-    if (st && st != DM_E_NUMERIC && rs.tr_ready) {
+fail_record:
+    if (st && st != DM_E_NUMERIC && st != DM_E_INTERRUPTED && rs.tr_ready) {
+        char msg[DM_ERR_SIZE];
+        snprintf(msg, sizeof msg, "%s", err);
+        dm_runrec_set_attr(&rs.rec, "error", msg, NULL);
+        if (save_record(&rs, "failed", NULL) == DM_OK)
+            index_run(&rs, NULL);
+    }
+out:
+    if (lock_fd >= 0)
+        close(lock_fd);
+    dm_teacher_free(&rs.teacher);
+    if (rs.tr_ready)
+        dm_trainer_free(&rs.tr);
+    dm_index_close(rs.ix);
+    dm_runrec_free(&rs.rec);
+    dm_spec_free(rs.spec);
+    return st;
+}
+
+dm_status dm_run_resume(const dm_run_cfg *cfg, const char *pat, char *err)
+{
+    run_state rs = { .cfg = cfg };
+    char status[32];
+    int lock_fd = -1;
+    dm_runrec_init(&rs.rec);
+    dm_status st = dm_find_run(cfg->results, pat, rs.dir, sizeof rs.dir, rs.run_id, sizeof rs.run_id, err);
+    if (st)
+        goto out;
+    if (dm_run_is_live(cfg->results, rs.run_id)) {
+        st = dm_err(err, DM_E_STATE, "run %s is running in another process", rs.run_id);
+        goto out;
+    }
+    if ((lock_fd = take_lock(cfg->results, rs.run_id, stderr, err)) < 0) {
+        st = DM_E_IO;
+        goto out;
+    }
+    if ((st = dm_path_fmt(rs.h5, sizeof rs.h5, err, "%s/run.h5", rs.dir)) ||
+        (st = dm_path_fmt(rs.ckpt, sizeof rs.ckpt, err, "%s/checkpoint.h5", rs.dir)) ||
+        (st = dm_path_fmt(rs.index_path, sizeof rs.index_path, err, "%s/index.sqlite", cfg->results)))
+        goto out;
+    existing_status(rs.h5, status, sizeof status);
+    if (strcmp(status, "finished") == 0) {
+        fprintf(cfg->out, "run %s is finished: nothing to resume\n", rs.run_id);
+        goto out;
+    }
+    if (strcmp(status, "interrupted") != 0 && strcmp(status, "running") != 0) {
+        st = dm_err(err, DM_E_STATE, "run %s is %s: only interrupted or dead runs resume (`difflab run SPEC` starts a "
+                    "failed or diverged one over)", rs.run_id, status[0] ? status : "without a readable record");
+        goto out;
+    }
+    if ((st = dm_index_open(rs.index_path, 0, &rs.ix, err)))
+        goto out;
+    install_handlers();
+    st = resume_run(&rs, err);
+    if (st && st != DM_E_NUMERIC && st != DM_E_INTERRUPTED && rs.tr_ready) {
         char msg[DM_ERR_SIZE];
         snprintf(msg, sizeof msg, "%s", err);
         dm_runrec_set_attr(&rs.rec, "error", msg, NULL);

@@ -23,6 +23,10 @@ typedef struct dm_run_cfg {
 dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
                            const char *const *overrides, char *err);
 
+/* `difflab resume RUN`: continue an interrupted or dead run (id or unique prefix) from its last
+ * checkpoint; the final parameters and metric series equal those of a run that never stopped. */
+dm_status dm_run_resume(const dm_run_cfg *cfg, const char *pat, char *err);
+
 /* 1 if a live process holds the run's lock (results/locks/<id>.lock) on this host. */
 int dm_run_is_live(const char *results, const char *id);
 

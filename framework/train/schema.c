@@ -28,7 +28,7 @@ static const dm_param_desc train_params[] = {
       "training points drawn from the data generator (stream data.train)" },
     { "optimizer", DM_OPT_CHOICE, "adam", 0, 0, optimizers, 0, T(optimizer),
       "adam, or adamw (decoupled weight decay)" },
-    { "lr", DM_OPT_REAL, "1e-3", 0, 10, NULL, 0, T(lr), "learning rate" },
+    { "lr", DM_OPT_REAL, "1e-3", 0, 1e30, NULL, 0, T(lr), "learning rate (no upper bound to speak of: a diverging run is a valid experiment)" },
     { "warmup", DM_OPT_INT, "0", 0, 1e9, NULL, 0, T(warmup), "linear learning-rate warm-up steps" },
     { "beta1", DM_OPT_REAL, "0.9", 0, 0.999999, NULL, 0, T(beta1), "Adam beta1" },
     { "beta2", DM_OPT_REAL, "0.999", 0, 0.999999999, NULL, 0, T(beta2), "Adam beta2" },

@@ -599,6 +599,18 @@ dm_status dm_trainer_set_teacher(dm_trainer *tr, const dm_denoiser *teacher, con
     return DM_OK;
 }
 
+dm_status dm_trainer_params_finite(const dm_trainer *tr, char *err)
+{
+    const float *blocks[2] = { tr->params, tr->ema };
+    static const char *const names[2] = { "parameters", "EMA parameters" };
+    for (int b = 0; b < 2 && blocks[b]; b++)
+        for (size_t i = 0; i < tr->mlp.n_params; i++)
+            if (!isfinite(blocks[b][i]))
+                return dm_err(err, DM_E_NUMERIC, "the %s hold %s at step %lld (entry %zu)", names[b],
+                              isnan(blocks[b][i]) ? "NaN" : "Inf", (long long)tr->step, i);
+    return DM_OK;
+}
+
 void dm_trainer_params_sha256(const dm_trainer *tr, char hex[65])
 {
     const size_t nb = sizeof(float) * tr->mlp.n_params;

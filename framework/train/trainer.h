@@ -137,6 +137,9 @@ dm_status dm_trainer_restore(dm_trainer *tr, const dm_ckpt *c, char *err);
 dm_status dm_trainer_set_teacher(dm_trainer *tr, const dm_denoiser *teacher, const dm_mlp *mlp, const float *weights,
                                  char *err);
 
+/* DM_E_NUMERIC naming the block, step and entry if a parameter or EMA value is NaN or Inf. */
+dm_status dm_trainer_params_finite(const dm_trainer *tr, char *err);
+
 /* SHA-256 hex of the final parameter bytes followed by the EMA bytes (float32, little-endian). */
 void dm_trainer_params_sha256(const dm_trainer *tr, char hex[65]);
 
