@@ -9,6 +9,7 @@
 #include "train/run.h"
 #include "train/sample.h"
 #include "train/schema.h"
+#include "train/reproduce.h"
 #include "train/sweep.h"
 
 static dm_status cmd_run(dm_cli *cli, char *err)
@@ -55,6 +56,14 @@ static dm_status cmd_resume(dm_cli *cli, char *err)
         return dm_err(err, DM_E_INPUT, "resume: usage: difflab resume RUN (a run id or a unique prefix)");
     dm_run_cfg cfg = { .results = cli->results, .new_repeat = 0, .out = cli->out };
     return dm_run_resume(&cfg, cli->args[1], err);
+}
+
+static dm_status cmd_reproduce(dm_cli *cli, char *err)
+{
+    if (cli->n_args != 2)
+        return dm_err(err, DM_E_INPUT, "reproduce: usage: difflab reproduce RUN (a run id or a unique prefix)");
+    dm_run_cfg cfg = { .results = cli->results, .new_repeat = 0, .out = cli->out };
+    return dm_run_reproduce(&cfg, cli->args[1], err);
 }
 
 /* sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.*=value ...] */
@@ -187,7 +196,7 @@ typedef struct verb {
 
 static const verb verbs[] = {
     { "run", cmd_run }, { "sample", cmd_sample }, { "keys", cmd_keys }, { "runs", cmd_runs },
-    { "show", cmd_show }, { "query", cmd_query }, { "sweep", cmd_sweep }, { "resume", cmd_resume },
+    { "show", cmd_show }, { "query", cmd_query }, { "sweep", cmd_sweep }, { "resume", cmd_resume }, { "reproduce", cmd_reproduce },
     { NULL, NULL },
 };
 
@@ -196,5 +205,5 @@ dm_status dm_cli_dispatch(dm_cli *cli, char *err)
     for (const verb *v = verbs; v->name; v++)
         if (strcmp(v->name, cli->args[0]) == 0)
             return v->fn(cli, err);
-    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query, sweep, resume", cli->args[0]);
+    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query, sweep, resume, reproduce", cli->args[0]);
 }

@@ -28,6 +28,8 @@ static void usage(FILE *out)
           "                          sample a finished run (EMA weights) or an analytic-model spec;\n"
           "                          stores samples, evals and a PNG with the run\n"
           "  resume RUN              continue an interrupted or dead run from its last checkpoint\n"
+          "  reproduce RUN           run a finished run again in a scratch folder: MATCH, or MISMATCH\n"
+          "                          with the first quantity and step that differ\n"
           "  keys [NAME]             every spec key with type, default and doc (or one section / plug-in)\n"
           "  runs                    list the runs of the index\n"
           "  show RUN                one run: provenance, params, metrics, evals\n"
