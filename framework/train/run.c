@@ -503,6 +503,11 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
         fprintf(cfg->out, "already finished (same config and seed; --new makes a fresh repeat)\n");
         print_summary(&rs, cfg->out);
         goto out;
+    } else if (strcmp(status, "unreadable") == 0) {
+        /* A corrupt or truncated record is evidence: never overwrite it silently. */
+        st = dm_err(err, DM_E_IO, "%s is unreadable (corrupt or truncated); move the folder %s away to run it again, "
+                    "or make a fresh repeat with --new", rs.h5, rs.dir);
+        goto out;
     } else if (strcmp(status, "interrupted") == 0 || strcmp(status, "running") == 0) {
         /* Interrupted, or died (its lock is ours, so no process runs it): continue it. */
         if ((st = dm_path_fmt(rs.ckpt, sizeof rs.ckpt, err, "%s/checkpoint.h5", rs.dir)) ||

@@ -54,7 +54,10 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
         return st;
     if (mo->analytic) {
         dm_gmm g;
-        if (dm_data_gmm(da, dm_spec_opts(spec, "data"), &g, NULL) != DM_OK)
+        const dm_status gs = dm_data_gmm(da, dm_spec_opts(spec, "data"), &g, err);
+        if (gs == DM_E_NOMEM)
+            return gs;
+        if (gs != DM_OK)
             return dm_err(err, DM_E_INPUT,
                           "model.type: analytic needs a Gaussian-mixture dataset (gmm, eight_gaussians); "
                           "'%s' is not one", da->info.name);
@@ -80,7 +83,12 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
     }
     if (lo->consistency == DM_CM_KIND_CD && strcmp(dist->teacher, "analytic") == 0) {
         dm_gmm g;
-        if (dm_data_gmm(da, dm_spec_opts(spec, "data"), &g, NULL) != DM_OK) {
+        const dm_status gs = dm_data_gmm(da, dm_spec_opts(spec, "data"), &g, err);
+        if (gs == DM_E_NOMEM) {
+            st = gs;
+            goto out;
+        }
+        if (gs != DM_OK) {
             st = dm_err(err, DM_E_INPUT, "distill.teacher: analytic needs a Gaussian-mixture dataset (gmm, "
                         "eight_gaussians); '%s' is not one", da->info.name);
             goto out;
