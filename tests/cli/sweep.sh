@@ -58,6 +58,9 @@ base: base.yaml
 grid: {train.steps: [10, many]}
 Y
 
+# The example sweep of the README expands.
+expect_exit 0 "$DIFFLAB" --results ex sweep "$SRC/experiments/example/sweep.yaml" && expect_out 'example_rho_steps: 15 runs'
+
 # A 2 x 2 grid minus one cell, a zip pair, 2 seeds: 3 * 2 * 2 = 12 runs.
 cat > a.yaml <<'Y'
 name: a
