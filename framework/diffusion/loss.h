@@ -39,7 +39,7 @@ typedef struct dm_loss_ops {
     dm_plugin info;
     /* DM_E_INPUT if the loss cannot be used with this schedule / parameterization. */
     dm_status (*check)(const void *opts, const dm_schedule *s, const dm_param_ops *param, char *err);
-    /* Returns the loss; writes dF (n, d). */
+    /* Returns the loss; writes dF (n, d). NULL for the consistency losses (see `consistency`). */
     double (*eval)(const void *opts, const dm_loss_batch *b, float *dF);
     /* Optional: the reverse-process variance the loss trains the model for (DM_VAR_BETA,
      * DM_VAR_BETA_TILDE, DM_VAR_LEARNED), or -1 when it defines none (NULL: -1). */

@@ -2,8 +2,8 @@
  * (CD) (Song et al. 2023; Song & Dhariwal 2023; diffusion/consistency.h for the formulas). They
  * need two evaluations of the consistency function per row — the student at the larger time
  * t_{i+1}, the stop-gradient target at t_i — and, for CD, a teacher's ODE step, so the trainer
- * runs them through its consistency step (train/cm_step.h); eval here is the part that is a
- * plain loss of the student's output: dm_cm_loss_rows. */
+ * runs them through its consistency step (train/cm_step.h) and these plug-ins have no eval slot;
+ * the part that is a plain loss of the student's output is dm_cm_loss_rows. */
 #include <math.h>
 #include <stddef.h>
 
@@ -43,13 +43,6 @@ double dm_cm_loss_rows(const dm_cm_loss_opts *o, size_t n, size_t d, size_t f_co
         total += lambda[i] * dist;
     }
     return total / (double)n;
-}
-
-/* Unused: the trainer's consistency step calls dm_cm_loss_rows with the student's f. */
-static double eval(const void *opts, const dm_loss_batch *b, float *dF)
-{
-    (void)opts; (void)b; (void)dF;
-    return NAN;
 }
 
 #define O(f) offsetof(dm_cm_loss_opts, f)
@@ -104,14 +97,12 @@ static dm_status check_cd(const void *o, const dm_schedule *s, const dm_param_op
 const dm_loss_ops dm_loss_ct = {
     .info = { "ct", "consistency training (Song et al. 2023)", ct_params, sizeof(dm_cm_loss_opts) },
     .check = check_ct,
-    .eval = eval,
     .consistency = DM_CM_KIND_CT,
 };
 
 const dm_loss_ops dm_loss_ict = {
     .info = { "ict", "improved consistency training (Song & Dhariwal 2023)", ict_params, sizeof(dm_cm_loss_opts) },
     .check = check_ict,
-    .eval = eval,
     .consistency = DM_CM_KIND_ICT,
 };
 
@@ -119,6 +110,5 @@ const dm_loss_ops dm_loss_cd = {
     .info = { "cd", "consistency distillation from a teacher (distill.teacher; Song et al. 2023)", cd_params,
               sizeof(dm_cm_loss_opts) },
     .check = check_cd,
-    .eval = eval,
     .consistency = DM_CM_KIND_CD,
 };
