@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages difflab needs to build and test; does nothing when all are present.
-# Usage: scripts/install-deps.sh [--bench]   (--bench also installs python3-torch, the speed peer)
+# Usage: scripts/install-deps.sh [--bench] [--slurm]
+#   --bench  also python3-torch, the speed peer
+#   --slurm  also a single-node Slurm for tests/cli/slurm.sh (scripts/test.sh, CI): the test starts
+#            and stops its own daemons; nothing is configured or started here
 set -euo pipefail
 
 pkgs=(
@@ -14,9 +17,13 @@ pkgs=(
   libssl-dev                  # SHA-256 (libcrypto)
   libpng-dev                  # scatter pictures of samples
 )
-if [ "${1:-}" = "--bench" ]; then
-  pkgs+=(python3-torch python3-numpy)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --bench) pkgs+=(python3-torch python3-numpy) ;;
+    --slurm) pkgs+=(munge slurmctld slurmd slurm-client) ;;   # munged; controller; node daemon; sbatch, squeue, sinfo
+    *) echo "usage: $0 [--bench] [--slurm]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite: every test in the optimized
-# build, then the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# build, then the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer. It installs
+# Slurm's Debian packages too (tests/cli/slurm.sh starts and stops its own daemons; it needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --slurm
+export DIFFLAB_REQUIRE_SLURM=1   # tests/cli/slurm.sh runs a real single-node Slurm: here a skip is a failure
 jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"

@@ -379,6 +379,22 @@ static void test_open_errors(void **state)
     assert_non_null(strstr(err, "99"));
     unlink(f->path);
 
+    /* a version-1 index (before the Slurm columns) is migrated when opened for writing */
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE runs (run_id TEXT PRIMARY KEY, name TEXT);"
+                                      "INSERT INTO runs VALUES ('old-s0', 'old');"
+                                      "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(dm_index_open(f->path, 1, &ix, err), DM_OK);   /* read-only: left as it is */
+    assert_int_equal(count(ix, "PRAGMA user_version"), 1);
+    dm_index_close(ix);
+    assert_int_equal(dm_index_open(f->path, 0, &ix, err), DM_OK);
+    assert_int_equal(count(ix, "PRAGMA user_version"), DM_INDEX_SCHEMA_VERSION);
+    assert_int_equal(count(ix, "SELECT count(*) FROM runs WHERE run_id = 'old-s0' AND slurm_job_id IS NULL"
+                               " AND slurm_array_job_id IS NULL AND slurm_array_task_id IS NULL"), 1);
+    dm_index_close(ix);
+    unlink(f->path);
+
     /* a folder that does not exist */
     snprintf(p, sizeof p, "%s/no/such/index.sqlite", f->dir);
     assert_int_equal(dm_index_open(p, 0, &ix, err), DM_E_IO);

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "io/spec.h"
@@ -10,6 +11,7 @@
 #include "train/sample.h"
 #include "train/schema.h"
 #include "train/reproduce.h"
+#include "train/slurm.h"
 #include "train/sweep.h"
 
 static dm_status cmd_run(dm_cli *cli, char *err)
@@ -66,13 +68,47 @@ static dm_status cmd_reproduce(dm_cli *cli, char *err)
     return dm_run_reproduce(&cfg, cli->args[1], err);
 }
 
-/* sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.*=value ...] */
+/* sweep NAME|SWEEP.yaml --launcher slurm [--partition P --time T --cpus C --max-parallel K]: a
+ * sweep file is expanded first (a no-op when it was), then its unfinished lines are submitted. */
+static dm_status sweep_launch(dm_cli *cli, const char *usage, char *err)
+{
+    if (!cli->launcher)
+        return dm_err(err, DM_E_INPUT, "sweep: --partition, --time, --cpus and --max-parallel need --launcher slurm");
+    if (strcmp(cli->launcher, "slurm") != 0)
+        return dm_err(err, DM_E_INPUT, "sweep: unknown launcher '%s'; valid: slurm (make runs a sweep locally: "
+                      "make -f Makefile.runs SWEEP=NAME -j N)", cli->launcher);
+    if (cli->n_args != 2)
+        return dm_err(err, DM_E_INPUT, "sweep --launcher: %s", usage);
+    dm_slurm_opts o = { .partition = cli->partition, .time = cli->time, .cpus = 1, .max_parallel = 0 };
+    const char *nums[2] = { cli->cpus, cli->max_parallel };
+    long *vals[2] = { &o.cpus, &o.max_parallel };
+    for (int i = 0; i < 2; i++) {
+        char *end;
+        if (nums[i] && ((*vals[i] = strtol(nums[i], &end, 10)), *end || !*nums[i]))
+            return dm_err(err, DM_E_INPUT, "--%s '%s': not an integer", i ? "max-parallel" : "cpus", nums[i]);
+    }
+    char name[128];
+    const char *sweep = cli->args[1];
+    struct stat sb;
+    if (stat(sweep, &sb) == 0 && S_ISREG(sb.st_mode)) {   /* a sweep file: expand it first */
+        dm_status st = dm_sweep_expand(cli->results, sweep, name, sizeof name, cli->out, err);
+        if (st)
+            return st;
+        sweep = name;
+    }
+    return dm_sweep_slurm(cli->results, sweep, &o, cli->out, err);
+}
+
+/* sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.*=value ...] | sweep ... --launcher */
 static dm_status cmd_sweep(dm_cli *cli, char *err)
 {
-    static const char usage[] = "usage: difflab sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.key=value ...]";
+    static const char usage[] = "usage: difflab sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.key=value ...]"
+                                " | sweep NAME|SWEEP.yaml --launcher slurm [--partition P] [--time T] [--cpus C] [--max-parallel K]";
     if (cli->n_args < 2)
         return dm_err(err, DM_E_INPUT, "sweep: %s", usage);
     const char *sub = cli->args[1];
+    if (cli->launcher || cli->partition || cli->time || cli->cpus || cli->max_parallel)
+        return sweep_launch(cli, usage, err);
     if (strcmp(sub, "status") == 0) {
         if (cli->n_args != 3)
             return dm_err(err, DM_E_INPUT, "sweep status: %s", usage);

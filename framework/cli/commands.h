@@ -20,6 +20,8 @@ typedef struct dm_cli {
     const char *sampler, *steps;         /* sample: --sampler NAME, --steps N */
     const char **sets;                   /* --set key=value */
     int n_sets;
+    /* sweep NAME --launcher slurm: --partition, --time, --cpus, --max-parallel (NULL: not given) */
+    const char *launcher, *partition, *time, *cpus, *max_parallel;
 } dm_cli;
 
 dm_status dm_cli_dispatch(dm_cli *cli, char *err);

@@ -6,6 +6,7 @@
  *   difflab runs
  *   difflab show RUN
  *   difflab query "SQL" [--csv|--json]
+ *   difflab sweep SWEEP.yaml | sweep NAME --launcher slurm [...] | sweep status NAME | sweep run NAME LINE
  *
  * Global options: --results DIR (default $DIFFLAB_RESULTS or ./results). Exit codes: 0 success,
  * 2 bad input (nothing written), 1 any other failure. */
@@ -39,6 +40,9 @@ static void usage(FILE *out)
           "  sweep status NAME       counts of queued / running / finished / failed / diverged /\n"
           "                          interrupted runs, and the failed runs' errors\n"
           "  sweep run NAME LINE     run one manifest line (what make and Slurm call)\n"
+          "  sweep NAME|SWEEP.yaml --launcher slurm [--partition P] [--time T] [--cpus C]\n"
+          "        [--max-parallel K] submit the unfinished lines as one sbatch --array job; prints\n"
+          "                          its id; `sweep status NAME` then brings the index up to date\n"
           "\n"
           "options:\n"
           "  --results DIR           results folder (default $DIFFLAB_RESULTS or ./results)\n"
@@ -56,7 +60,12 @@ int main(int argc, char **argv)
         { "set", required_argument, NULL, 's' },     { "csv", no_argument, NULL, 'c' },
         { "json", no_argument, NULL, 'j' },          { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },       { "sampler", required_argument, NULL, 'S' },
-        { "steps", required_argument, NULL, 'N' },   { NULL, 0, NULL, 0 },
+        { "steps", required_argument, NULL, 'N' },
+        /* sweep --launcher slurm */
+        { "launcher", required_argument, NULL, 'L' }, { "partition", required_argument, NULL, 'P' },
+        { "time", required_argument, NULL, 'T' },     { "cpus", required_argument, NULL, 'C' },
+        { "max-parallel", required_argument, NULL, 'K' },
+        { NULL, 0, NULL, 0 },
     };
     dm_cli cli = { .results = getenv("DIFFLAB_RESULTS"), .fmt = DM_QUERY_TABLE, .out = stdout };
     char err[DM_ERR_SIZE] = "";
@@ -83,6 +92,11 @@ int main(int argc, char **argv)
         case 's': sets[n_sets++] = optarg; break;
         case 'S': cli.sampler = optarg; break;
         case 'N': cli.steps = optarg; break;
+        case 'L': cli.launcher = optarg; break;
+        case 'P': cli.partition = optarg; break;
+        case 'T': cli.time = optarg; break;
+        case 'C': cli.cpus = optarg; break;
+        case 'K': cli.max_parallel = optarg; break;
         case 'c': cli.fmt = DM_QUERY_CSV; break;
         case 'j': cli.fmt = DM_QUERY_JSON; break;
         case 'h': usage(stdout); rc = 0; goto out;

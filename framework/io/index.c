@@ -114,6 +114,29 @@ out:
     return st;
 }
 
+/* Bring a version-1 index (written before the Slurm columns) to the current version: ALTER TABLE
+ * adds the columns, which CREATE TABLE IF NOT EXISTS would not. Old rows get NULLs there (a
+ * reindex fills them from the run files). */
+static dm_status migrate_schema(dm_index *ix, char *err)
+{
+    dm_status st = DM_OK;
+    sqlite3_int64 version = 0;
+    if ((st = exec(ix, "BEGIN IMMEDIATE", "starting the schema migration", err)))
+        return st;
+    /* Another process may have migrated it while we waited for the lock. */
+    if (!(st = query_int(ix, "PRAGMA user_version", &version, err)) && version == 1)
+        st = exec(ix, "ALTER TABLE runs ADD COLUMN slurm_job_id INTEGER;"
+                      "ALTER TABLE runs ADD COLUMN slurm_array_job_id INTEGER;"
+                      "ALTER TABLE runs ADD COLUMN slurm_array_task_id INTEGER;"
+                      "PRAGMA user_version = 2;",
+                  "adding the Slurm columns (schema version 1 -> 2)", err);
+    if (st)
+        sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+    else if ((st = exec(ix, "COMMIT", "committing the schema migration", err)))
+        sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
+}
+
 dm_status dm_index_open(const char *path, int readonly, dm_index **out, char *err)
 {
     dm_status st = DM_OK;
@@ -165,6 +188,8 @@ dm_status dm_index_open(const char *path, int readonly, dm_index **out, char *er
         (st = ensure_sqrt(ix, err)))
         goto out;
     if (version == 0 && (st = create_schema(ix, err)))
+        goto out;
+    if (version == 1 && !readonly && (st = migrate_schema(ix, err)))
         goto out;
     *out = ix;
     ix = NULL;
@@ -243,9 +268,10 @@ static dm_status insert_run(dm_index *ix, const dm_runrec *r, const char *run_id
     dm_status st = prep(ix,
                         "INSERT INTO runs (run_id, name, status, created, finished, heartbeat, "
                         "git_commit, config_hash, group_hash, seed, git_dirty, host, cpu, path, "
-                        "params_sha256, teacher, spec_yaml, n_params, wall_s) VALUES "
+                        "params_sha256, teacher, spec_yaml, n_params, wall_s, slurm_job_id, "
+                        "slurm_array_job_id, slurm_array_task_id) VALUES "
                         "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-                        "?17, ?18, ?19)",
+                        "?17, ?18, ?19, ?20, ?21, ?22)",
                         &s, err);
     if (st)
         return st;
@@ -265,6 +291,9 @@ static dm_status insert_run(dm_index *ix, const dm_runrec *r, const char *run_id
     rc |= bind_str(s, 17, r->config_yaml);
     rc |= bind_int_attr(s, 18, dm_runrec_attr(r, "n_params"));
     rc |= bind_real_attr(s, 19, dm_runrec_attr(r, "wall_s"));
+    rc |= bind_int_attr(s, 20, dm_runrec_attr(r, "slurm_job_id"));   /* provenance.c, under Slurm */
+    rc |= bind_int_attr(s, 21, dm_runrec_attr(r, "slurm_array_job_id"));
+    rc |= bind_int_attr(s, 22, dm_runrec_attr(r, "slurm_array_task_id"));
     st = rc != SQLITE_OK ? sql_err(ix, err, "binding the runs row")
                          : step_done(ix, s, "inserting the runs row", err);
     sqlite3_finalize(s);

@@ -16,7 +16,7 @@
 
 typedef struct dm_index dm_index;
 
-#define DM_INDEX_SCHEMA_VERSION 1
+#define DM_INDEX_SCHEMA_VERSION 2   /* 2: runs.slurm_job_id, slurm_array_job_id, slurm_array_task_id */
 
 /* readonly: open with SQLITE_OPEN_READONLY (for `difflab query`), never creating the file.
  * A file that is not a SQLite database is DM_E_IO naming the path. */

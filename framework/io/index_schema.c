@@ -2,7 +2,8 @@
  *
  * Kept apart from index.c so the schema reads as one piece. Every statement is idempotent
  * (IF NOT EXISTS / OR IGNORE): index.c runs the whole text inside one transaction when it finds
- * user_version = 0.
+ * user_version = 0; an index of an older version is brought up to date by index.c's migrations
+ * (version 2 added the runs.slurm_* columns).
  *
  * Standard deviations are sample standard deviations (n - 1), NULL when n < 2, computed in two
  * passes (mean first, then the sum of squared deviations) to avoid the cancellation of the
@@ -18,7 +19,8 @@ const char dm_index_schema_sql[] =
     "  name TEXT, config_hash TEXT, group_hash TEXT, seed INTEGER, status TEXT,\n"
     "  created TEXT, finished TEXT, heartbeat TEXT, git_commit TEXT, git_dirty INTEGER,\n"
     "  host TEXT, cpu TEXT, path TEXT, params_sha256 TEXT, teacher TEXT, spec_yaml TEXT,\n"
-    "  n_params INTEGER, wall_s REAL);\n"
+    "  n_params INTEGER, wall_s REAL,\n"
+    "  slurm_job_id INTEGER, slurm_array_job_id INTEGER, slurm_array_task_id INTEGER);\n"
     "CREATE INDEX IF NOT EXISTS runs_group ON runs(group_hash);\n"
     "CREATE INDEX IF NOT EXISTS runs_config ON runs(config_hash, seed);\n"
     /* No foreign key: a sweep names its runs before they exist (make targets). */

@@ -174,8 +174,22 @@ static dm_status save_checkpoint(run_state *rs, char *err)
     return st;
 }
 
+/* Slurm (slurm.h): a compute node never writes the SQLite index, which must not be shared across
+ * hosts; the submitting host brings it up to date from the run files (`difflab sweep status`,
+ * `difflab reindex`). Off under Slurm (SLURM_JOB_ID set) or with DIFFLAB_NO_INDEX=1;
+ * DIFFLAB_NO_INDEX=0 forces index writes. With it off, rs->ix stays NULL. */
+static int index_disabled(void)
+{
+    const char *v = getenv("DIFFLAB_NO_INDEX");
+    if (v && *v)
+        return strcmp(v, "0") != 0;
+    return getenv("SLURM_JOB_ID") != NULL;
+}
+
 static dm_status index_run(run_state *rs, char *err)
 {
+    if (!rs->ix)   /* index writes off (index_disabled) */
+        return DM_OK;
     /* The index may be read from anywhere: record the folder's absolute path. */
     char abs[PATH_SIZE];
     const char *path = realpath(rs->dir, abs) ? abs : rs->dir;
@@ -530,7 +544,7 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
      * reported before a run folder appears. */
     if ((st = dm_mkdir_p(cfg->results, err)))
         goto out;
-    if ((st = dm_index_open(rs.index_path, 0, &rs.ix, err)))
+    if (!index_disabled() && (st = dm_index_open(rs.index_path, 0, &rs.ix, err)))
         goto out;
     if ((st = dm_mkdir_p(rs.dir, err)))
         goto out;

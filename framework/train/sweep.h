@@ -33,7 +33,11 @@
  * `difflab sweep run NAME LINE` runs one manifest line (make's and Slurm's unit of work):
  * finished and diverged runs are done (a marker results/sweeps/<name>/done/<line> appears);
  * a failed run is retried only with RETRY=1 in the environment. `difflab sweep status NAME`
- * counts the lines by state and prints the failed runs' errors. */
+ * counts the lines by state and prints the failed runs' errors, and brings the index's rows of the
+ * sweep's runs up to date from their run files (runs written on Slurm nodes, which never write the
+ * index).
+ *
+ * `difflab sweep NAME --launcher slurm` submits the unfinished lines as one Slurm array (slurm.h). */
 #ifndef DM_TRAIN_SWEEP_H
 #define DM_TRAIN_SWEEP_H
 
@@ -57,5 +61,11 @@ dm_status dm_sweep_status(const char *results, const char *name, FILE *out, char
 
 /* Number of manifest lines of sweep `name` (for array launchers); DM_E_NOTFOUND if none. */
 dm_status dm_sweep_n_lines(const char *results, const char *name, long *n, char *err);
+
+/* The lines of sweep `name` still to run (for array launchers, slurm.h): no done marker and a run
+ * that is not finished or diverged; a failed run's line only with RETRY=1 (*n_failed counts those
+ * left out). *lines (dm_free) gets *n_lines ascending line numbers of the *n_total. */
+dm_status dm_sweep_unfinished(const char *results, const char *name, long **lines, long *n_lines, long *n_total,
+                              long *n_failed, char *err);
 
 #endif
