@@ -6,6 +6,7 @@
  *   difflab runs
  *   difflab show RUN
  *   difflab query "SQL" [--csv|--json]
+ *   difflab reindex
  *
  * Global options: --results DIR (default $DIFFLAB_RESULTS or ./results). Exit codes: 0 success,
  * 2 bad input (nothing written), 1 any other failure. */
@@ -31,6 +32,7 @@ static void usage(FILE *out)
           "  runs                    list the runs of the index\n"
           "  show RUN                one run: provenance, params, metrics, evals\n"
           "  query \"SQL\" [--csv|--json]  run SQL on the index (read-only)\n"
+          "  reindex                 rebuild the index from results/runs/*/run.h5 (atomic swap)\n"
           "\n"
           "options:\n"
           "  --results DIR           results folder (default $DIFFLAB_RESULTS or ./results)\n"
