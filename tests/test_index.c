@@ -1,6 +1,8 @@
 /* test_index.c — results/index.sqlite: schema, idempotent upserts, typed params, the group
  * views' exact mean / std, query output in three formats, error cases, locks released on error,
- * and allocation failures. */
+ * allocation failures; concurrency: a lock SQLite's busy handler does not wait for (retried),
+ * many processes creating one index at once, and the atomic replacement by reindex with a live
+ * writer on the old file. */
 #include <dirent.h>
 #include <math.h>
 #include <setjmp.h>
@@ -12,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -395,6 +399,14 @@ static void test_open_errors(void **state)
     dm_index_close(ix);
     unlink(f->path);
 
+    /* an empty database (a writer has created the file, not yet the schema): nothing indexed
+     * yet for a reader */
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(dm_index_open(f->path, 1, &ix, err), DM_E_NOTFOUND);
+    assert_non_null(strstr(err, "is empty"));
+    unlink(f->path);
+
     /* a folder that does not exist */
     snprintf(p, sizeof p, "%s/no/such/index.sqlite", f->dir);
     assert_int_equal(dm_index_open(p, 0, &ix, err), DM_E_IO);
@@ -532,6 +544,284 @@ static void test_alloc_failures(void **state)
     assert_true(failures > 10);
 }
 
+/* ---- concurrency ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Another process holds the write lock of a fresh (rollback-journal) file for 300 ms. Switching
+ * to WAL then fails at once with SQLITE_BUSY, without SQLite's busy handler (the conversion
+ * already holds a read transaction when it asks for the write lock): the first opening of a new
+ * index by many runs at once. dm_index_open must retry, not fail. */
+static void test_busy_retry(void **state)
+{
+    fixture *f = *state;
+    char err[DM_ERR_SIZE] = "";
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        sqlite3 *db = NULL;
+        int ok = sqlite3_open(f->path, &db) == SQLITE_OK &&
+                 sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+        ssize_t w = write(p[1], ok ? "1" : "0", 1);
+        usleep(300000);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(db);
+        _exit(ok && w == 1 ? 0 : 1);
+    }
+    close(p[1]);
+    char c = 0;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    close(p[0]);
+    assert_int_equal(c, '1');
+
+    /* What dm_index_open meets: the plain pragma fails at once. */
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    sqlite3_busy_timeout(raw, 10000);
+    double t0 = now_s();
+    assert_int_equal(sqlite3_exec(raw, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), SQLITE_BUSY);
+    assert_true(now_s() - t0 < 1.0);
+    sqlite3_close(raw);
+
+    long r0 = dm_index_retries();
+    dm_index *ix = NULL;
+    t0 = now_s();
+    assert_int_equal(dm_index_open(f->path, 0, &ix, err), DM_OK);
+    double dt = now_s() - t0;
+    assert_true(dm_index_retries() > r0);
+    assert_true(dt < 5.0);
+    assert_int_equal(count(ix, "PRAGMA user_version"), DM_INDEX_SCHEMA_VERSION);
+    dm_index_close(ix);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* 8 processes open a missing index at the same instant (they wait on a pipe until the parent
+ * closes it) and each writes its run: all succeed, one schema. Several rounds. */
+static void test_concurrent_first_open(void **state)
+{
+    fixture *f = *state;
+    enum { N = 8, ROUNDS = 4 };
+    for (int round = 0; round < ROUNDS; ++round) {
+        char err[DM_ERR_SIZE] = "";
+        int p[2];
+        pid_t pids[N];
+        unlink(f->path);
+        assert_int_equal(pipe(p), 0);
+        for (int k = 0; k < N; ++k) {
+            pids[k] = fork();
+            assert_true(pids[k] >= 0);
+            if (pids[k] == 0) {
+                char c, id[32];
+                close(p[1]);
+                while (read(p[0], &c, 1) > 0)
+                    ;
+                dm_index *ix = NULL;
+                dm_runrec r;
+                snprintf(id, sizeof id, "demo-c-s%d", k);
+                dm_status st = make_run(&r, id, "c", (uint64_t)k, 1, 1, err);
+                if (!st)
+                    st = dm_index_open(f->path, 0, &ix, err);
+                if (!st)
+                    st = dm_index_upsert_run(ix, &r, NULL, NULL, err);
+                if (st)
+                    fprintf(stderr, "child %d: %s\n", k, err);
+                dm_index_close(ix);
+                dm_runrec_free(&r);
+                _exit(st ? 1 : 0);
+            }
+        }
+        close(p[0]);
+        close(p[1]); /* go */
+        for (int k = 0; k < N; ++k) {
+            int status = 0;
+            assert_int_equal(waitpid(pids[k], &status, 0), pids[k]);
+            assert_true(WIFEXITED(status));
+            assert_int_equal(WEXITSTATUS(status), 0);
+        }
+        dm_index *ix = NULL;
+        assert_int_equal(dm_index_open(f->path, 1, &ix, err), DM_OK);
+        assert_int_equal(count(ix, "SELECT count(*) FROM runs"), N);
+        assert_int_equal(count(ix, "SELECT count(*) FROM metric_info"), 7);
+        assert_int_equal(count(ix, "PRAGMA user_version"), DM_INDEX_SCHEMA_VERSION);
+        dm_index_close(ix);
+    }
+}
+
+typedef struct replace_probe {
+    const char *path;
+    int old_write_refused;
+    dm_status st;
+} replace_probe;
+
+/* dm_index_replace's catch-up: nobody can commit to the old index now; add a run to fresh. */
+static dm_status probe_catch_up(void *ctx, dm_index *fresh, char *err)
+{
+    replace_probe *p = ctx;
+    sqlite3 *db = NULL;
+    if (sqlite3_open(p->path, &db) == SQLITE_OK)
+        p->old_write_refused =
+            sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_BUSY;
+    sqlite3_close(db);
+    dm_runrec r;
+    dm_status st = make_run(&r, "demo-r-s2", "r", 2, 1, 1, err);
+    if (!st)
+        st = dm_index_upsert_run(fresh, &r, NULL, NULL, err);
+    dm_runrec_free(&r);
+    return p->st = st;
+}
+
+static void test_replace(void **state)
+{
+    fixture *f = *state;
+    char err[DM_ERR_SIZE] = "", tmp[700], p[800];
+    dm_index *old = NULL, *fresh = NULL, *ix = NULL;
+    dm_runrec r;
+    snprintf(tmp, sizeof tmp, "%s/.index.sqlite.tmp.1", f->dir);
+
+    /* a live writer on the old index */
+    assert_int_equal(dm_index_open(f->path, 0, &old, err), DM_OK);
+    assert_int_equal(make_run(&r, "demo-r-s0", "r", 0, 1, 1, err), DM_OK);
+    assert_int_equal(dm_index_upsert_run(old, &r, NULL, NULL, err), DM_OK);
+    dm_runrec_free(&r);
+
+    /* a new index with another run, swapped in */
+    assert_int_equal(dm_index_create_tmp(tmp, &fresh, err), DM_OK);
+    assert_int_equal(make_run(&r, "demo-r-s1", "r", 1, 1, 1, err), DM_OK);
+    assert_int_equal(dm_index_upsert_run(fresh, &r, NULL, NULL, err), DM_OK);
+    dm_runrec_free(&r);
+    replace_probe probe = {f->path, 0, DM_E_INTERNAL};
+    assert_int_equal(dm_index_replace(fresh, f->path, probe_catch_up, &probe, err), DM_OK);
+    assert_int_equal(probe.st, DM_OK);
+    assert_true(probe.old_write_refused);
+    assert_false(file_exists(tmp));
+    snprintf(p, sizeof p, "%s-wal", tmp);
+    assert_false(file_exists(p));
+    snprintf(p, sizeof p, "%s-wal", f->path); /* the old WAL is not paired with the new file */
+    assert_false(file_exists(p));
+
+    assert_int_equal(dm_index_open(f->path, 1, &ix, err), DM_OK);
+    assert_int_equal(count(ix, "SELECT count(*) FROM runs"), 2);
+    assert_int_equal(count(ix, "SELECT count(*) FROM runs WHERE run_id = 'demo-r-s0'"), 0);
+    assert_int_equal(count(ix, "PRAGMA user_version"), DM_INDEX_SCHEMA_VERSION);
+    dm_index_close(ix);
+
+    /* the writer of the old file: its next write lands in the new one */
+    assert_int_equal(make_run(&r, "demo-r-s3", "r", 3, 1, 1, err), DM_OK);
+    assert_int_equal(dm_index_upsert_run(old, &r, NULL, NULL, err), DM_OK);
+    dm_runrec_free(&r);
+    assert_int_equal(dm_index_set_status(old, "demo-r-s1", "failed", err), DM_OK);
+    dm_index_close(old); /* closing the old connection touches nothing of the new file */
+    assert_int_equal(dm_index_open(f->path, 0, &ix, err), DM_OK);
+    assert_int_equal(count(ix, "SELECT count(*) FROM runs"), 3);
+    assert_int_equal(count(ix, "SELECT count(*) FROM runs WHERE run_id = 'demo-r-s3'"), 1);
+    assert_int_equal(count(ix, "SELECT status = 'failed' FROM runs WHERE run_id = 'demo-r-s1'"), 1);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(dm_index_db(ix), "PRAGMA integrity_check", -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "ok");
+    sqlite3_finalize(s);
+    assert_int_equal(sqlite3_prepare_v2(dm_index_db(ix), "PRAGMA journal_mode", -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    dm_index_close(ix);
+
+    /* a file that is not a database is replaced as it is; a failing catch-up leaves it alone */
+    FILE *fp = fopen(f->path, "wb");
+    assert_non_null(fp);
+    fputs("not a database, and long enough to look like one's header......", fp);
+    fclose(fp);
+    assert_int_equal(dm_index_create_tmp(tmp, &fresh, err), DM_OK);
+    assert_int_equal(dm_index_replace(fresh, f->path, NULL, NULL, err), DM_OK);
+    assert_int_equal(dm_index_open(f->path, 1, &ix, err), DM_OK);
+    assert_int_equal(count(ix, "SELECT count(*) FROM runs"), 0);
+    dm_index_close(ix);
+    probe.path = "/nonexistent/x";
+    assert_int_equal(dm_index_create_tmp(tmp, &fresh, err), DM_OK);
+    assert_int_equal(dm_index_replace(fresh, f->path, probe_catch_up, &probe, err), DM_OK);
+    assert_int_equal(dm_index_open(f->path, 1, &ix, err), DM_OK);
+    assert_int_equal(count(ix, "SELECT count(*) FROM runs"), 1);
+    dm_index_close(ix);
+    assert_false(file_exists(tmp));
+}
+
+typedef struct racer {
+    int go;            /* write end: one byte lets the child write */
+} racer;
+
+/* The catch-up lets the racing writer go and gives it time to pass its check that the index is
+ * still the old file and to block on the old file's write lock, which is held until the swap. */
+static dm_status racer_catch_up(void *ctx, dm_index *fresh, char *err)
+{
+    (void)fresh;
+    (void)err;
+    racer *r = ctx;
+    if (write(r->go, "g", 1) != 1)
+        return DM_E_IO;
+    usleep(300000);
+    return DM_OK;
+}
+
+/* A write that starts before the swap and commits after it (into the old file) is redone in
+ * the new file. */
+static void test_replace_racing_writer(void **state)
+{
+    fixture *f = *state;
+    char err[DM_ERR_SIZE] = "", tmp[700];
+    dm_index *fresh = NULL, *ix = NULL;
+    int go[2], ready[2];
+    snprintf(tmp, sizeof tmp, "%s/.index.sqlite.tmp.2", f->dir);
+    assert_int_equal(dm_index_open(f->path, 0, &ix, err), DM_OK); /* create it */
+    dm_index_close(ix);
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dm_index *w = NULL;
+        dm_runrec r;
+        char c;
+        dm_status st = make_run(&r, "demo-w-s0", "w", 0, 1, 1, err);
+        if (!st)
+            st = dm_index_open(f->path, 0, &w, err);
+        if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+            st = DM_E_IO;
+        if (!st)
+            st = dm_index_upsert_run(w, &r, NULL, NULL, err);
+        if (st)
+            fprintf(stderr, "writer: %s\n", err);
+        dm_index_close(w);
+        dm_runrec_free(&r);
+        _exit(st ? 1 : 0);
+    }
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    racer rc = {go[1]};
+    assert_int_equal(dm_index_create_tmp(tmp, &fresh, err), DM_OK);
+    assert_int_equal(dm_index_replace(fresh, f->path, racer_catch_up, &rc, err), DM_OK);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(go[0]);
+    close(go[1]);
+    close(ready[0]);
+    close(ready[1]);
+    assert_int_equal(dm_index_open(f->path, 1, &ix, err), DM_OK);
+    assert_int_equal(count(ix, "SELECT count(*) FROM runs WHERE run_id = 'demo-w-s0'"), 1);
+    dm_index_close(ix);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +834,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_and_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replace_racing_writer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

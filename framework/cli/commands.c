@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "core/alloc.h"
+#include "io/reindex.h"
 #include "io/spec.h"
 #include "train/run.h"
 #include "train/sample.h"
@@ -225,6 +226,25 @@ out:
     return st;
 }
 
+/* Rebuild the index from the run files; skipped folders are listed on stderr and make the exit
+ * code 1, the others are indexed all the same. */
+static dm_status cmd_reindex(dm_cli *cli, char *err)
+{
+    if (cli->n_args > 1)
+        return dm_err(err, DM_E_INPUT, "reindex takes no arguments (usage: difflab [--results DIR] reindex)");
+    dm_reindex_stats s;
+    fflush(cli->out);
+    dm_status st = dm_reindex(cli->results, &dm_spec_schema, stderr, &s, err);
+    if (st)
+        return st;
+    fprintf(cli->out, "reindexed %s/index.sqlite: %zu run%s indexed, %zu skipped\n", cli->results,
+            s.n_indexed, s.n_indexed == 1 ? "" : "s", s.n_skipped);
+    if (s.n_skipped)
+        return dm_err(err, DM_E_IO, "%zu run folder%s skipped (listed above); the other runs are indexed",
+                      s.n_skipped, s.n_skipped == 1 ? "" : "s");
+    return DM_OK;
+}
+
 typedef struct verb {
     const char *name;
     dm_status (*fn)(dm_cli *cli, char *err);
@@ -233,6 +253,7 @@ typedef struct verb {
 static const verb verbs[] = {
     { "run", cmd_run }, { "sample", cmd_sample }, { "keys", cmd_keys }, { "runs", cmd_runs },
     { "show", cmd_show }, { "query", cmd_query }, { "sweep", cmd_sweep }, { "resume", cmd_resume }, { "reproduce", cmd_reproduce },
+    { "reindex", cmd_reindex },
     { NULL, NULL },
 };
 
@@ -241,5 +262,5 @@ dm_status dm_cli_dispatch(dm_cli *cli, char *err)
     for (const verb *v = verbs; v->name; v++)
         if (strcmp(v->name, cli->args[0]) == 0)
             return v->fn(cli, err);
-    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query, sweep, resume, reproduce", cli->args[0]);
+    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query, sweep, resume, reproduce, reindex", cli->args[0]);
 }

@@ -7,6 +7,7 @@
  *   difflab show RUN
  *   difflab query "SQL" [--csv|--json]
  *   difflab sweep SWEEP.yaml | sweep NAME --launcher slurm [...] | sweep status NAME | sweep run NAME LINE
+ *   difflab reindex
  *
  * Global options: --results DIR (default $DIFFLAB_RESULTS or ./results). Exit codes: 0 success,
  * 2 bad input (nothing written), 1 any other failure. */
@@ -43,6 +44,7 @@ static void usage(FILE *out)
           "  sweep NAME|SWEEP.yaml --launcher slurm [--partition P] [--time T] [--cpus C]\n"
           "        [--max-parallel K] submit the unfinished lines as one sbatch --array job; prints\n"
           "                          its id; `sweep status NAME` then brings the index up to date\n"
+          "  reindex                 rebuild the index from results/runs/*/run.h5 (atomic swap)\n"
           "\n"
           "options:\n"
           "  --results DIR           results folder (default $DIFFLAB_RESULTS or ./results)\n"

@@ -1,25 +1,87 @@
 /* index.c — results/index.sqlite: opening (WAL, busy timeout, schema check), the per-run upsert
- * in one BEGIN IMMEDIATE transaction, status updates, and `difflab query` output.
+ * in one BEGIN IMMEDIATE transaction, status updates, `difflab query` output, and the atomic
+ * replacement of the whole file by `difflab reindex`.
  *
  * The index is derived data: dm_index_upsert_run deletes and re-inserts every row of a run, so
  * re-indexing from the run files is idempotent. Every writer rolls back on error so that the
- * database is never left locked. */
+ * database is never left locked.
+ *
+ * Concurrency (many runs finishing at once, `make -j N`, Slurm arrays on one node):
+ *
+ * - WAL mode: readers never block writers nor the other way round; writers take turns.
+ * - A busy timeout of DM_INDEX_BUSY_MS: SQLite's busy handler sleeps and retries whenever a lock
+ *   it needs is held by another connection, but only where SQLite can do so without deadlock,
+ *   i.e. when the statement starts a transaction. It is NOT called when a connection that already
+ *   has a read transaction needs a write lock. That happens inside `PRAGMA journal_mode = WAL` on
+ *   a new file: the conversion reads page 1, then asks for a write lock, and gets SQLITE_BUSY at
+ *   once if another process is converting or creating the schema at that instant (provoked in
+ *   tests/test_index.c). The first opening of a fresh results folder by 16 runs at once is
+ *   exactly that moment. SQLITE_PROTOCOL (a WAL read lock still unobtainable after SQLite's own
+ *   ~100 tries, under heavy contention) is transient in the same way.
+ * - So every unit of work (the opening sequence, the schema creation, each upsert transaction,
+ *   each status update, the first step of a query) runs in with_retry(): on SQLITE_BUSY,
+ *   SQLITE_LOCKED or SQLITE_PROTOCOL it rolls back what it did and starts over after a jittered,
+ *   doubling sleep (1 ms up to 250 ms) until DM_INDEX_RETRY_S seconds have passed. A busy error
+ *   therefore reaches the user only if the index stayed busy that long, and then as "the index
+ *   stayed busy", never as SQLite's "database is locked".
+ * - The schema is created in one BEGIN IMMEDIATE transaction that checks user_version again
+ *   once it holds the write lock: of several processes that all saw version 0, one creates it
+ *   and the others find it done.
+ *
+ * Replacement by `difflab reindex` (dm_index_replace): the new index is built in a private file
+ * and renamed over index.sqlite. A connection keeps using the file it opened, so three things
+ * are needed for that to lose nothing and corrupt nothing:
+ *
+ * - SQLite finds the -wal and -shm files by NAME. A stale index.sqlite-wal holding frames of the
+ *   old database would be replayed into the new one (SQLite's documented "mispaired hot
+ *   journal" corruption), and a process that opened index.sqlite just before the rename but
+ *   opens the -wal/-shm just after would pair the old file with the new database's WAL. So the
+ *   old -wal, -shm and -journal are removed before the rename, and opening is serialized
+ *   against the swap with flock() on "<index>.lock": dm_index_open holds a shared lock from
+ *   before sqlite3_open_v2 until its connection has bound its WAL files (first read, schema
+ *   creation); the swap holds the exclusive lock. Connections opened earlier keep their open
+ *   descriptors to the old (now unlinked) files and stay consistent. On close SQLite checkpoints
+ *   and deletes the -wal by name only if the database file was not moved (databaseIsUnmoved()),
+ *   and only if it is the last connection, which it cannot be while the swap holds its own
+ *   connection to the old file.
+ * - During the swap the old index is write-locked (BEGIN IMMEDIATE), and dm_index_replace's
+ *   caller is called back at that moment to add what changed on disk while the new index was
+ *   being built (no one can commit to the old index until the rename is done).
+ * - A writer whose connection still points at the replaced file would commit into the void.
+ *   So every write checks after its commit whether the path still names the file the
+ *   connection opened (device and inode); if not, it reopens and writes again (the upsert is
+ *   idempotent). Any commit before the swap's write lock is seen by the catch-up; any commit
+ *   after it lands in the old file and is then redone in the new one.
+ *
+ * The lock file is never removed or replaced; flock() needs a local file system (so does WAL). */
 #include "io/index.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/path.h"
 
 extern const char dm_index_schema_sql[]; /* index_schema.c */
 
 struct dm_index {
     sqlite3 *db;
     char *path;
+    int readonly;
+    int private_file;   /* dm_index_create_tmp: no lock file, never replaced under us */
+    int last_rc;        /* extended SQLite code of the last failure (for with_retry) */
+    int have_id;
+    dev_t dev;          /* the file this connection opened */
+    ino_t ino;
 };
 
 sqlite3 *dm_index_db(dm_index *ix)
@@ -27,16 +89,87 @@ sqlite3 *dm_index_db(dm_index *ix)
     return ix->db;
 }
 
-/* An SQLite failure as our status: what we were doing and SQLite's message; NOMEM kept apart. */
+/* ----------------------------------------------------------------- retry, backoff ---- */
+
+static long g_retries; /* dm_index_retries() */
+
+long dm_index_retries(void)
+{
+    return __atomic_load_n(&g_retries, __ATOMIC_RELAXED);
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Transient failures: another connection holds a lock we need, or SQLite gave up on its own
+ * short internal retries (SQLITE_PROTOCOL). */
+static int retryable(int rc)
+{
+    rc &= 0xff;
+    return rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_PROTOCOL;
+}
+
+typedef struct backoff {
+    double deadline;
+    unsigned delay_us;
+    unsigned seed;
+} backoff;
+
+static void backoff_init(backoff *b, double seconds)
+{
+    b->deadline = mono_now() + seconds;
+    b->delay_us = 1000;
+    b->seed = (unsigned)getpid() * 2654435761u ^ (unsigned)(uint64_t)(mono_now() * 1e6);
+}
+
+/* Sleep before the next attempt: uniformly in [d/2, 3d/2) (so processes that collided spread
+ * out), d doubling up to 250 ms. 0 when the deadline has passed. */
+static int backoff_wait(backoff *b)
+{
+    double now = mono_now();
+    if (now >= b->deadline)
+        return 0;
+    unsigned d = b->delay_us / 2 + (unsigned)(rand_r(&b->seed) % b->delay_us);
+    if (now + 1e-6 * d > b->deadline)
+        d = (unsigned)((b->deadline - now) * 1e6) + 1;
+    usleep(d);
+    b->delay_us = b->delay_us >= 125000 ? 250000 : 2 * b->delay_us;
+    __atomic_fetch_add(&g_retries, 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
+/* An SQLite failure as our status: what we were doing and SQLite's message; NOMEM kept apart.
+ * The code is kept in ix->last_rc for with_retry (a ROLLBACK afterwards would overwrite it). */
 static dm_status sql_err(dm_index *ix, char *err, const char *what)
 {
-    int rc = sqlite3_errcode(ix->db);
+    int rc = sqlite3_extended_errcode(ix->db);
+    ix->last_rc = rc;
     if (rc == SQLITE_NOMEM)
         return dm_err(err, DM_E_NOMEM, "index %s: out of memory %s", ix->path, what);
-    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-        return dm_err(err, DM_E_IO, "index %s: %s failed: another process held its lock for "
-                      "10 s", ix->path, what);
+    if (retryable(rc))
+        return dm_err(err, DM_E_IO, "index %s: %s failed: the index stayed busy (other processes "
+                      "writing to it) for over %d s", ix->path, what, DM_INDEX_RETRY_S);
     return dm_err(err, DM_E_IO, "index %s: %s failed: %s", ix->path, what, sqlite3_errmsg(ix->db));
+}
+
+typedef dm_status (*ix_op)(dm_index *ix, void *ctx, char *err);
+
+/* Run op until it succeeds, fails for a reason other than a lock, or DM_INDEX_RETRY_S have
+ * passed. op must leave no transaction open when it fails. */
+static dm_status with_retry(dm_index *ix, ix_op op, void *ctx, char *err)
+{
+    backoff b;
+    backoff_init(&b, DM_INDEX_RETRY_S);
+    for (;;) {
+        ix->last_rc = SQLITE_OK;
+        dm_status st = op(ix, ctx, err);
+        if (st != DM_E_IO || !retryable(ix->last_rc) || !backoff_wait(&b))
+            return st;
+    }
 }
 
 static dm_status exec(dm_index *ix, const char *sql, const char *what, char *err)
@@ -47,13 +180,14 @@ static dm_status exec(dm_index *ix, const char *sql, const char *what, char *err
 }
 
 /* One integer from a one-row query. */
-static dm_status query_int(dm_index *ix, const char *sql, sqlite3_int64 *v, char *err)
+static dm_status query_int(dm_index *ix, const char *sql, sqlite3_int64 *v, const char *what,
+                           char *err)
 {
     sqlite3_stmt *s = NULL;
     dm_status st = DM_OK;
     if (sqlite3_prepare_v2(ix->db, sql, -1, &s, NULL) != SQLITE_OK ||
         sqlite3_step(s) != SQLITE_ROW) {
-        st = sql_err(ix, err, "reading the schema");
+        st = sql_err(ix, err, what);
         goto out;
     }
     *v = sqlite3_column_int64(s, 0);
@@ -88,8 +222,9 @@ static dm_status ensure_sqrt(dm_index *ix, char *err)
     return DM_OK;
 }
 
-static dm_status create_schema(dm_index *ix, char *err)
+static dm_status create_schema(dm_index *ix, void *ctx, char *err)
 {
+    (void)ctx;
     dm_status st = DM_OK;
     sqlite3_int64 version = 0;
     int began = 0;
@@ -97,7 +232,8 @@ static dm_status create_schema(dm_index *ix, char *err)
         goto out;
     began = 1;
     /* Another process may have created it while we waited for the lock. */
-    if ((st = query_int(ix, "PRAGMA user_version", &version, err)) || version != 0)
+    if ((st = query_int(ix, "PRAGMA user_version", &version, "reading the schema", err)) ||
+        version != 0)
         goto out;
     char pragma[64];
     snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", DM_INDEX_SCHEMA_VERSION);
@@ -117,14 +253,15 @@ out:
 /* Bring a version-1 index (written before the Slurm columns) to the current version: ALTER TABLE
  * adds the columns, which CREATE TABLE IF NOT EXISTS would not. Old rows get NULLs there (a
  * reindex fills them from the run files). */
-static dm_status migrate_schema(dm_index *ix, char *err)
+static dm_status migrate_schema(dm_index *ix, void *ctx, char *err)
 {
+    (void)ctx;
     dm_status st = DM_OK;
     sqlite3_int64 version = 0;
     if ((st = exec(ix, "BEGIN IMMEDIATE", "starting the schema migration", err)))
         return st;
     /* Another process may have migrated it while we waited for the lock. */
-    if (!(st = query_int(ix, "PRAGMA user_version", &version, err)) && version == 1)
+    if (!(st = query_int(ix, "PRAGMA user_version", &version, "reading the schema", err)) && version == 1)
         st = exec(ix, "ALTER TABLE runs ADD COLUMN slurm_job_id INTEGER;"
                       "ALTER TABLE runs ADD COLUMN slurm_array_job_id INTEGER;"
                       "ALTER TABLE runs ADD COLUMN slurm_array_task_id INTEGER;"
@@ -137,11 +274,161 @@ static dm_status migrate_schema(dm_index *ix, char *err)
     return st;
 }
 
-dm_status dm_index_open(const char *path, int readonly, dm_index **out, char *err)
+/* flock() on "<index>.lock", shared while opening, exclusive while dm_index_replace swaps the
+ * file (see the top of this file). With create the lock file is made if missing (writers);
+ * without, a missing lock file means no lock (a read-only open). A file system without flock()
+ * also means no lock. *fd holds the lock (close it to release), or is -1. */
+static dm_status lock_index(const char *path, int exclusive, int create, int *fd, char *err)
+{
+    char lp[DM_PATH_SIZE];
+    dm_status st = dm_path_fmt(lp, sizeof lp, err, "%s.lock", path);
+    *fd = -1;
+    if (st)
+        return st;
+    int f;
+    do
+        f = open(lp, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC, 0666);
+    while (f < 0 && errno == EINTR);
+    if (f < 0)
+        return create ? dm_err(err, DM_E_IO, "cannot open the index lock file %s: %s", lp,
+                               strerror(errno))
+                      : DM_OK;
+    backoff b;
+    backoff_init(&b, DM_INDEX_RETRY_S);
+    for (;;) {
+        if (flock(f, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) {
+            *fd = f;
+            return DM_OK;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK) {
+            close(f);
+            return DM_OK;
+        }
+        if (!backoff_wait(&b)) {
+            close(f);
+            return exclusive ? dm_err(err, DM_E_IO, "index %s: other processes kept opening it "
+                                      "for over %d s; not replaced", path, DM_INDEX_RETRY_S)
+                             : dm_err(err, DM_E_IO, "index %s: `difflab reindex` kept replacing "
+                                      "it for over %d s", path, DM_INDEX_RETRY_S);
+        }
+    }
+}
+
+typedef struct header {
+    sqlite3_int64 n_objects, version;
+} header;
+
+static dm_status read_header(dm_index *ix, void *ctx, char *err)
+{
+    header *h = ctx;
+    dm_status st;
+    if ((st = query_int(ix, "SELECT count(*) FROM sqlite_master", &h->n_objects,
+                        "reading the schema", err)) ||
+        (st = query_int(ix, "PRAGMA user_version", &h->version, "reading the schema", err))) {
+        int ec = ix->last_rc & 0xff;
+        if (ec == SQLITE_NOTADB || ec == SQLITE_CORRUPT)
+            st = dm_err(err, DM_E_IO, "%s is not a difflab index (file is not a database)",
+                        ix->path);
+    }
+    return st;
+}
+
+/* A text result of a one-row statement equals want. */
+static dm_status query_is(dm_index *ix, const char *sql, const char *want, const char *what,
+                          char *err)
+{
+    sqlite3_stmt *s = NULL;
+    dm_status st = DM_OK;
+    if (sqlite3_prepare_v2(ix->db, sql, -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW)
+        st = sql_err(ix, err, what);
+    else if (strcmp((const char *)sqlite3_column_text(s, 0), want) != 0)
+        st = dm_err(err, DM_E_IO, "index %s: %s failed: got '%s'", ix->path, what,
+                    (const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return st;
+}
+
+static dm_status set_wal(dm_index *ix, void *ctx, char *err)
+{
+    (void)ctx;
+    sqlite3_int64 ignored;
+    return query_int(ix, "PRAGMA journal_mode = WAL", &ignored, "switching to WAL mode", err);
+}
+
+/* Open ix->path into ix->db: check it, make it WAL, create the schema if new. Holds the shared
+ * lock of the lock file until the connection has bound its -wal and -shm files, and records
+ * which file it opened. */
+static dm_status open_conn(dm_index *ix, char *err)
+{
+    dm_status st = DM_OK;
+    header h = {0, 0};
+    int lock_fd = -1;
+    if (!ix->private_file && (st = lock_index(ix->path, 0, !ix->readonly, &lock_fd, err)))
+        return st;
+    int flags = ix->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(ix->path, &ix->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        if (rc == SQLITE_NOMEM || !ix->db)
+            st = dm_err(err, DM_E_NOMEM, "out of memory opening index %s", ix->path);
+        else
+            st = dm_err(err, DM_E_IO, "cannot open index %s: %s", ix->path,
+                        sqlite3_errmsg(ix->db));
+        goto out;
+    }
+    sqlite3_busy_timeout(ix->db, DM_INDEX_BUSY_MS);
+    /* Read before writing anything: a file that is not a database fails here, untouched. */
+    if ((st = with_retry(ix, read_header, &h, err)))
+        goto out;
+    /* An empty database is one a writer has just created and not yet given its schema (the
+     * schema transaction commits atomically): for a reader, nothing is indexed yet. */
+    if (h.version == 0 && h.n_objects == 0 && ix->readonly) {
+        st = dm_err(err, DM_E_NOTFOUND, "index %s is empty: run something first", ix->path);
+        goto out;
+    }
+    if (h.version > DM_INDEX_SCHEMA_VERSION || (h.version == 0 && h.n_objects > 0)) {
+        st = h.version > DM_INDEX_SCHEMA_VERSION
+                 ? dm_err(err, DM_E_STATE, "index %s has schema version %lld, newer than this "
+                          "difflab's %d: update difflab or rebuild it with `difflab reindex`",
+                          ix->path, (long long)h.version, DM_INDEX_SCHEMA_VERSION)
+                 : dm_err(err, DM_E_IO, "%s is not a difflab index (a database without "
+                          "difflab's schema)", ix->path);
+        goto out;
+    }
+    /* A private file (dm_index_create_tmp) is filled by one process and may be lost in a crash:
+     * no WAL, no fsync until dm_index_replace makes it durable. */
+    if (ix->private_file)
+        st = exec(ix, "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF",
+                  "setting up the new index", err);
+    else if (!ix->readonly)
+        st = with_retry(ix, set_wal, NULL, err);
+    if (st || (st = exec(ix, "PRAGMA foreign_keys = ON", "enabling foreign keys", err)) ||
+        (st = ensure_sqrt(ix, err)))
+        goto out;
+    if (h.version == 0 && (st = with_retry(ix, create_schema, NULL, err)))
+        goto out;
+    if (h.version == 1 && !ix->readonly && (st = with_retry(ix, migrate_schema, NULL, err)))
+        goto out;
+    /* Under the lock no swap can happen: the path names the file just opened. */
+    struct stat sb;
+    ix->have_id = stat(ix->path, &sb) == 0;
+    if (ix->have_id) {
+        ix->dev = sb.st_dev;
+        ix->ino = sb.st_ino;
+    }
+out:
+    if (lock_fd >= 0)
+        close(lock_fd);
+    return st;
+}
+
+static dm_status index_new(const char *path, int readonly, int private_file, dm_index **out,
+                           char *err)
 {
     dm_status st = DM_OK;
     dm_index *ix = NULL;
-    sqlite3_int64 n_objects = 0, version = 0;
     struct stat sb;
     *out = NULL;
     if (readonly && stat(path, &sb) != 0) {
@@ -154,48 +441,20 @@ dm_status dm_index_open(const char *path, int readonly, dm_index **out, char *er
         st = dm_err(err, DM_E_NOMEM, "out of memory opening index %s", path);
         goto out;
     }
-    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    int rc = sqlite3_open_v2(path, &ix->db, flags, NULL);
-    if (rc != SQLITE_OK) {
-        if (rc == SQLITE_NOMEM || !ix->db)
-            st = dm_err(err, DM_E_NOMEM, "out of memory opening index %s", path);
-        else
-            st = dm_err(err, DM_E_IO, "cannot open index %s: %s", path, sqlite3_errmsg(ix->db));
-        goto out;
-    }
-    sqlite3_busy_timeout(ix->db, 10000);
-    /* Read before writing anything: a file that is not a database fails here, untouched. */
-    if ((st = query_int(ix, "SELECT count(*) FROM sqlite_master", &n_objects, err)) ||
-        (st = query_int(ix, "PRAGMA user_version", &version, err))) {
-        int ec = sqlite3_errcode(ix->db);
-        if (ec == SQLITE_NOTADB || ec == SQLITE_CORRUPT)
-            st = dm_err(err, DM_E_IO, "%s is not a difflab index (file is not a database)", path);
-        goto out;
-    }
-    if (version > DM_INDEX_SCHEMA_VERSION || (version == 0 && n_objects > 0) ||
-        (version == 0 && readonly)) {
-        st = version > DM_INDEX_SCHEMA_VERSION
-                 ? dm_err(err, DM_E_STATE, "index %s has schema version %lld, newer than this "
-                          "difflab's %d: update difflab or rebuild it with `difflab reindex`",
-                          path, (long long)version, DM_INDEX_SCHEMA_VERSION)
-                 : dm_err(err, DM_E_IO, "%s is not a difflab index (%s)", path,
-                          n_objects ? "a database without difflab's schema" : "an empty database");
-        goto out;
-    }
-    if (!readonly && (st = query_int(ix, "PRAGMA journal_mode = WAL", &(sqlite3_int64){0}, err)))
-        goto out;
-    if ((st = exec(ix, "PRAGMA foreign_keys = ON", "enabling foreign keys", err)) ||
-        (st = ensure_sqrt(ix, err)))
-        goto out;
-    if (version == 0 && (st = create_schema(ix, err)))
-        goto out;
-    if (version == 1 && !readonly && (st = migrate_schema(ix, err)))
+    ix->readonly = readonly;
+    ix->private_file = private_file;
+    if ((st = open_conn(ix, err)))
         goto out;
     *out = ix;
     ix = NULL;
 out:
     dm_index_close(ix);
     return st;
+}
+
+dm_status dm_index_open(const char *path, int readonly, dm_index **out, char *err)
+{
+    return index_new(path, readonly, 0, out, err);
 }
 
 void dm_index_close(dm_index *ix)
@@ -205,6 +464,43 @@ void dm_index_close(dm_index *ix)
     sqlite3_close_v2(ix->db); /* v2: a caller's unfinalized statement keeps it alive, no leak */
     dm_free(ix->path);
     dm_free(ix);
+}
+
+/* The path no longer names the file this connection opened: `difflab reindex` put a new index
+ * in its place (or someone removed it). */
+static int index_moved(dm_index *ix)
+{
+    struct stat sb;
+    if (ix->readonly || ix->private_file || !ix->have_id)
+        return 0;
+    if (stat(ix->path, &sb) != 0)
+        return errno == ENOENT;
+    return sb.st_dev != ix->dev || sb.st_ino != ix->ino;
+}
+
+static dm_status reopen(dm_index *ix, char *err)
+{
+    sqlite3_close_v2(ix->db);
+    ix->db = NULL;
+    ix->have_id = 0;
+    return open_conn(ix, err);
+}
+
+/* A write: op under with_retry, then made sure to have landed in the file the path names now.
+ * If the index was replaced before or during the write, the connection is reopened on the new
+ * file and op runs again (ops are idempotent). SQLITE_READONLY_DBMOVED is how SQLite refuses a
+ * write to a renamed-over database in rollback-journal mode. */
+static dm_status write_op(dm_index *ix, ix_op op, void *ctx, char *err)
+{
+    dm_status st;
+    for (int k = 0;; ++k) {
+        if (index_moved(ix) && (st = reopen(ix, err)))
+            return st;
+        st = with_retry(ix, op, ctx, err);
+        int moved = index_moved(ix) || (st && ix->last_rc == SQLITE_READONLY_DBMOVED);
+        if (!moved || k == 3)
+            return st;
+    }
 }
 
 /* ------------------------------------------------------------------------- writers ---- */
@@ -373,56 +669,100 @@ out:
     return st;
 }
 
-dm_status dm_index_upsert_run(dm_index *ix, const dm_runrec *r, const dm_spec *spec,
-                              const char *run_path, char *err)
+typedef struct upsert_ctx {
+    const dm_runrec *r;
+    const dm_spec *spec;
+    const char *run_path, *run_id;
+} upsert_ctx;
+
+static const char *const run_deletes[] = {
+    "DELETE FROM params WHERE run_id = ?1", "DELETE FROM metrics WHERE run_id = ?1",
+    "DELETE FROM evals WHERE run_id = ?1", "DELETE FROM runs WHERE run_id = ?1"};
+
+static dm_status delete_rows(dm_index *ix, const char *run_id, char *err)
 {
-    static const char *const deletes[] = {
-        "DELETE FROM params WHERE run_id = ?1", "DELETE FROM metrics WHERE run_id = ?1",
-        "DELETE FROM evals WHERE run_id = ?1", "DELETE FROM runs WHERE run_id = ?1"};
-    dm_status st = DM_OK;
     sqlite3_stmt *s = NULL;
-    int began = 0;
-    const char *run_id = dm_runrec_attr(r, "run_id");
-    if (!run_id || !*run_id)
-        return dm_err(err, DM_E_INPUT, "cannot index a run record without a run_id attribute");
-    if ((st = exec(ix, "BEGIN IMMEDIATE", "starting a transaction", err)))
-        goto out;
-    began = 1;
-    for (size_t i = 0; i < sizeof deletes / sizeof *deletes; ++i) {
-        if ((st = prep(ix, deletes[i], &s, err)))
-            goto out;
-        if (sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC) != SQLITE_OK) {
+    dm_status st = DM_OK;
+    for (size_t i = 0; i < sizeof run_deletes / sizeof *run_deletes && !st; ++i) {
+        if ((st = prep(ix, run_deletes[i], &s, err)))
+            break;
+        if (sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC) != SQLITE_OK)
             st = sql_err(ix, err, "binding a run id");
-            goto out;
-        }
-        if ((st = step_done(ix, s, "deleting the old rows", err)))
-            goto out;
+        else
+            st = step_done(ix, s, "deleting the old rows", err);
         sqlite3_finalize(s);
         s = NULL;
     }
-    if ((st = insert_run(ix, r, run_id, run_path, err)))
+    return st;
+}
+
+/* One transaction: every row of the run deleted and written again. */
+static dm_status upsert_op(dm_index *ix, void *ctx, char *err)
+{
+    const upsert_ctx *u = ctx;
+    dm_status st = DM_OK;
+    sqlite3_stmt *s = NULL;
+    int began = 0;
+    if ((st = exec(ix, "BEGIN IMMEDIATE", "starting a transaction", err)))
         goto out;
-    if (spec) {
+    began = 1;
+    if ((st = delete_rows(ix, u->run_id, err)) ||
+        (st = insert_run(ix, u->r, u->run_id, u->run_path, err)))
+        goto out;
+    if (u->spec) {
         if ((st = prep(ix, "INSERT INTO params (run_id, key, int_value, real_value, text_value) "
                            "VALUES (?1, ?2, ?3, ?4, ?5)", &s, err)))
             goto out;
-        param_ctx c = {ix, s, run_id};
-        if ((st = dm_spec_foreach(spec, insert_param, &c, err)))
+        param_ctx c = {ix, s, u->run_id};
+        if ((st = dm_spec_foreach(u->spec, insert_param, &c, err)))
             goto out;
     }
-    if ((st = insert_series_evals(ix, r, run_id, err)))
+    if ((st = insert_series_evals(ix, u->r, u->run_id, err)))
         goto out;
     st = exec(ix, "COMMIT", "committing", err);
 out:
     sqlite3_finalize(s);
     if (st && began)
         sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
+}
+
+dm_status dm_index_upsert_run(dm_index *ix, const dm_runrec *r, const dm_spec *spec,
+                              const char *run_path, char *err)
+{
+    const char *run_id = dm_runrec_attr(r, "run_id");
+    if (!run_id || !*run_id)
+        return dm_err(err, DM_E_INPUT, "cannot index a run record without a run_id attribute");
+    upsert_ctx u = {r, spec, run_path, run_id};
+    dm_status st = write_op(ix, upsert_op, &u, err);
     if (st)
         dm_err_prefix(err, "indexing run %s", run_id);
     return st;
 }
 
-dm_status dm_index_set_status(dm_index *ix, const char *run_id, const char *status, char *err)
+static dm_status delete_op(dm_index *ix, void *ctx, char *err)
+{
+    dm_status st = exec(ix, "BEGIN IMMEDIATE", "starting a transaction", err);
+    if (st)
+        return st;
+    if ((st = delete_rows(ix, ctx, err)) || (st = exec(ix, "COMMIT", "committing", err)))
+        sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
+}
+
+dm_status dm_index_delete_run(dm_index *ix, const char *run_id, char *err)
+{
+    dm_status st = write_op(ix, delete_op, (void *)run_id, err);
+    if (st)
+        dm_err_prefix(err, "removing run %s from the index", run_id);
+    return st;
+}
+
+typedef struct status_ctx {
+    const char *run_id, *status;
+} status_ctx;
+
+static dm_status status_op(dm_index *ix, void *ctx, char *err)
 {
     /* finished = when the run stopped for good; a resumed (running) run has not. */
     static const char sql[] =
@@ -430,21 +770,184 @@ dm_status dm_index_set_status(dm_index *ix, const char *run_id, const char *stat
         "finished = CASE WHEN ?2 IN ('finished', 'diverged', 'failed') "
         "THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHEN ?2 = 'running' THEN NULL "
         "ELSE finished END WHERE run_id = ?1";
+    const status_ctx *c = ctx;
     sqlite3_stmt *s = NULL;
     dm_status st = prep(ix, sql, &s, err);
     if (st)
         goto out;
-    if ((sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC) |
-         sqlite3_bind_text(s, 2, status, -1, SQLITE_STATIC)) != SQLITE_OK) {
+    if ((sqlite3_bind_text(s, 1, c->run_id, -1, SQLITE_STATIC) |
+         sqlite3_bind_text(s, 2, c->status, -1, SQLITE_STATIC)) != SQLITE_OK) {
         st = sql_err(ix, err, "binding the status");
         goto out;
     }
     if ((st = step_done(ix, s, "updating the status", err)))
         goto out;
     if (sqlite3_changes(ix->db) == 0)
-        st = dm_err(err, DM_E_NOTFOUND, "no run %s in the index %s", run_id, ix->path);
+        st = dm_err(err, DM_E_NOTFOUND, "no run %s in the index %s", c->run_id, ix->path);
 out:
     sqlite3_finalize(s);
+    return st;
+}
+
+dm_status dm_index_set_status(dm_index *ix, const char *run_id, const char *status, char *err)
+{
+    status_ctx c = {run_id, status};
+    return write_op(ix, status_op, &c, err);
+}
+
+/* ----------------------------------------------------------------- replacement ---- */
+
+/* Remove path's -wal, -shm and -journal (missing is fine). */
+static dm_status remove_sidecars(const char *path, char *err)
+{
+    static const char *const ext[] = {"-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof ext / sizeof *ext; ++i) {
+        char p[DM_PATH_SIZE];
+        dm_status st = dm_path_fmt(p, sizeof p, err, "%s%s", path, ext[i]);
+        if (st)
+            return st;
+        if (unlink(p) != 0 && errno != ENOENT)
+            return dm_err(err, DM_E_IO, "cannot remove %s: %s", p, strerror(errno));
+    }
+    return DM_OK;
+}
+
+static int has_sidecar(const char *path)
+{
+    char p[DM_PATH_SIZE];
+    struct stat sb;
+    return (snprintf(p, sizeof p, "%s-wal", path) < (int)sizeof p && stat(p, &sb) == 0) ||
+           (snprintf(p, sizeof p, "%s-shm", path) < (int)sizeof p && stat(p, &sb) == 0);
+}
+
+dm_status dm_index_create_tmp(const char *path, dm_index **out, char *err)
+{
+    *out = NULL;
+    dm_status st = remove_sidecars(path, err);
+    if (st)
+        return st;
+    if (unlink(path) != 0 && errno != ENOENT)
+        return dm_err(err, DM_E_IO, "cannot remove the old temporary index %s: %s", path,
+                      strerror(errno));
+    return index_new(path, 0, 1, out, err);
+}
+
+/* Hold the write lock of the index being replaced, so that nothing commits to it until the
+ * rename. *out is NULL when there is nothing to hold: no file, or one SQLite cannot use (not a
+ * database, corrupt), which is replaced as it is. */
+static dm_status lock_old(const char *path, sqlite3 **out, char *err)
+{
+    struct stat sb;
+    sqlite3 *db = NULL;
+    *out = NULL;
+    if (stat(path, &sb) != 0)
+        return DM_OK;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_NOMEM || !db) {
+        sqlite3_close(db);
+        return dm_err(err, DM_E_NOMEM, "out of memory opening index %s", path);
+    }
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(db, DM_INDEX_BUSY_MS);
+        backoff b;
+        backoff_init(&b, DM_INDEX_RETRY_S);
+        while (retryable(rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) &&
+               backoff_wait(&b))
+            ;
+    }
+    if (rc == SQLITE_OK) {
+        *out = db;
+        return DM_OK;
+    }
+    sqlite3_close(db);
+    if (retryable(rc))
+        return dm_err(err, DM_E_IO, "index %s stayed busy (other processes writing to it) for "
+                      "over %d s: not replaced", path, DM_INDEX_RETRY_S);
+    return DM_OK;
+}
+
+static int fsync_path(const char *p, int flags)
+{
+    int fd;
+    do
+        fd = open(p, flags | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+/* The order matters; see the top of this file:
+ *   1. exclusive flock: no process is between opening index.sqlite and binding its -wal/-shm;
+ *   2. BEGIN IMMEDIATE on the old index: no commits to it from here on (earlier connections
+ *      wait, then find the file replaced and write again into the new one);
+ *   3. catch_up: the caller adds to fresh what changed while it was built;
+ *   4. fresh switched to WAL and closed: its only connection checkpoints it and deletes its
+ *      -wal and -shm, so the file is complete by itself; fsync'ed;
+ *   5. the old -wal, -shm and -journal removed: a new index must not be paired with them;
+ *      connections of the old file keep their open descriptors to them;
+ *   6. rename over the old file, fsync the folder;
+ *   7. the old connection rolled back and closed: SQLite sees its file was moved and neither
+ *      checkpoints nor deletes anything by name; then the flock is released. */
+dm_status dm_index_replace(dm_index *fresh, const char *path, dm_index_catch_up_fn catch_up,
+                           void *ctx, char *err)
+{
+    dm_status st = DM_OK;
+    int lock_fd = -1, renamed = 0;
+    sqlite3 *old = NULL;
+    const char *tmp = fresh->path;
+    char dir[DM_PATH_SIZE];
+    const char *slash = strrchr(path, '/');
+    if ((st = dm_path_fmt(dir, sizeof dir, err, "%.*s", slash ? (int)(slash - path) + 1 : 1,
+                          slash ? path : ".")))
+        goto out;
+    if ((st = lock_index(path, 1, 1, &lock_fd, err)) || (st = lock_old(path, &old, err)))
+        goto out;
+    if (catch_up && (st = catch_up(ctx, fresh, err)))
+        goto out;
+    if ((st = query_is(fresh, "PRAGMA journal_mode = WAL", "wal", "switching to WAL mode", err)))
+        goto out;
+    int rc = sqlite3_close(fresh->db);
+    fresh->db = NULL;
+    if (rc != SQLITE_OK || has_sidecar(tmp)) {
+        st = dm_err(err, DM_E_IO, "new index %s: closing it left its WAL behind", tmp);
+        goto out;
+    }
+    if (fsync_path(tmp, O_RDONLY) != 0) {
+        st = dm_err(err, DM_E_IO, "new index %s: fsync failed: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if ((st = remove_sidecars(path, err)))
+        goto out;
+    if (rename(tmp, path) != 0) {
+        st = dm_err(err, DM_E_IO, "cannot rename %s to %s: %s (the old index may now lack its "
+                    "last writes: run `difflab reindex` again)", tmp, path, strerror(errno));
+        goto out;
+    }
+    renamed = 1;
+    /* Some file systems cannot fsync a folder (EINVAL): the rename is then as durable as that
+     * file system makes it. */
+    if (fsync_path(dir, O_RDONLY | O_DIRECTORY) != 0 && errno != EINVAL && errno != ENOTSUP)
+        st = dm_err(err, DM_E_IO, "%s: fsync of its folder %s failed: %s", path, dir,
+                    strerror(errno));
+out:
+    if (old) {
+        sqlite3_exec(old, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(old);
+    }
+    if (lock_fd >= 0)
+        close(lock_fd);
+    sqlite3_close_v2(fresh->db);
+    fresh->db = NULL;
+    if (!renamed) {
+        unlink(tmp);
+        remove_sidecars(tmp, NULL);
+    }
+    dm_index_close(fresh);
     return st;
 }
 
@@ -668,13 +1171,32 @@ static void table_print(const table *t, FILE *out)
     }
 }
 
+/* sqlite3_step for the first row, started over after a transient lock failure (nothing has
+ * been returned yet, so nothing is seen twice). */
+static int step_first(sqlite3_stmt *s, backoff *b)
+{
+    int rc;
+    while (retryable(rc = sqlite3_step(s)) && backoff_wait(b))
+        sqlite3_reset(s);
+    return rc;
+}
+
 /* Prepare sql as exactly one statement: trailing whitespace, ';' and comments are fine,
  * a second statement is not (a query must not smuggle in a write). */
 static dm_status prepare_one(dm_index *ix, const char *sql, sqlite3_stmt **s, char *err)
 {
     const char *tail = NULL;
+    backoff b;
+    int rc;
     *s = NULL;
-    if (sqlite3_prepare_v2(ix->db, sql, -1, s, &tail) != SQLITE_OK) {
+    backoff_init(&b, DM_INDEX_RETRY_S);
+    /* Preparing reads the schema: it can meet a lock like any read. */
+    while (retryable(rc = sqlite3_prepare_v2(ix->db, sql, -1, s, &tail)) && backoff_wait(&b))
+        ;
+    if (rc != SQLITE_OK) {
+        if (retryable(rc))
+            return dm_err(err, DM_E_IO, "index %s stayed busy for over %d s", ix->path,
+                          DM_INDEX_RETRY_S);
         if (sqlite3_errcode(ix->db) == SQLITE_NOMEM)
             return dm_err(err, DM_E_NOMEM, "out of memory preparing the query");
         return dm_err(err, DM_E_INPUT, "SQL error: %s", sqlite3_errmsg(ix->db));
@@ -732,7 +1254,9 @@ dm_status dm_index_query(dm_index *ix, const char *sql, dm_query_fmt fmt, FILE *
         }
         fputc('\n', out);
     }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    backoff b;
+    backoff_init(&b, DM_INDEX_RETRY_S);
+    while ((rc = rows ? sqlite3_step(s) : step_first(s, &b)) == SQLITE_ROW) {
         if (fmt == DM_QUERY_JSON)
             fputs(rows ? ",\n  {" : "[\n  {", out);
         for (int c = 0; c < ncol; ++c) {
@@ -761,7 +1285,8 @@ dm_status dm_index_query(dm_index *ix, const char *sql, dm_query_fmt fmt, FILE *
     if (rc != SQLITE_DONE) {
         st = rc == SQLITE_NOMEM ? dm_err(err, DM_E_NOMEM, "out of memory running the query")
              : (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-                 ? dm_err(err, DM_E_IO, "index %s is busy: %s", ix->path, sqlite3_errmsg(ix->db))
+                 ? dm_err(err, DM_E_IO, "index %s stayed busy for over %d s", ix->path,
+                          DM_INDEX_RETRY_S)
                  : dm_err(err, DM_E_INPUT, "SQL error: %s", sqlite3_errmsg(ix->db));
         goto out;
     }
@@ -785,14 +1310,19 @@ dm_status dm_index_find_run(dm_index *ix, const char *pat, char *id, size_t n, c
 {
     sqlite3_stmt *q = NULL;
     dm_status st = DM_OK;
-    int found = 0;
-    if (sqlite3_prepare_v2(ix->db,
+    int found = 0, rc;
+    backoff b;
+    backoff_init(&b, DM_INDEX_RETRY_S);
+    while (retryable(rc = sqlite3_prepare_v2(ix->db,
                            "SELECT run_id FROM runs WHERE run_id = ?1 OR substr(run_id, 1, length(?1)) = ?1"
                            " ORDER BY run_id = ?1 DESC, run_id LIMIT 2",
-                           -1, &q, NULL) != SQLITE_OK)
-        return dm_err(err, DM_E_IO, "index: %s", sqlite3_errmsg(ix->db));
+                           -1, &q, NULL)) && backoff_wait(&b))
+        ;
+    if (rc != SQLITE_OK)
+        return dm_err(err, DM_E_IO, "index %s: %s", ix->path,
+                      retryable(rc) ? "stayed busy for too long" : sqlite3_errmsg(ix->db));
     sqlite3_bind_text(q, 1, pat, -1, SQLITE_STATIC);
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    while ((rc = found ? sqlite3_step(q) : step_first(q, &b)) == SQLITE_ROW) {
         const char *r = (const char *)sqlite3_column_text(q, 0);
         if (found == 1 && strcmp(id, pat) != 0) {
             st = dm_err(err, DM_E_INPUT, "run '%s' is ambiguous: %s, %s, ...", pat, id, r);
@@ -802,7 +1332,10 @@ dm_status dm_index_find_run(dm_index *ix, const char *pat, char *id, size_t n, c
             snprintf(id, n, "%s", r);
         found++;
     }
-    if (!found)
+    if (rc != SQLITE_DONE)
+        st = dm_err(err, DM_E_IO, "index %s: %s", ix->path,
+                    retryable(rc) ? "stayed busy for too long" : sqlite3_errmsg(ix->db));
+    else if (!found)
         st = dm_err(err, DM_E_NOTFOUND, "no run '%s' in the index (difflab runs lists them)", pat);
 out:
     sqlite3_finalize(q);
