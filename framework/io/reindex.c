@@ -150,6 +150,63 @@ static dm_status holder_of(dm_index *fresh, const char *run_id, const char *dir,
 
 /* (Re)index one folder into fresh. Problems of the folder make it skipped; only failures of the
  * new index itself (and out of memory) are errors. */
+/* Sweep membership from results/sweeps/<name>/manifest.jsonl (train/sweep.h: one JSON object per
+ * line with a "run_id" field): the (sweep, run_id) rows of sweep_runs. A folder without a
+ * manifest (a sweep being expanded: .<name>.tmp.<pid>) is skipped. */
+static dm_status restore_sweeps(const char *results, dm_index *fresh, char *err)
+{
+    char dir[DM_PATH_SIZE], man[DM_PATH_SIZE];
+    dm_status st = dm_path_fmt(dir, sizeof dir, err, "%s/sweeps", results);
+    if (st)
+        return st;
+    DIR *d = opendir(dir);
+    if (!d)
+        return DM_OK;   /* no sweeps */
+    sqlite3 *db = dm_index_db(fresh);
+    sqlite3_stmt *ins = NULL;
+    if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO sweep_runs (sweep, run_id) VALUES (?, ?)", -1, &ins, NULL) !=
+        SQLITE_OK) {
+        closedir(d);
+        return dm_err(err, DM_E_IO, "restoring sweeps: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    struct dirent *de;
+    char line[1 << 16];
+    while (!st && (de = readdir(d))) {
+        if (de->d_name[0] == '.' || dm_path_fmt(man, sizeof man, err, "%s/%s/manifest.jsonl", dir, de->d_name))
+            continue;
+        FILE *f = fopen(man, "r");
+        if (!f)
+            continue;
+        int c;
+        while (!st) {
+            /* Read a whole line (a resolved spec may be long): keep only its start, where run_id is. */
+            size_t n = 0;
+            while ((c = fgetc(f)) != EOF && c != '\n')
+                if (n + 1 < sizeof line)
+                    line[n++] = (char)c;
+            line[n] = 0;
+            const char *r = strstr(line, "\"run_id\":\"");
+            if (r) {
+                r += 10;
+                const size_t m = strcspn(r, "\"");
+                sqlite3_bind_text(ins, 1, de->d_name, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(ins, 2, r, (int)m, SQLITE_TRANSIENT);
+                if (sqlite3_step(ins) != SQLITE_DONE)
+                    st = dm_err(err, DM_E_IO, "restoring sweep %s: %s", de->d_name, sqlite3_errmsg(db));
+                sqlite3_reset(ins);
+            }
+            if (c == EOF)
+                break;
+        }
+        fclose(f);
+    }
+    sqlite3_exec(db, st ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
+    sqlite3_finalize(ins);
+    closedir(d);
+    return st;
+}
+
 static dm_status index_entry(reindex_ctx *c, dm_index *fresh, entry *e, char *err)
 {
     char dir[DM_PATH_SIZE], h5[DM_PATH_SIZE], origin[DM_PATH_SIZE], abs[DM_PATH_SIZE];
@@ -274,12 +331,10 @@ static dm_status catch_up(void *ctx, dm_index *fresh, char *err)
         if ((st = index_entry(c, fresh, &now.e[j++], err)))
             goto out;
     }
-    /* HOOK (sweeps, issue 5): restore sweep membership here. For each results/sweeps/<name>/
-     * manifest, insert its (sweep, run_id) rows into the new index's sweep_runs table (through
-     * dm_index_db(fresh); the table has no foreign key, a sweep may name runs that do not exist
-     * yet). Here rather than in the first pass: nothing can commit to the old index now, so
-     * membership a sweep writes during the rebuild is not lost if its manifest is on disk first.
-     * Until then a rebuilt index has an empty sweep_runs. */
+    /* Sweep membership, here rather than in the first pass: nothing can commit to the old index
+     * now, so membership a sweep writes during the rebuild is not lost (its manifest is on disk
+     * before it writes its rows). */
+    st = restore_sweeps(c->results, fresh, err);
 out:
     entries_free(&c->list);
     c->list = now;

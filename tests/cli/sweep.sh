@@ -129,4 +129,11 @@ expect_exit 0 "$DIFFLAB" sweep status c && expect_out 'sweep c: 6 runs:'
 expect_exit 0 "${MAKE[@]}" SWEEP=c -j 2
 expect_exit 0 "$DIFFLAB" sweep status c && expect_out '6 runs: 0 queued, 0 running, 6 finished'
 [ "$(stamps)" = "$before_stamps" ] && pass || fail "finished lines ran again"
+
+# The index rebuilt from the files keeps the sweeps' membership (from their manifests).
+before=$("$DIFFLAB" query "SELECT sweep, run_id FROM sweep_runs ORDER BY sweep, run_id" --csv)
+rm -f results/index.sqlite results/index.sqlite-wal results/index.sqlite-shm
+expect_exit 0 "$DIFFLAB" reindex
+[ "$("$DIFFLAB" query "SELECT sweep, run_id FROM sweep_runs ORDER BY sweep, run_id" --csv)" = "$before" ] && pass \
+  || fail "sweep membership lost by reindex"
 finish
