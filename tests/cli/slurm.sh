@@ -139,11 +139,11 @@ if [ "$state" != idle ]; then fail "the Slurm node is not idle after 30 s (sinfo
 pass
 echo "slurm up in $((SECONDS - t0)) s"
 
-# wait_job ID: until squeue no longer lists it (45 s at most); then every task COMPLETED.
+# wait_job ID N: until squeue no longer lists it (120 s at most); then every task COMPLETED.
 wait_job() {
   local i
-  for i in $(seq 225); do [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && break; sleep 0.2; done
-  if [ -n "$(squeue -h -j "$1" 2>/dev/null)" ]; then fail "job $1 still queued after 45 s"; squeue >&2; dump_logs; return 1; fi
+  for i in $(seq 600); do [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && break; sleep 0.2; done
+  if [ -n "$(squeue -h -j "$1" 2>/dev/null)" ]; then fail "job $1 still queued after 120 s"; squeue >&2; dump_logs; return 1; fi
   local states
   states=$(scontrol -o show job "$1" | grep -o 'JobState=[A-Z_]*' | sort | uniq -c | tr -s ' ')
   if [ "$states" = " $2 JobState=COMPLETED" ]; then pass; else
@@ -206,5 +206,15 @@ wait_job "$JOB2" 1
 expect_exit 0 "$DIFFLAB" sweep status sl && expect_out '4 finished' && expect_out 'index: 1 run brought up to date'
 expect_exit 0 "$DIFFLAB" query "SELECT slurm_array_job_id, slurm_array_task_id FROM runs WHERE run_id = '$(run_id sl 2)'" \
   --csv && expect_out "^$JOB2,2\$"
+
+# The 3-axis, 3-seed sweep that tests/cli/sweep.sh runs through make: here as one array job.
+expect_exit 0 "$DIFFLAB" sweep "$SRC/tests/cli/data/sweep3.yaml" --launcher slurm --cpus 1
+expect_out 'sweep three_axes: 24 of 24 lines to run \(0-23\)'
+JOB3=$(grep -o 'submitted Slurm job [0-9]*' "$TMP/out" | grep -o '[0-9]*$')
+JOBS+=("$JOB3")
+wait_job "$JOB3" 24
+expect_exit 0 "$DIFFLAB" sweep status three_axes && expect_out '24 runs: 0 queued, 0 running, 24 finished'
+expect_exit 0 "$DIFFLAB" query "SELECT count(*), count(DISTINCT slurm_array_task_id) FROM runs WHERE slurm_array_job_id = $JOB3" \
+  --csv && expect_out '^24,24$'
 echo "slurm test: $SECONDS s"
 finish

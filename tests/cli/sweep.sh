@@ -130,6 +130,13 @@ expect_exit 0 "${MAKE[@]}" SWEEP=c -j 2
 expect_exit 0 "$DIFFLAB" sweep status c && expect_out '6 runs: 0 queued, 0 running, 6 finished'
 [ "$(stamps)" = "$before_stamps" ] && pass || fail "finished lines ran again"
 
+# A 3-axis sweep with 3 seeds through make -j 2; an interrupted sweep was tested above.
+expect_exit 0 "$DIFFLAB" sweep "$SRC/tests/cli/data/sweep3.yaml" && expect_out 'three_axes: 24 runs'
+expect_exit 0 "${MAKE[@]}" SWEEP=three_axes -j 2
+expect_exit 0 "$DIFFLAB" sweep status three_axes && expect_out '24 runs: 0 queued, 0 running, 24 finished'
+expect_exit 0 "$DIFFLAB" query "SELECT count(DISTINCT r.group_hash) FROM runs r JOIN sweep_runs s ON s.run_id = r.run_id
+  AND s.sweep = 'three_axes'" --csv && expect_out '^8$'
+
 # The index rebuilt from the files keeps the sweeps' membership (from their manifests).
 before=$("$DIFFLAB" query "SELECT sweep, run_id FROM sweep_runs ORDER BY sweep, run_id" --csv)
 rm -f results/index.sqlite results/index.sqlite-wal results/index.sqlite-shm
