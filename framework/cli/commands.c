@@ -137,7 +137,7 @@ typedef struct verb {
 
 static const verb verbs[] = {
     { "run", cmd_run }, { "sample", cmd_sample }, { "keys", cmd_keys }, { "runs", cmd_runs },
-    { "show", cmd_show }, { "query", cmd_query }, { NULL, NULL },
+    { "show", cmd_show }, { "query", cmd_query }, { "table", dm_cli_table }, { NULL, NULL },
 };
 
 dm_status dm_cli_dispatch(dm_cli *cli, char *err)
@@ -145,5 +145,5 @@ dm_status dm_cli_dispatch(dm_cli *cli, char *err)
     for (const verb *v = verbs; v->name; v++)
         if (strcmp(v->name, cli->args[0]) == 0)
             return v->fn(cli, err);
-    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query", cli->args[0]);
+    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query, table", cli->args[0]);
 }

@@ -20,8 +20,14 @@ typedef struct dm_cli {
     const char *sampler, *steps;         /* sample: --sampler NAME, --steps N */
     const char **sets;                   /* --set key=value */
     int n_sets;
+    const char *table_def;               /* table: --def FILE.yaml */
+    const char *table_opts[DM_CLI_MAX_ARGS][2]; /* table: (option, value) in command-line order */
+    int n_table_opts;
 } dm_cli;
 
 dm_status dm_cli_dispatch(dm_cli *cli, char *err);
+
+/* difflab table (cmd_table.c). */
+dm_status dm_cli_table(dm_cli *cli, char *err);
 
 #endif

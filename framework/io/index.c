@@ -16,6 +16,8 @@
 #include "core/alloc.h"
 
 extern const char dm_index_schema_sql[]; /* index_schema.c */
+extern const char dm_index_views_sql[];
+extern const char dm_index_views_temp_sql[];
 
 struct dm_index {
     sqlite3 *db;
@@ -114,6 +116,25 @@ out:
     return st;
 }
 
+/* The summary views (run_summary, group_summary, students) of an index made before them: added
+ * for good on a writable connection, as TEMP views on a read-only one. */
+static dm_status ensure_views(dm_index *ix, int readonly, char *err)
+{
+    sqlite3_int64 n = 0;
+    dm_status st = query_int(ix, "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND "
+                                 "name IN ('run_summary', 'group_summary', 'students')", &n, err);
+    if (st || n == 3)
+        return st;
+    if (readonly)
+        return exec(ix, dm_index_views_temp_sql, "adding the summary views", err);
+    if ((st = exec(ix, "BEGIN IMMEDIATE", "starting the views transaction", err)))
+        return st;
+    if ((st = exec(ix, dm_index_views_sql, "adding the summary views", err)) ||
+        (st = exec(ix, "COMMIT", "committing the summary views", err)))
+        sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
+}
+
 dm_status dm_index_open(const char *path, int readonly, dm_index **out, char *err)
 {
     dm_status st = DM_OK;
@@ -164,7 +185,7 @@ dm_status dm_index_open(const char *path, int readonly, dm_index **out, char *er
     if ((st = exec(ix, "PRAGMA foreign_keys = ON", "enabling foreign keys", err)) ||
         (st = ensure_sqrt(ix, err)))
         goto out;
-    if (version == 0 && (st = create_schema(ix, err)))
+    if ((version == 0 && (st = create_schema(ix, err))) || (st = ensure_views(ix, readonly, err)))
         goto out;
     *out = ix;
     ix = NULL;
