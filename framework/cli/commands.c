@@ -253,7 +253,7 @@ typedef struct verb {
 static const verb verbs[] = {
     { "run", cmd_run }, { "sample", cmd_sample }, { "keys", cmd_keys }, { "runs", cmd_runs },
     { "show", cmd_show }, { "query", cmd_query }, { "sweep", cmd_sweep }, { "resume", cmd_resume }, { "reproduce", cmd_reproduce },
-    { "reindex", cmd_reindex },
+    { "reindex", cmd_reindex }, { "table", dm_cli_table },
     { NULL, NULL },
 };
 
@@ -262,5 +262,5 @@ dm_status dm_cli_dispatch(dm_cli *cli, char *err)
     for (const verb *v = verbs; v->name; v++)
         if (strcmp(v->name, cli->args[0]) == 0)
             return v->fn(cli, err);
-    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query, sweep, resume, reproduce, reindex", cli->args[0]);
+    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query, sweep, resume, reproduce, reindex, table", cli->args[0]);
 }

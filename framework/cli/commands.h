@@ -22,8 +22,14 @@ typedef struct dm_cli {
     int n_sets;
     /* sweep NAME --launcher slurm: --partition, --time, --cpus, --max-parallel (NULL: not given) */
     const char *launcher, *partition, *time, *cpus, *max_parallel;
+    const char *table_def;               /* table: --def FILE.yaml */
+    const char *table_opts[DM_CLI_MAX_ARGS][2]; /* table: (option, value) in command-line order */
+    int n_table_opts;
 } dm_cli;
 
 dm_status dm_cli_dispatch(dm_cli *cli, char *err);
+
+/* difflab table (cmd_table.c). */
+dm_status dm_cli_table(dm_cli *cli, char *err);
 
 #endif

@@ -8,6 +8,9 @@
  *   difflab query "SQL" [--csv|--json]
  *   difflab sweep SWEEP.yaml | sweep NAME --launcher slurm [...] | sweep status NAME | sweep run NAME LINE
  *   difflab reindex
+ *   difflab table --rows KEY[,KEY] [--cols KEY] --metric NAME [--sweep NAME] [--where SQL]
+ *                 [--agg last|mean|min|max] [--err std|sem] [--sampler S[,S]] [--nfe N[,N]]
+ *                 [--settings TEXT] [--format md|latex|csv] [--def FILE.yaml]
  *
  * Global options: --results DIR (default $DIFFLAB_RESULTS or ./results). Exit codes: 0 success,
  * 2 bad input (nothing written), 1 any other failure. */
@@ -18,6 +21,8 @@
 
 #include "cli/commands.h"
 #include "core/alloc.h"
+
+#define TOPT 0x100 /* getopt values of the table options */
 
 static void usage(FILE *out)
 {
@@ -35,7 +40,9 @@ static void usage(FILE *out)
           "  keys [NAME]             every spec key with type, default and doc (or one section / plug-in)\n"
           "  runs                    list the runs of the index\n"
           "  show RUN                one run: provenance, params, metrics, evals\n"
-          "  query \"SQL\" [--csv|--json]  run SQL on the index (read-only)\n"
+          "  query \"SQL\" [--csv|--json]  run SQL on the index (read-only; views in docs/sql.md)\n"
+          "  table --rows KEY[,KEY] [--cols KEY] --metric NAME [options]\n"
+          "                          an ablation table from the index: mean ± std over seeds per cell\n"
           "  sweep SWEEP.yaml        expand a sweep into results/sweeps/<name>/ (manifest, specs, make\n"
           "                          fragment); then: make -f Makefile.runs SWEEP=<name> -j N\n"
           "  sweep status NAME       counts of queued / running / finished / failed / diverged /\n"
@@ -51,6 +58,18 @@ static void usage(FILE *out)
           "  --new                   (run) a fresh repeat of inputs that already ran: <id>-r2, -r3, ...\n"
           "  --set key=value         (run) the same as a positional override\n"
           "  --csv, --json           (query) output format\n"
+          "  --rows KEY[,KEY], --cols KEY\n"
+          "                          (table) a spec param key (sampler.type, train.steps, ...) or an\n"
+          "                          eval field: sampler, nfe, settings\n"
+          "  --metric NAME           (table) an eval metric (swd, mmd2, nll, ...) or a training series (loss)\n"
+          "  --sweep NAME            (table) only the runs of a sweep (default: all runs)\n"
+          "  --where SQL             (table) an SQL condition on the runs table r, e.g. \"r.seed < 3\"\n"
+          "  --agg last|mean|min|max (table) one value per run from its series or matching evals\n"
+          "  --err std|sem           (table) the error shown: standard deviation or standard error\n"
+          "  --sampler S[,S], --nfe N[,N], --settings TEXT\n"
+          "                          (table) only these evals (settings: a substring of the JSON)\n"
+          "  --format md|latex|csv   (table) Markdown (default), LaTeX booktabs, CSV (one line per cell)\n"
+          "  --def FILE.yaml         (table) a table definition file; options given here override it\n"
           "  -h, --help              this help\n",
           out);
 }
@@ -67,8 +86,17 @@ int main(int argc, char **argv)
         { "launcher", required_argument, NULL, 'L' }, { "partition", required_argument, NULL, 'P' },
         { "time", required_argument, NULL, 'T' },     { "cpus", required_argument, NULL, 'C' },
         { "max-parallel", required_argument, NULL, 'K' },
+        { "def", required_argument, NULL, 'D' },
+        /* table options: TOPT + their index in table_opts[] */
+        { "sweep", required_argument, NULL, TOPT + 0 },    { "rows", required_argument, NULL, TOPT + 1 },
+        { "cols", required_argument, NULL, TOPT + 2 },     { "metric", required_argument, NULL, TOPT + 3 },
+        { "where", required_argument, NULL, TOPT + 4 },    { "agg", required_argument, NULL, TOPT + 5 },
+        { "err", required_argument, NULL, TOPT + 6 },      { "format", required_argument, NULL, TOPT + 7 },
+        { "nfe", required_argument, NULL, TOPT + 8 },      { "settings", required_argument, NULL, TOPT + 9 },
         { NULL, 0, NULL, 0 },
     };
+    static const char *const table_opts[] = { "sweep", "rows", "cols", "metric", "where",
+                                              "agg", "err", "format", "nfe", "settings" };
     dm_cli cli = { .results = getenv("DIFFLAB_RESULTS"), .fmt = DM_QUERY_TABLE, .out = stdout };
     char err[DM_ERR_SIZE] = "";
     int rc = 2, opt;
@@ -103,7 +131,19 @@ int main(int argc, char **argv)
         case 'j': cli.fmt = DM_QUERY_JSON; break;
         case 'h': usage(stdout); rc = 0; goto out;
         case 'V': printf("difflab %s\n", DIFFLAB_VERSION); rc = 0; goto out;
-        default: usage(stderr); goto out;
+        case 'D': cli.table_def = optarg; break;
+        default:
+            if (opt >= TOPT && opt < TOPT + (int)(sizeof table_opts / sizeof *table_opts)) {
+                if (cli.n_table_opts >= DM_CLI_MAX_ARGS) {
+                    fprintf(stderr, "difflab: too many options\n");
+                    goto out;
+                }
+                cli.table_opts[cli.n_table_opts][0] = table_opts[opt - TOPT];
+                cli.table_opts[cli.n_table_opts++][1] = optarg;
+                break;
+            }
+            usage(stderr);
+            goto out;
         }
     }
     if (!cli.results || !cli.results[0])

@@ -72,6 +72,8 @@
 #include "core/path.h"
 
 extern const char dm_index_schema_sql[]; /* index_schema.c */
+extern const char dm_index_views_sql[];
+extern const char dm_index_views_temp_sql[];
 
 struct dm_index {
     sqlite3 *db;
@@ -274,6 +276,27 @@ static dm_status migrate_schema(dm_index *ix, void *ctx, char *err)
     return st;
 }
 
+/* The summary views (run_summary, group_summary, students) of an index made before them: added
+ * for good on a writable connection, as TEMP views on a read-only one. */
+static dm_status ensure_views(dm_index *ix, void *ctx, char *err)
+{
+    const int readonly = ctx != NULL;
+    sqlite3_int64 n = 0;
+    dm_status st = query_int(ix, "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND "
+                                 "name IN ('run_summary', 'group_summary', 'students')", &n,
+                             "looking for the summary views", err);
+    if (st || n == 3)
+        return st;
+    if (readonly)
+        return exec(ix, dm_index_views_temp_sql, "adding the summary views", err);
+    if ((st = exec(ix, "BEGIN IMMEDIATE", "starting the views transaction", err)))
+        return st;
+    if ((st = exec(ix, dm_index_views_sql, "adding the summary views", err)) ||
+        (st = exec(ix, "COMMIT", "committing the summary views", err)))
+        sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
+}
+
 /* flock() on "<index>.lock", shared while opening, exclusive while dm_index_replace swaps the
  * file (see the top of this file). With create the lock file is made if missing (writers);
  * without, a missing lock file means no lock (a read-only open). A file system without flock()
@@ -410,6 +433,8 @@ static dm_status open_conn(dm_index *ix, char *err)
     if (h.version == 0 && (st = with_retry(ix, create_schema, NULL, err)))
         goto out;
     if (h.version == 1 && !ix->readonly && (st = with_retry(ix, migrate_schema, NULL, err)))
+        goto out;
+    if ((st = with_retry(ix, ensure_views, ix->readonly ? (void *)ix : NULL, err)))
         goto out;
     /* Under the lock no swap can happen: the path names the file just opened. */
     struct stat sb;

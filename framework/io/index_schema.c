@@ -9,9 +9,100 @@
  * passes (mean first, then the sum of squared deviations) to avoid the cancellation of the
  * sum-of-squares formula. sqrt() is one of SQLite's math functions, which Debian's library and
  * sqlite3 shell are built with; index.c registers an equivalent on its connections where the
- * library lacks it. */
-/* Private to index.c, which declares it too (no header for one string). */
+ * library lacks it.
+ *
+ * The summary views (run_summary, group_summary, students) came after schema version 1 without
+ * changing a table: index.c adds them to an index that lacks them (as TEMP views on a read-only
+ * connection), so they are kept in a macro of their own, used for both. */
+/* Private to index.c, which declares them too (no header for three strings). */
 extern const char dm_index_schema_sql[];
+extern const char dm_index_views_sql[];
+extern const char dm_index_views_temp_sql[];
+
+/* Summary views; TEMP is "" or "TEMP " (see docs/sql.md).
+ * run_summary: one row per run with its main params, its final training loss and the evals of
+ *   its main sample set: the run's own sampler (sampler.type) at its own steps when the settings
+ *   record them, else the first one recorded; never 'noise'. nll and vlb: the first recorded.
+ * group_summary: one row per group_hash (one config across seeds): counts by status, and mean /
+ *   std (n - 1, two passes, NULL below 2 values) over its finished runs of final_loss, swd, mmd2.
+ * students: runs with a teacher (consistency distillation) beside their teacher's summary; the
+ *   teacher columns are NULL for the analytic teacher (teacher = 'analytic'). */
+#define DM_SUMMARY_VIEWS(TEMP)                                                                     \
+    "CREATE " TEMP "VIEW IF NOT EXISTS run_summary AS\n"                                          \
+    "  WITH p AS (SELECT run_id,\n"                                                               \
+    "      max(CASE WHEN key = 'data.type' THEN text_value END) AS data,\n"                       \
+    "      max(CASE WHEN key = 'model.type' THEN text_value END) AS model,\n"                     \
+    "      max(CASE WHEN key = 'diffusion.schedule.type' THEN text_value END) AS schedule,\n"     \
+    "      max(CASE WHEN key = 'diffusion.param.type' THEN text_value END) AS param,\n"           \
+    "      max(CASE WHEN key = 'diffusion.loss.type' THEN text_value END) AS loss_type,\n"        \
+    "      max(CASE WHEN key = 'sampler.type' THEN text_value END) AS sampler,\n"                 \
+    "      max(CASE WHEN key = 'sampler.steps' THEN int_value END) AS sampler_steps,\n"           \
+    "      max(CASE WHEN key = 'train.steps' THEN int_value END) AS train_steps,\n"               \
+    "      max(CASE WHEN key = 'train.batch' THEN int_value END) AS batch,\n"                     \
+    "      max(CASE WHEN key = 'train.lr' THEN real_value END) AS lr\n"                           \
+    "    FROM params GROUP BY run_id),\n"                                                         \
+    "  me AS (SELECT e.run_id AS run_id, e.sampler AS sampler, e.nfe AS nfe,\n"                   \
+    "           e.settings AS settings,\n"                                                        \
+    "           row_number() OVER (PARTITION BY e.run_id ORDER BY (e.sampler IS p.sampler) DESC,\n" \
+    "             (CASE WHEN json_valid(e.settings) THEN json_extract(e.settings, '$.steps') END\n" \
+    "              IS p.sampler_steps) DESC, e.rowid) AS k\n"                                     \
+    "         FROM evals e LEFT JOIN p ON p.run_id = e.run_id\n"                                  \
+    "         WHERE e.metric IN ('swd', 'mmd2') AND e.sampler IS NOT 'noise')\n"                  \
+    "  SELECT r.run_id AS run_id, r.name AS name, r.status AS status, r.seed AS seed,\n"          \
+    "         r.group_hash AS group_hash, r.teacher AS teacher, p.data AS data,\n"                \
+    "         p.model AS model, p.schedule AS schedule, p.param AS param,\n"                      \
+    "         p.loss_type AS loss_type, p.sampler AS sampler, p.sampler_steps AS sampler_steps,\n" \
+    "         p.train_steps AS train_steps, p.batch AS batch, p.lr AS lr,\n"                      \
+    "         (SELECT m.value FROM metrics m WHERE m.run_id = r.run_id AND m.key = 'loss'\n"      \
+    "          ORDER BY m.step DESC LIMIT 1) AS final_loss,\n"                                    \
+    "         me.nfe AS nfe,\n"                                                                   \
+    "         (SELECT e.value FROM evals e WHERE e.run_id = r.run_id AND e.metric = 'swd'\n"      \
+    "          AND e.sampler IS me.sampler AND e.nfe IS me.nfe AND e.settings IS me.settings\n"   \
+    "          ORDER BY e.rowid DESC LIMIT 1) AS swd,\n"                                          \
+    "         (SELECT e.value FROM evals e WHERE e.run_id = r.run_id AND e.metric = 'mmd2'\n"     \
+    "          AND e.sampler IS me.sampler AND e.nfe IS me.nfe AND e.settings IS me.settings\n"   \
+    "          ORDER BY e.rowid DESC LIMIT 1) AS mmd2,\n"                                         \
+    "         (SELECT e.value FROM evals e WHERE e.run_id = r.run_id AND e.metric = 'nll'\n"      \
+    "          ORDER BY e.rowid LIMIT 1) AS nll,\n"                                               \
+    "         (SELECT e.value FROM evals e WHERE e.run_id = r.run_id AND e.metric = 'vlb'\n"      \
+    "          ORDER BY e.rowid LIMIT 1) AS vlb,\n"                                               \
+    "         r.wall_s AS wall_s, r.created AS created\n"                                         \
+    "  FROM runs r LEFT JOIN p ON p.run_id = r.run_id\n"                                          \
+    "  LEFT JOIN me ON me.run_id = r.run_id AND me.k = 1;\n"                                      \
+    "CREATE " TEMP "VIEW IF NOT EXISTS group_summary AS\n"                                        \
+    "  WITH f AS (SELECT group_hash, avg(final_loss) AS lm, count(final_loss) AS ln,\n"           \
+    "                    avg(swd) AS sm, count(swd) AS sn, avg(mmd2) AS mm, count(mmd2) AS mn\n"  \
+    "             FROM run_summary WHERE status = 'finished' GROUP BY group_hash)\n"              \
+    "  SELECT s.group_hash AS group_hash, min(s.name) AS name, min(s.data) AS data,\n"            \
+    "         min(s.model) AS model, min(s.schedule) AS schedule, min(s.param) AS param,\n"       \
+    "         min(s.loss_type) AS loss_type, min(s.sampler) AS sampler,\n"                        \
+    "         min(s.sampler_steps) AS sampler_steps, min(s.train_steps) AS train_steps,\n"        \
+    "         min(s.nfe) AS nfe, count(*) AS n_runs, sum(s.status = 'finished') AS n,\n"          \
+    "         sum(s.status IN ('failed', 'diverged')) AS n_failed,\n"                             \
+    "         f.lm AS final_loss_mean,\n"                                                         \
+    "         CASE WHEN f.ln < 2 THEN NULL ELSE sqrt(sum(CASE WHEN s.status = 'finished' THEN\n"  \
+    "           (s.final_loss - f.lm) * (s.final_loss - f.lm) END) / (f.ln - 1)) END\n"          \
+    "           AS final_loss_std,\n"                                                             \
+    "         f.sm AS swd_mean,\n"                                                                \
+    "         CASE WHEN f.sn < 2 THEN NULL ELSE sqrt(sum(CASE WHEN s.status = 'finished' THEN\n"  \
+    "           (s.swd - f.sm) * (s.swd - f.sm) END) / (f.sn - 1)) END AS swd_std,\n"             \
+    "         f.mm AS mmd2_mean,\n"                                                               \
+    "         CASE WHEN f.mn < 2 THEN NULL ELSE sqrt(sum(CASE WHEN s.status = 'finished' THEN\n"  \
+    "           (s.mmd2 - f.mm) * (s.mmd2 - f.mm) END) / (f.mn - 1)) END AS mmd2_std\n"           \
+    "  FROM run_summary s LEFT JOIN f ON f.group_hash IS s.group_hash\n"                          \
+    "  GROUP BY s.group_hash;\n"                                                                  \
+    "CREATE " TEMP "VIEW IF NOT EXISTS students AS\n"                                             \
+    "  SELECT s.run_id AS run_id, s.name AS name, s.status AS status, s.seed AS seed,\n"          \
+    "         s.loss_type AS loss_type, s.sampler AS sampler, s.nfe AS nfe,\n"                    \
+    "         s.final_loss AS final_loss, s.swd AS swd, s.mmd2 AS mmd2,\n"                        \
+    "         s.teacher AS teacher, t.status AS teacher_status, t.name AS teacher_name,\n"        \
+    "         t.loss_type AS teacher_loss_type, t.sampler AS teacher_sampler,\n"                  \
+    "         t.nfe AS teacher_nfe, t.swd AS teacher_swd, t.mmd2 AS teacher_mmd2\n"               \
+    "  FROM run_summary s LEFT JOIN run_summary t ON t.run_id = s.teacher\n"                      \
+    "  WHERE s.teacher IS NOT NULL AND s.teacher <> '';\n"
+
+const char dm_index_views_sql[] = DM_SUMMARY_VIEWS("");
+const char dm_index_views_temp_sql[] = DM_SUMMARY_VIEWS("TEMP ");
 
 const char dm_index_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS runs (\n"
@@ -77,4 +168,5 @@ const char dm_index_schema_sql[] =
     "              ELSE sqrt(sum((v.value - m.mean) * (v.value - m.mean)) / (m.n - 1)) END AS std\n"
     "  FROM m JOIN v ON v.group_hash IS m.group_hash AND v.metric = m.metric\n"
     "               AND v.sampler IS m.sampler AND v.nfe IS m.nfe AND v.settings IS m.settings\n"
-    "  GROUP BY m.group_hash, m.metric, m.sampler, m.nfe, m.settings;\n";
+    "  GROUP BY m.group_hash, m.metric, m.sampler, m.nfe, m.settings;\n"
+    DM_SUMMARY_VIEWS("");

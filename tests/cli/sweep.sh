@@ -137,6 +137,12 @@ expect_exit 0 "$DIFFLAB" sweep status three_axes && expect_out '24 runs: 0 queue
 expect_exit 0 "$DIFFLAB" query "SELECT count(DISTINCT r.group_hash) FROM runs r JOIN sweep_runs s ON s.run_id = r.run_id
   AND s.sweep = 'three_axes'" --csv && expect_out '^8$'
 
+# Its ablation tables: mean ± std over the 3 seeds per cell, as Markdown and LaTeX (booktabs).
+expect_exit 0 "$DIFFLAB" table --sweep three_axes --rows diffusion.schedule.type,train.lr --cols sampler.steps --metric swd
+expect_out '^\| *diffusion.schedule.type *\| *train.lr *\|' && expect_out '^\| *cosine *\| *0.003 *\| *[0-9.]+ ± [0-9.]+ \(n=3\)'
+expect_exit 0 "$DIFFLAB" table --sweep three_axes --rows diffusion.schedule.type --cols train.lr --metric mmd2 --format latex
+expect_out '\\toprule' && expect_out '\\bottomrule' && expect_out 'ddpm.*linear.*\$\\pm\$'
+
 # The index rebuilt from the files keeps the sweeps' membership (from their manifests).
 before=$("$DIFFLAB" query "SELECT sweep, run_id FROM sweep_runs ORDER BY sweep, run_id" --csv)
 rm -f results/index.sqlite results/index.sqlite-wal results/index.sqlite-shm

@@ -1,0 +1,718 @@
+/* test_table.c — `difflab table` (io/table.c) on hand-made index rows: exact cell means, stds
+ * and sems, best marking in both directions and not within the error, failed counts, --agg over a
+ * series and over several evals, the filters, the three output formats, definition files, bad
+ * definitions; and the summary views (run_summary, group_summary, students), also on an index
+ * made before them. */
+#include <dirent.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "core/alloc.h"
+#include "io/index.h"
+#include "io/table.h"
+
+/* ------------------------------------------------------------------ temp folder ---- */
+
+typedef struct fixture {
+    char dir[512];
+    char path[600];
+    dm_index *ix;
+} fixture;
+
+static void exec_sql(dm_index *ix, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(dm_index_db(ix), sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fail_msg("SQL failed: %s\n%s", msg ? msg : "?", sql);
+}
+
+/* Three configs: sampler.type ddpm (a-s1..3 finished, a-s4 failed, a-s5 running), ddim (b-s1,
+ * b-s2 finished), euler (c-s1 diverged, c-s2 failed: no values at all). */
+static const char scenario[] =
+    "INSERT INTO runs (run_id, name, status, seed, group_hash) VALUES"
+    " ('a-s1', 'a', 'finished', 1, 'ga'), ('a-s2', 'a', 'finished', 2, 'ga'),"
+    " ('a-s3', 'a', 'finished', 3, 'ga'), ('a-s4', 'a', 'failed', 4, 'ga'),"
+    " ('a-s5', 'a', 'running', 5, 'ga'), ('b-s1', 'b', 'finished', 1, 'gb'),"
+    " ('b-s2', 'b', 'finished', 2, 'gb'), ('c-s1', 'c', 'diverged', 1, 'gc'),"
+    " ('c-s2', 'c', 'failed', 2, 'gc');"
+    "INSERT INTO params (run_id, key, text_value) SELECT run_id, 'sampler.type',"
+    " CASE name WHEN 'a' THEN 'ddpm' WHEN 'b' THEN 'ddim' ELSE 'euler' END FROM runs;"
+    "INSERT INTO params (run_id, key, int_value) SELECT run_id, 'train.steps', 100 FROM runs;"
+    "INSERT INTO params (run_id, key, int_value) SELECT run_id, 'seed', seed FROM runs;"
+    "INSERT INTO params (run_id, key, text_value) SELECT run_id, 'data.type', 'eight_gaussians' FROM runs;"
+    "INSERT INTO evals (run_id, metric, sampler, nfe, settings, n_samples, value) VALUES"
+    " ('a-s1', 'swd', 'noise', 0, '{}', 100, 9), ('a-s2', 'swd', 'noise', 0, '{}', 100, 9),"
+    " ('a-s1', 'swd', 'ddpm', 10, '{\"variance\":\"beta\"}', 100, 1),"
+    " ('a-s2', 'swd', 'ddpm', 10, '{\"variance\":\"beta\"}', 100, 2),"
+    " ('a-s3', 'swd', 'ddpm', 10, '{\"variance\":\"beta\"}', 100, 3),"
+    " ('a-s1', 'swd', 'ddpm', 20, '{\"variance\":\"beta\"}', 100, 1.0),"
+    " ('a-s2', 'swd', 'ddpm', 20, '{\"variance\":\"beta\"}', 100, 1.2),"
+    " ('a-s5', 'swd', 'ddpm', 10, '{\"variance\":\"beta\"}', 100, 100),"
+    " ('b-s1', 'swd', 'ddim', 10, '{\"eta\":0}', 100, 4),"
+    " ('b-s2', 'swd', 'ddim', 10, '{\"eta\":0}', 100, 6),"
+    " ('b-s1', 'swd', 'ddim', 20, '{\"eta\":0}', 100, 1.1),"
+    " ('b-s2', 'swd', 'ddim', 20, '{\"eta\":0}', 100, 1.3),"
+    " ('a-s1', 'acc', 'ddpm', 10, '{}', 100, 0.5), ('a-s2', 'acc', 'ddpm', 10, '{}', 100, 0.6),"
+    " ('a-s3', 'acc', 'ddpm', 10, '{}', 100, 0.7), ('b-s1', 'acc', 'ddim', 10, '{}', 100, 0.9),"
+    " ('b-s2', 'acc', 'ddim', 10, '{}', 100, 0.95),"
+    " ('a-s1', 'xx', 'ddpm', 10, '{}', 100, 0.5), ('a-s2', 'xx', 'ddpm', 10, '{}', 100, 0.6),"
+    " ('a-s3', 'xx', 'ddpm', 10, '{}', 100, 0.7), ('b-s1', 'xx', 'ddim', 10, '{}', 100, 0.9),"
+    " ('b-s2', 'xx', 'ddim', 10, '{}', 100, 0.95);"
+    "INSERT INTO metric_info (name, lower_is_better, doc) VALUES ('acc', 0, 'higher is better');"
+    /* loss series; a-s2's steps inserted out of order: "last" is the last step, not the last row */
+    "INSERT INTO metrics (run_id, key, step, value) VALUES"
+    " ('a-s1', 'loss', 0, 3), ('a-s1', 'loss', 1, 2), ('a-s1', 'loss', 2, 1),"
+    " ('a-s2', 'loss', 2, 3), ('a-s2', 'loss', 0, 5), ('a-s2', 'loss', 1, 4);"
+    "INSERT INTO sweep_runs (sweep, run_id) VALUES ('s1', 'a-s1'), ('s1', 'b-s1'), ('s1', 'b-s2'),"
+    " ('s1', 'c-s1');";
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    char err[DM_ERR_SIZE];
+    if (!f)
+        return -1;
+    const char *base = getenv("DIFFLAB_TEST_TMP");
+    if (!base || !*base)
+        base = "/tmp";
+    mkdir(base, 0777);
+    snprintf(f->dir, sizeof f->dir, "%s/table.XXXXXX", base);
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof f->path, "%s/index.sqlite", f->dir);
+    if (dm_index_open(f->path, 0, &f->ix, err) != DM_OK) {
+        fprintf(stderr, "%s\n", err);
+        free(f);
+        return -1;
+    }
+    exec_sql(f->ix, scenario);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    dm_index_close(f->ix);
+    DIR *d = opendir(f->dir);
+    if (d) {
+        struct dirent *e;
+        char p[1200];
+        while ((e = readdir(d))) {
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
+                unlink(p);
+            }
+        }
+        closedir(d);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ helpers ---- */
+
+/* A definition from "name=value" pairs, NULL-terminated. */
+static void def_of(dm_table_def *d, ...)
+{
+    char err[DM_ERR_SIZE] = "";
+    va_list ap;
+    dm_table_def_init(d);
+    va_start(ap, d);
+    for (const char *kv; (kv = va_arg(ap, const char *));) {
+        char name[64];
+        const char *eq = strchr(kv, '=');
+        assert_non_null(eq);
+        snprintf(name, sizeof name, "%.*s", (int)(eq - kv), kv);
+        if (dm_table_def_set(d, name, eq + 1, "test", err) != DM_OK)
+            fail_msg("%s", err);
+    }
+    va_end(ap);
+}
+
+static dm_table *build_ok(fixture *f, dm_table_def *d)
+{
+    char err[DM_ERR_SIZE] = "";
+    dm_table *t = NULL;
+    if (dm_table_build(f->ix, d, &t, err) != DM_OK)
+        fail_msg("%s", err);
+    return t;
+}
+
+static const dm_table_cell *cell(const dm_table *t, const char *row, const char *col)
+{
+    for (size_t r = 0; r < t->n_rows; ++r)
+        for (size_t c = 0; c < t->n_cols; ++c)
+            if (!strcmp(t->row_labels[r * t->n_row_keys], row) && !strcmp(t->col_labels[c], col))
+                return &t->cells[r * t->n_cols + c];
+    fail_msg("no cell (%s, %s)", row, col);
+    return NULL;
+}
+
+static void near(double a, double b)
+{
+    if (!(fabs(a - b) <= 1e-12 * fmax(1, fabs(b))))
+        fail_msg("%.17g != %.17g", a, b);
+}
+
+static char *written(const dm_table *t, dm_table_fmt fmt)
+{
+    char err[DM_ERR_SIZE] = "", *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    assert_non_null(out);
+    assert_int_equal(dm_table_write(t, fmt, out, err), DM_OK);
+    fclose(out);
+    return buf;
+}
+
+/* A bad definition: the status, and the message holds each of the NULL-terminated strings. */
+static void build_fails(fixture *f, dm_table_def *d, dm_status want, ...)
+{
+    char err[DM_ERR_SIZE] = "";
+    dm_table *t = NULL;
+    va_list ap;
+    assert_int_equal(dm_table_build(f->ix, d, &t, err), want);
+    assert_null(t);
+    va_start(ap, want);
+    for (const char *s; (s = va_arg(ap, const char *));)
+        if (!strstr(err, s))
+            fail_msg("message '%s' lacks '%s'", err, s);
+    va_end(ap);
+    dm_table_def_free(d);
+}
+
+/* ---------------------------------------------------------------------------- tests ---- */
+
+static void test_cells_exact(void **state)
+{
+    fixture *f = *state;
+    dm_table_def d;
+    def_of(&d, "rows=sampler.type", "cols=nfe", "metric=swd", NULL);
+    dm_table *t = build_ok(f, &d);
+    assert_int_equal(t->n_rows, 3);
+    assert_int_equal(t->n_cols, 2);
+    assert_string_equal(t->row_labels[0], "ddim"); /* sorted */
+    assert_string_equal(t->row_labels[2], "euler");
+    assert_string_equal(t->col_labels[0], "10"); /* numerically, noise (nfe 0) left out */
+    assert_string_equal(t->col_labels[1], "20");
+    const dm_table_cell *x = cell(t, "ddpm", "10");
+    /* 1, 2, 3: the running run's 100 is not counted, the failed one is */
+    assert_int_equal(x->n, 3);
+    assert_int_equal(x->failed, 1);
+    near(x->mean, 2);
+    near(x->std, 1);
+    near(x->err, 1);
+    assert_true(x->best); /* 2 vs 5: apart by 3 > max(1, sqrt 2) */
+    x = cell(t, "ddim", "10");
+    assert_int_equal(x->n, 2);
+    near(x->mean, 5);
+    near(x->std, sqrt(2));
+    assert_false(x->best);
+    x = cell(t, "ddpm", "20");
+    assert_int_equal(x->n, 2);
+    near(x->mean, 1.1);
+    near(x->std, sqrt(0.02));
+    assert_false(x->best); /* 1.1 vs 1.2: within the std 0.14 */
+    assert_int_equal(x->failed, 1); /* a failed run matches every nfe */
+    assert_false(cell(t, "ddim", "20")->best);
+    x = cell(t, "euler", "10");
+    assert_int_equal(x->n, 0);
+    assert_int_equal(x->failed, 2); /* diverged and failed */
+    assert_true(isnan(x->mean));
+    assert_int_equal(cell(t, "euler", "20")->failed, 2);
+    assert_true(t->lower_is_better);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+
+    /* sem = std / sqrt(n) */
+    def_of(&d, "rows=sampler.type", "cols=nfe", "metric=swd", "err=sem", NULL);
+    t = build_ok(f, &d);
+    near(cell(t, "ddpm", "10")->err, 1 / sqrt(3));
+    near(cell(t, "ddim", "10")->err, 1);
+    near(cell(t, "ddim", "10")->std, sqrt(2));
+    dm_table_free(t);
+    dm_table_def_free(&d);
+}
+
+static void test_best_direction(void **state)
+{
+    fixture *f = *state;
+    dm_table_def d;
+    /* acc: higher is better (metric_info) -> ddim, 0.925 vs 0.6 */
+    def_of(&d, "rows=sampler.type", "metric=acc", NULL);
+    dm_table *t = build_ok(f, &d);
+    assert_false(t->lower_is_better);
+    assert_int_equal(t->n_cols, 1);
+    assert_string_equal(t->col_labels[0], "acc");
+    assert_true(cell(t, "ddim", "acc")->best);
+    assert_false(cell(t, "ddpm", "acc")->best);
+    near(cell(t, "ddim", "acc")->mean, 0.925);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+    /* the same numbers under a metric metric_info does not know: lower is better -> ddpm */
+    def_of(&d, "rows=sampler.type", "metric=xx", NULL);
+    t = build_ok(f, &d);
+    assert_true(t->lower_is_better);
+    assert_true(cell(t, "ddpm", "xx")->best);
+    assert_false(cell(t, "ddim", "xx")->best);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+    /* one seed per cell: no error, nothing marked */
+    def_of(&d, "rows=sampler.type,seed", "metric=acc", NULL);
+    t = build_ok(f, &d);
+    for (size_t k = 0; k < t->n_rows * t->n_cols; ++k)
+        assert_false(t->cells[k].best);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+    /* a best of one run (no error) is not marked, however far from a runner-up with n = 3 */
+    def_of(&d, "rows=sampler.type", "metric=acc", "where=r.run_id <> 'b-s2'", NULL);
+    t = build_ok(f, &d);
+    assert_int_equal(cell(t, "ddim", "acc")->n, 1);
+    near(cell(t, "ddpm", "acc")->std, 0.1);
+    assert_false(cell(t, "ddim", "acc")->best);
+    assert_false(cell(t, "ddpm", "acc")->best);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+}
+
+static void test_agg(void **state)
+{
+    fixture *f = *state;
+    static const struct { const char *agg; double mean; } cases[] = {
+        {"last", 2}, {"mean", 3}, {"min", 2}, {"max", 4}};
+    /* series 3,2,1 and 5,4,3 (by step) */
+    for (size_t i = 0; i < 4; ++i) {
+        char agg[32];
+        dm_table_def d;
+        snprintf(agg, sizeof agg, "agg=%s", cases[i].agg);
+        def_of(&d, "rows=sampler.type", "metric=loss", agg, NULL);
+        dm_table *t = build_ok(f, &d);
+        assert_true(t->training);
+        assert_int_equal(t->n_rows, 2); /* ddpm (values), euler (failed) */
+        const dm_table_cell *x = cell(t, "ddpm", "loss");
+        assert_int_equal(x->n, 2);
+        near(x->mean, cases[i].mean);
+        near(x->std, sqrt(2));
+        dm_table_free(t);
+        dm_table_def_free(&d);
+    }
+    /* several evals of one run in a cell (nfe not a key): last recorded, or their mean */
+    dm_table_def d;
+    def_of(&d, "rows=sampler.type", "metric=swd", NULL);
+    dm_table *t = build_ok(f, &d);
+    near(cell(t, "ddpm", "swd")->mean, (1.0 + 1.2 + 3) / 3);
+    assert_int_equal(t->n_multi, 4);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+    def_of(&d, "rows=sampler.type", "metric=swd", "agg=mean", NULL);
+    t = build_ok(f, &d);
+    near(cell(t, "ddpm", "swd")->mean, (1.0 + 1.6 + 3) / 3);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+}
+
+static void test_filters(void **state)
+{
+    fixture *f = *state;
+    dm_table_def d;
+    /* a sweep */
+    def_of(&d, "rows=sampler.type", "cols=nfe", "metric=swd", "sweep=s1", NULL);
+    dm_table *t = build_ok(f, &d);
+    assert_int_equal(cell(t, "ddpm", "10")->n, 1);
+    assert_int_equal(cell(t, "ddpm", "10")->failed, 0);
+    assert_int_equal(cell(t, "ddim", "10")->n, 2);
+    assert_int_equal(cell(t, "euler", "20")->failed, 1);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+    /* --where on runs r */
+    def_of(&d, "rows=sampler.type", "cols=nfe", "metric=swd", "where=r.seed < 3", NULL);
+    t = build_ok(f, &d);
+    near(cell(t, "ddpm", "10")->mean, 1.5);
+    assert_int_equal(cell(t, "ddpm", "10")->failed, 0);
+    assert_int_equal(cell(t, "euler", "10")->failed, 2);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+    /* --nfe, --settings */
+    def_of(&d, "rows=sampler.type", "metric=swd", "nfe=20", NULL);
+    t = build_ok(f, &d);
+    near(cell(t, "ddpm", "swd")->mean, 1.1);
+    assert_int_equal(t->n_multi, 0);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+    def_of(&d, "rows=sampler.type", "cols=nfe", "metric=swd", "settings=\"eta\":0", NULL);
+    t = build_ok(f, &d);
+    assert_int_equal(cell(t, "ddpm", "10")->n, 0); /* the row from its failed run only */
+    assert_int_equal(cell(t, "ddpm", "10")->failed, 1);
+    assert_int_equal(cell(t, "ddim", "20")->n, 2);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+    /* the eval field sampler as a key; noise only when asked for */
+    def_of(&d, "rows=sampler", "cols=nfe", "metric=swd", NULL);
+    t = build_ok(f, &d);
+    assert_int_equal(t->n_rows, 3); /* ddim, ddpm, euler (a failed run's sampler is its spec's) */
+    assert_int_equal(t->n_cols, 2);
+    assert_int_equal(cell(t, "ddpm", "20")->failed, 1);
+    assert_int_equal(cell(t, "ddim", "20")->failed, 0);
+    assert_int_equal(cell(t, "euler", "10")->failed, 2);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+    def_of(&d, "rows=sampler", "cols=nfe", "metric=swd", "sampler=noise, ddpm", NULL);
+    t = build_ok(f, &d);
+    assert_int_equal(t->n_cols, 3);
+    assert_int_equal(cell(t, "noise", "0")->n, 2);
+    near(cell(t, "noise", "0")->mean, 9);
+    assert_int_equal(cell(t, "noise", "10")->n, 0);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+}
+
+static void test_formats(void **state)
+{
+    fixture *f = *state;
+    dm_table_def d;
+    def_of(&d, "rows=sampler.type", "cols=nfe", "metric=swd", "nfe=10", NULL);
+    dm_table *t = build_ok(f, &d);
+    char *s = written(t, DM_TABLE_MD);
+    assert_string_equal(s,
+        "swd: mean ± std over runs (n); lower is better; bold: best of its column by more than "
+        "the std\n"
+        "\n"
+        "| sampler.type | nfe=10 |\n"
+        "|---|---:|\n"
+        "| ddim | 5 ± 1.4 (n=2) |\n"
+        "| ddpm | **2 ± 1** (n=3, 1 failed) |\n"
+        "| euler | — (2 failed) |\n");
+    free(s);
+    s = written(t, DM_TABLE_LATEX);
+    assert_string_equal(s,
+        "% swd: mean ± std over runs (n); lower is better; bold: best of its column by more than "
+        "the std\n"
+        "\\begin{tabular}{lr}\n"
+        "\\toprule\n"
+        " & \\multicolumn{1}{c}{nfe} \\\\\n"
+        "\\cmidrule(lr){2-2}\n"
+        "sampler.type & 10 \\\\\n"
+        "\\midrule\n"
+        "ddim & 5 $\\pm$ 1.4 (n=2) \\\\\n"
+        "ddpm & \\textbf{2 $\\pm$ 1} (n=3, 1 failed) \\\\\n"
+        "euler & --- (2 failed) \\\\\n"
+        "\\bottomrule\n"
+        "\\end{tabular}\n");
+    free(s);
+    s = written(t, DM_TABLE_CSV);
+    assert_string_equal(s,
+        "sampler.type,nfe,mean,std,n,failed,best\n"
+        "ddim,10,5,1.4142135623730951,2,0,0\n"
+        "ddpm,10,2,1,3,1,1\n"
+        "euler,10,,,0,2,0\n");
+    free(s);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+
+    /* two row keys, a training metric, LaTeX escapes, CSV quoting of settings JSON */
+    def_of(&d, "rows=data.type,sampler.type", "metric=loss", "err=sem", NULL);
+    t = build_ok(f, &d);
+    s = written(t, DM_TABLE_LATEX);
+    assert_non_null(strstr(s, "% loss (last of each run's series): mean ± sem over runs (n)"));
+    assert_non_null(strstr(s, "\\begin{tabular}{llr}\n\\toprule\ndata.type & sampler.type & loss \\\\\n"));
+    assert_non_null(strstr(s, "eight\\_gaussians & ddpm & 2 $\\pm$ 1 (n=2, 1 failed) \\\\\n"));
+    assert_non_null(strstr(s, "eight\\_gaussians & euler & --- (2 failed) \\\\\n"));
+    free(s);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+    def_of(&d, "rows=settings", "metric=swd", "sampler=ddim", "nfe=10", NULL);
+    t = build_ok(f, &d);
+    s = written(t, DM_TABLE_CSV);
+    assert_string_equal(s, "settings,mean,std,n,failed,best\n"
+                           "\"{\"\"eta\"\":0}\",5,1.4142135623730951,2,0,0\n");
+    free(s);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+}
+
+static void test_bad_definitions(void **state)
+{
+    fixture *f = *state;
+    dm_table_def d;
+    char err[DM_ERR_SIZE] = "";
+    def_of(&d, "rows=sampler.type", "metric=nope", NULL);
+    build_fails(f, &d, DM_E_INPUT, "test: no eval metric or training series 'nope'", "known: ",
+                "swd", NULL);
+    def_of(&d, "rows=steps", "metric=swd", NULL);
+    build_fails(f, &d, DM_E_INPUT, "unknown key 'steps'", "did you mean: train.steps", NULL);
+    def_of(&d, "rows=sampler.type", "cols=nfe", "metric=loss", NULL);
+    build_fails(f, &d, DM_E_INPUT, "'nfe' is a field of evals, but 'loss' is a training series",
+                NULL);
+    def_of(&d, "rows=sampler.type", "metric=loss", "nfe=10", NULL);
+    build_fails(f, &d, DM_E_INPUT, "filters evals", NULL);
+    def_of(&d, "rows=sampler.type", "metric=swd", "where=nosuchcol = 1", NULL);
+    build_fails(f, &d, DM_E_INPUT, "test: SQL error: no such column: nosuchcol", NULL);
+    def_of(&d, "rows=sampler.type", "metric=swd", "where=1); DELETE FROM runs; SELECT (1", NULL);
+    build_fails(f, &d, DM_E_INPUT, "test: ", NULL);
+    def_of(&d, "rows=sampler.type", "metric=swd", "sweep=nos", NULL);
+    build_fails(f, &d, DM_E_INPUT, "no sweep 'nos' in the index (sweeps: s1)", NULL);
+    def_of(&d, "metric=swd", NULL);
+    build_fails(f, &d, DM_E_INPUT, "--rows is required", NULL);
+    def_of(&d, "rows=sampler.type", NULL);
+    build_fails(f, &d, DM_E_INPUT, "--metric is required", NULL);
+    def_of(&d, "rows=nfe", "cols=nfe", "metric=swd", NULL);
+    build_fails(f, &d, DM_E_INPUT, "the key 'nfe' is given twice", NULL);
+    def_of(&d, "rows=sampler.type", "metric=swd", "where=0", NULL);
+    build_fails(f, &d, DM_E_NOTFOUND, "no finished run has a value of 'swd'", NULL);
+    /* nothing was deleted by the smuggled statement */
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(dm_index_db(f->ix), "SELECT count(*) FROM runs", -1, &s,
+                                        NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), 9);
+    sqlite3_finalize(s);
+
+    /* option values */
+    dm_table_def_init(&d);
+    assert_int_equal(dm_table_def_set(&d, "agg", "median", "--agg", err), DM_E_INPUT);
+    assert_string_equal(err, "--agg: 'median' is not one of last, mean, min, max");
+    assert_int_equal(dm_table_def_set(&d, "err", "var", "--err", err), DM_E_INPUT);
+    assert_non_null(strstr(err, "--err: 'var'"));
+    assert_int_equal(dm_table_def_set(&d, "format", "html", "--format", err), DM_E_INPUT);
+    assert_non_null(strstr(err, "--format: 'html' is not one of md, latex, csv"));
+    assert_int_equal(dm_table_def_set(&d, "nfe", "10,x", "--nfe", err), DM_E_INPUT);
+    assert_non_null(strstr(err, "--nfe: 'x'"));
+    assert_int_equal(dm_table_def_set(&d, "rows", "a,,b", "--rows", err), DM_E_INPUT);
+    assert_int_equal(d.n_rows, 0);
+    assert_int_equal(dm_table_def_set(&d, "cols", "a,b", "--cols", err), DM_E_INPUT);
+    assert_non_null(strstr(err, "one column key only"));
+    assert_int_equal(dm_table_def_set(&d, "colz", "a", "--colz", err), DM_E_INPUT);
+    assert_non_null(strstr(err, "unknown table option 'colz'"));
+    dm_table_def_free(&d);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void test_def_file(void **state)
+{
+    fixture *f = *state;
+    char path[700], err[DM_ERR_SIZE] = "";
+    dm_table_def d;
+    snprintf(path, sizeof path, "%s/def.yaml", f->dir);
+    write_file(path, "# samplers by NFE\n"
+                     "rows: [sampler.type]\n"
+                     "cols: nfe\n"
+                     "metric: swd\n"
+                     "nfe: [10, 20]\n"
+                     "err: sem\n"
+                     "format: csv\n"
+                     "where: r.seed < 3\n");
+    dm_table_def_init(&d);
+    assert_int_equal(dm_table_def_load(&d, path, err), DM_OK);
+    assert_int_equal(d.n_rows, 1);
+    assert_string_equal(d.rows[0], "sampler.type");
+    assert_string_equal(d.col, "nfe");
+    assert_int_equal(d.n_nfes, 2);
+    assert_int_equal(d.nfes[1], 20);
+    assert_int_equal(d.errbar, DM_TABLE_SEM);
+    assert_int_equal(d.fmt, DM_TABLE_CSV);
+    /* the command line overrides the file */
+    assert_int_equal(dm_table_def_set(&d, "err", "std", "--err", err), DM_OK);
+    assert_int_equal(dm_table_def_set(&d, "where", "", "--where", err), DM_OK);
+    assert_null(d.where);
+    dm_table *t = build_ok(f, &d);
+    assert_int_equal(t->errbar, DM_TABLE_STD);
+    assert_int_equal(cell(t, "ddpm", "10")->n, 3);
+    dm_table_free(t);
+    dm_table_def_free(&d);
+    /* an error in the file: FILE:LINE:COL: option */
+    write_file(path, "rows: sampler.type\nagg: median\n");
+    dm_table_def_init(&d);
+    assert_int_equal(dm_table_def_load(&d, path, err), DM_E_INPUT);
+    char want[800];
+    snprintf(want, sizeof want, "%s:2:6: agg: 'median' is not one of last, mean, min, max", path);
+    assert_string_equal(err, want);
+    dm_table_def_free(&d);
+    /* a bad key found at build time names the file */
+    write_file(path, "rows: sampler.type\nmetric: swd\ncols: stepz\n");
+    dm_table_def_init(&d);
+    assert_int_equal(dm_table_def_load(&d, path, err), DM_OK);
+    snprintf(want, sizeof want, "%s:3:7: cols: unknown key 'stepz'", path);
+    build_fails(f, &d, DM_E_INPUT, want, NULL);
+    write_file(path, "- rows\n");
+    dm_table_def_init(&d);
+    assert_int_equal(dm_table_def_load(&d, path, err), DM_E_INPUT);
+    assert_non_null(strstr(err, "a mapping of options"));
+    write_file(path, "rows: {a: 1}\n");
+    assert_int_equal(dm_table_def_load(&d, path, err), DM_E_INPUT);
+    assert_non_null(strstr(err, "got a mapping"));
+    assert_int_equal(dm_table_def_load(&d, "/nonexistent/def.yaml", err), DM_E_INPUT);
+    assert_non_null(strstr(err, "cannot read '/nonexistent/def.yaml'"));
+    dm_table_def_free(&d);
+}
+
+/* Every allocation of a definition, a build and its output failing in turn: DM_E_NOMEM, no leak
+ * (ASan), and success once k passes the number of allocations. */
+static void test_alloc_failures(void **state)
+{
+    fixture *f = *state;
+    char err[DM_ERR_SIZE] = "";
+    long k;
+    for (k = 1; k < 10000; ++k) {
+        dm_table_def d;
+        dm_table *t = NULL;
+        dm_table_def_init(&d);
+        dm_alloc_fail_at(k);
+        dm_status st = dm_table_def_set(&d, "rows", "sampler.type,data.type", "--rows", err);
+        if (!st)
+            st = dm_table_def_set(&d, "cols", "nfe", "--cols", err);
+        if (!st)
+            st = dm_table_def_set(&d, "metric", "swd", "--metric", err);
+        if (!st)
+            st = dm_table_build(f->ix, &d, &t, err);
+        long used = dm_alloc_fail_at(0);
+        dm_table_free(t);
+        dm_table_def_free(&d);
+        if (st == DM_OK && used < k)
+            break;
+        assert_int_equal(st, DM_E_NOMEM);
+    }
+    assert_true(k > 10 && k < 10000);
+}
+
+/* ------------------------------------------------------------------------ views ---- */
+
+static const char views_scenario[] =
+    "DELETE FROM evals; DELETE FROM params; DELETE FROM metrics; DELETE FROM runs;"
+    "INSERT INTO runs (run_id, name, status, seed, group_hash, teacher) VALUES"
+    " ('t-s0', 'edm', 'finished', 0, 'gt', NULL), ('s-s0', 'cd', 'finished', 0, 'gs', 't-s0'),"
+    " ('s-s1', 'cd', 'failed', 1, 'gs', 't-s0'), ('s-s2', 'cd', 'finished', 2, 'gs', 't-s0'),"
+    " ('x-s0', 'cd', 'finished', 0, 'gx', 'analytic');"
+    "INSERT INTO params (run_id, key, int_value, text_value) VALUES"
+    " ('t-s0', 'sampler.type', NULL, 'heun'), ('t-s0', 'sampler.steps', 18, NULL),"
+    " ('t-s0', 'diffusion.loss.type', NULL, 'mse'), ('t-s0', 'train.steps', 300, NULL),"
+    " ('s-s0', 'sampler.type', NULL, 'cm'), ('s-s0', 'diffusion.loss.type', NULL, 'cd'),"
+    " ('s-s1', 'sampler.type', NULL, 'cm'), ('s-s2', 'sampler.type', NULL, 'cm'),"
+    " ('x-s0', 'sampler.type', NULL, 'cm');"
+    /* the teacher's later sample at 5 steps is recorded before its own (18 steps): own wins */
+    "INSERT INTO evals (run_id, metric, sampler, nfe, settings, n_samples, value) VALUES"
+    " ('t-s0', 'swd', 'noise', 0, '{}', 100, 9),"
+    " ('t-s0', 'swd', 'heun', 9, '{\"steps\":5}', 100, 0.2),"
+    " ('t-s0', 'mmd2', 'heun', 9, '{\"steps\":5}', 100, 0.02),"
+    " ('t-s0', 'swd', 'heun', 35, '{\"steps\":18}', 100, 0.05),"
+    " ('t-s0', 'mmd2', 'heun', 35, '{\"steps\":18}', 100, 0.001),"
+    " ('s-s0', 'swd', 'cm', 1, '{\"steps\":1}', 100, 0.1),"
+    " ('s-s0', 'mmd2', 'cm', 1, '{\"steps\":1}', 100, 0.005),"
+    " ('s-s2', 'swd', 'cm', 1, '{\"steps\":1}', 100, 0.3),"
+    " ('s-s2', 'mmd2', 'cm', 1, '{\"steps\":1}', 100, 0.007),"
+    " ('x-s0', 'swd', 'cm', 1, '{}', 100, 0.4);"
+    "INSERT INTO metrics (run_id, key, step, value) VALUES"
+    " ('t-s0', 'loss', 0, 3), ('t-s0', 'loss', 2, 1), ('t-s0', 'loss', 1, 2),"
+    " ('s-s0', 'loss', 5, 0.5), ('s-s2', 'loss', 5, 0.7);";
+
+/* One row of a query as "a|b|c" (NULL as "NULL", reals %.6g). */
+static void row_is(dm_index *ix, const char *sql, const char *want)
+{
+    sqlite3_stmt *s = NULL;
+    char got[1024] = "";
+    if (sqlite3_prepare_v2(dm_index_db(ix), sql, -1, &s, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(dm_index_db(ix)));
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    for (int c = 0; c < sqlite3_column_count(s); ++c) {
+        size_t n = strlen(got);
+        if (c)
+            got[n++] = '|';
+        if (sqlite3_column_type(s, c) == SQLITE_NULL)
+            snprintf(got + n, sizeof got - n, "NULL");
+        else if (sqlite3_column_type(s, c) == SQLITE_FLOAT)
+            snprintf(got + n, sizeof got - n, "%.6g", sqlite3_column_double(s, c));
+        else
+            snprintf(got + n, sizeof got - n, "%s", sqlite3_column_text(s, c));
+    }
+    sqlite3_finalize(s);
+    if (strcmp(got, want))
+        fail_msg("%s\n got  %s\n want %s", sql, got, want);
+}
+
+static void check_views(dm_index *ix)
+{
+    row_is(ix, "SELECT run_id, name, status, seed, teacher, sampler, sampler_steps, loss_type, "
+               "train_steps, final_loss, nfe, swd, mmd2 FROM run_summary WHERE run_id = 't-s0'",
+           "t-s0|edm|finished|0|NULL|heun|18|mse|300|1|35|0.05|0.001");
+    row_is(ix, "SELECT count(*) FROM run_summary", "5");
+    row_is(ix, "SELECT nfe, swd, mmd2, final_loss FROM run_summary WHERE run_id = 's-s1'",
+           "NULL|NULL|NULL|NULL");
+    row_is(ix, "SELECT n_runs, n, n_failed, nfe, final_loss_mean, final_loss_std, swd_mean, "
+               "swd_std, mmd2_mean, mmd2_std FROM group_summary WHERE group_hash = 'gs'",
+           "3|2|1|1|0.6|0.141421|0.2|0.141421|0.006|0.00141421");
+    row_is(ix, "SELECT n, swd_mean, swd_std FROM group_summary WHERE group_hash = 'gt'",
+           "1|0.05|NULL");
+    row_is(ix, "SELECT count(*), sum(teacher_status = 'finished') FROM students", "4|3");
+    row_is(ix, "SELECT run_id, loss_type, swd, teacher, teacher_status, teacher_name, "
+               "teacher_sampler, teacher_nfe, teacher_swd, teacher_mmd2 FROM students "
+               "WHERE run_id = 's-s0'", "s-s0|cd|0.1|t-s0|finished|edm|heun|35|0.05|0.001");
+    row_is(ix, "SELECT teacher, teacher_status, swd FROM students WHERE run_id = 'x-s0'",
+           "analytic|NULL|0.4");
+}
+
+static void test_views(void **state)
+{
+    fixture *f = *state;
+    exec_sql(f->ix, views_scenario);
+    check_views(f->ix);
+}
+
+/* An index made before the summary views: a read-only connection sees them as TEMP views and
+ * leaves the file alone; a writable one adds them. */
+static void test_views_added_to_old_index(void **state)
+{
+    fixture *f = *state;
+    char err[DM_ERR_SIZE] = "";
+    dm_index *ro = NULL;
+    exec_sql(f->ix, views_scenario);
+    exec_sql(f->ix, "DROP VIEW students; DROP VIEW group_summary; DROP VIEW run_summary;");
+    dm_index_close(f->ix);
+    f->ix = NULL;
+    assert_int_equal(dm_index_open(f->path, 1, &ro, err), DM_OK);
+    check_views(ro);
+    row_is(ro, "SELECT count(*) FROM sqlite_master WHERE name = 'run_summary'", "0");
+    dm_index_close(ro);
+    assert_int_equal(dm_index_open(f->path, 0, &f->ix, err), DM_OK);
+    row_is(f->ix, "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND name IN "
+                  "('run_summary', 'group_summary', 'students')", "3");
+    check_views(f->ix);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cells_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_best_direction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agg, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_formats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_definitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_def_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_views, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_views_added_to_old_index, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
