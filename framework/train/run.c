@@ -117,6 +117,7 @@ typedef struct run_state {
     double sum_loss, sum_gn;  /* the open logging interval (checkpointed) */
     int64_t n_int;
     double last_beat;       /* dm_now() of the last heartbeat written */
+    char err_msg[DM_ERR_SIZE];  /* the message of a failure, recorded in the run's error attribute */
 } run_state;
 
 /* SIGTERM, SIGINT, SIGUSR1: finish the step, checkpoint, mark the run interrupted, exit non-zero. */
@@ -468,6 +469,35 @@ out:
     return st;
 }
 
+/* A run that stopped on an error other than divergence or a signal (recorded by run_body): mark it
+ * failed with its message, keeping err. */
+static void record_failure(run_state *rs, dm_status st)
+{
+    if (!st || st == DM_E_NUMERIC || st == DM_E_INTERRUPTED || !rs->tr_ready)
+        return;
+    dm_runrec_set_attr(&rs->rec, "error", rs->err_msg, NULL);
+    if (save_record(rs, "failed", NULL) == DM_OK)
+        index_run(rs, NULL);
+}
+
+/* The index a continued run writes to (none under Slurm or DIFFLAB_NO_INDEX, see index_disabled). */
+static dm_status open_run_index(run_state *rs, char *err)
+{
+    return index_disabled() ? DM_OK : dm_index_open(rs->index_path, 0, &rs->ix, err);
+}
+
+static void run_state_free(run_state *rs, int lock_fd)
+{
+    if (lock_fd >= 0)
+        close(lock_fd);
+    dm_teacher_free(&rs->teacher);
+    if (rs->tr_ready)
+        dm_trainer_free(&rs->tr);
+    dm_index_close(rs->ix);
+    dm_runrec_free(&rs->rec);
+    dm_spec_free(rs->spec);
+}
+
 dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
                            const char *const *overrides, char *err)
 {
@@ -526,7 +556,7 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
         /* Interrupted, or died (its lock is ours, so no process runs it): continue it. */
         if ((st = dm_path_fmt(rs.ckpt, sizeof rs.ckpt, err, "%s/checkpoint.h5", rs.dir)) ||
             (st = dm_path_fmt(rs.index_path, sizeof rs.index_path, err, "%s/index.sqlite", cfg->results)) ||
-            (st = dm_index_open(rs.index_path, 0, &rs.ix, err)))
+            (st = open_run_index(&rs, err)))
             goto out;
         dm_spec_free(rs.spec);
         rs.spec = NULL;
@@ -561,22 +591,12 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
     install_handlers();
     st = execute(&rs, err);
 fail_record:
-    if (st && st != DM_E_NUMERIC && st != DM_E_INTERRUPTED && rs.tr_ready) {
-        char msg[DM_ERR_SIZE];
-        snprintf(msg, sizeof msg, "%s", err);
-        dm_runrec_set_attr(&rs.rec, "error", msg, NULL);
-        if (save_record(&rs, "failed", NULL) == DM_OK)
-            index_run(&rs, NULL);
+    if (st) {
+        snprintf(rs.err_msg, sizeof rs.err_msg, "%s", err);
+        record_failure(&rs, st);
     }
 out:
-    if (lock_fd >= 0)
-        close(lock_fd);
-    dm_teacher_free(&rs.teacher);
-    if (rs.tr_ready)
-        dm_trainer_free(&rs.tr);
-    dm_index_close(rs.ix);
-    dm_runrec_free(&rs.rec);
-    dm_spec_free(rs.spec);
+    run_state_free(&rs, lock_fd);
     return st;
 }
 
@@ -611,25 +631,15 @@ dm_status dm_run_resume(const dm_run_cfg *cfg, const char *pat, char *err)
                     "failed or diverged one over)", rs.run_id, status[0] ? status : "without a readable record");
         goto out;
     }
-    if ((st = dm_index_open(rs.index_path, 0, &rs.ix, err)))
+    if ((st = open_run_index(&rs, err)))
         goto out;
     install_handlers();
     st = resume_run(&rs, err);
-    if (st && st != DM_E_NUMERIC && st != DM_E_INTERRUPTED && rs.tr_ready) {
-        char msg[DM_ERR_SIZE];
-        snprintf(msg, sizeof msg, "%s", err);
-        dm_runrec_set_attr(&rs.rec, "error", msg, NULL);
-        if (save_record(&rs, "failed", NULL) == DM_OK)
-            index_run(&rs, NULL);
+    if (st) {
+        snprintf(rs.err_msg, sizeof rs.err_msg, "%s", err);
+        record_failure(&rs, st);
     }
 out:
-    if (lock_fd >= 0)
-        close(lock_fd);
-    dm_teacher_free(&rs.teacher);
-    if (rs.tr_ready)
-        dm_trainer_free(&rs.tr);
-    dm_index_close(rs.ix);
-    dm_runrec_free(&rs.rec);
-    dm_spec_free(rs.spec);
+    run_state_free(&rs, lock_fd);
     return st;
 }
