@@ -12,6 +12,11 @@
 dm_status dm_path_fmt(char *out, size_t n, char *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The whole file at path into *text (NUL-terminated; *len excludes the NUL), at most max bytes;
+ * the caller frees with dm_free. DM_E_NOTFOUND if it does not exist, DM_E_INPUT if it is larger
+ * than max, DM_E_IO if it cannot be read, DM_E_NOMEM; messages name the path. */
+dm_status dm_read_file(const char *path, size_t max, char **text, size_t *len, char *err);
+
 /* mkdir -p. */
 dm_status dm_mkdir_p(const char *path, char *err);
 

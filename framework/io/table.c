@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/path.h"
 #include "io/yaml_tree.h"
 
 static const char *const opt_names[DM_TOPT_COUNT] = {
@@ -245,48 +246,15 @@ dm_status dm_table_def_set(dm_table_def *d, const char *name, const char *value,
     }
 }
 
+/* A definition file: a missing or unreadable one is bad input (exit 2), as a bad option is. */
 static dm_status read_text(const char *path, char **out, size_t *len_out, char *err)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    dm_status st = DM_OK;
-    *out = NULL;
-    if (!f)
-        return dm_err(err, DM_E_INPUT, "--def: cannot read '%s': %s", path, strerror(errno));
-    for (;;) {
-        if (len == cap) {
-            if (cap >= DEF_FILE_MAX) {
-                st = dm_err(err, DM_E_INPUT, "--def: '%s' is larger than %u bytes", path,
-                            (unsigned)DEF_FILE_MAX);
-                goto out;
-            }
-            cap = cap ? 2 * cap : 4096;
-            char *nb = dm_realloc(buf, cap + 1);
-            if (!nb) {
-                st = dm_err(err, DM_E_NOMEM, "out of memory reading '%s'", path);
-                goto out;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f))
-                st = dm_err(err, DM_E_INPUT, "--def: cannot read '%s': %s", path, strerror(errno));
-            break;
-        }
+    dm_status st = dm_read_file(path, DEF_FILE_MAX, out, len_out, err);
+    if (st && st != DM_E_NOMEM) {
+        dm_err_prefix(err, "--def");
+        st = DM_E_INPUT;
     }
-out:
-    fclose(f);
-    if (st) {
-        dm_free(buf);
-        return st;
-    }
-    buf[len] = '\0';
-    *out = buf;
-    *len_out = len;
-    return DM_OK;
+    return st;
 }
 
 dm_status dm_table_def_load(dm_table_def *d, const char *path, char *err)

@@ -28,39 +28,11 @@
 
 /* ---- small helpers ---- */
 
+#define SWEEP_FILE_MAX (64u << 20)   /* a sweep spec or a manifest of MAX_LINES resolved specs */
+
 static dm_status read_file(const char *path, char **text, size_t *len, char *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return dm_err(err, errno == ENOENT ? DM_E_NOTFOUND : DM_E_IO, "cannot read '%s': %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? 2 * cap : 8192;
-            char *b = dm_realloc(buf, cap);
-            if (!b) {
-                dm_free(buf);
-                fclose(f);
-                return dm_err(err, DM_E_NOMEM, "out of memory reading '%s'", path);
-            }
-            buf = b;
-        }
-        size_t k = fread(buf + n, 1, cap - n - 1, f);
-        n += k;
-        if (k == 0)
-            break;
-    }
-    const int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        dm_free(buf);
-        return dm_err(err, DM_E_IO, "cannot read '%s'", path);
-    }
-    buf[n] = 0;
-    *text = buf;
-    *len = n;
-    return DM_OK;
+    return dm_read_file(path, SWEEP_FILE_MAX, text, len, err);
 }
 
 /* A YAML node as flow-style text, to hand to the spec loader as an override value. */
