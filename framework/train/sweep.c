@@ -17,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "core/path.h"
+#include "diffusion/losses.h"
 #include "io/index.h"
 #include "io/runlog.h"
 #include "io/spec.h"
@@ -385,6 +386,10 @@ typedef struct line {
     int64_t seed;
     char *axes_json;
     char *spec;
+    /* cd with a teacher named by spec file + seed: that run, a make prerequisite of this line */
+    char teacher_id[256];
+    char teacher_spec[PATH_MAX];
+    int64_t teacher_seed;
 } line;
 
 typedef struct combo {
@@ -479,6 +484,33 @@ static char *combo_json(const combo *c)
     return out;
 }
 
+/* A CD line whose distill.teacher is a spec file: the teacher run (its id from that spec and
+ * distill.teacher_seed) must finish first, so the make fragment makes it a prerequisite. */
+static dm_status teacher_prerequisite(const dm_spec *spec, line *L, char *err)
+{
+    const dm_loss_ops *loss = (const dm_loss_ops *)dm_spec_plugin(spec, "diffusion.loss");
+    const dm_distill_opts *dist = dm_spec_opts(spec, "distill");
+    struct stat sb;
+    if (loss->consistency != DM_CM_KIND_CD || stat(dist->teacher, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return DM_OK;
+    char seed[64], hash[65];
+    snprintf(seed, sizeof seed, "seed=%lld", (long long)dist->teacher_seed);
+    const char *over[1] = { seed };
+    dm_spec *t = NULL;
+    dm_status st = dm_spec_load_file(&dm_spec_schema, dist->teacher, 1, over, &t, err);
+    if (!st)
+        st = dm_run_id(t, L->teacher_id, sizeof L->teacher_id, hash, err);
+    dm_spec_free(t);
+    if (st) {
+        dm_err_prefix(err, "distill.teacher '%s'", dist->teacher);
+        return st;
+    }
+    if (!realpath(dist->teacher, L->teacher_spec))
+        snprintf(L->teacher_spec, sizeof L->teacher_spec, "%s", dist->teacher);
+    L->teacher_seed = dist->teacher_seed;
+    return DM_OK;
+}
+
 static dm_status expand(sweep *s, line **out, size_t *n_out, char *err)
 {
     dm_status st = DM_OK;
@@ -544,6 +576,8 @@ static dm_status expand(sweep *s, line **out, size_t *n_out, char *err)
             }
             const dm_root_opts *root = dm_spec_opts(spec, "");
             L->seed = root->seed;
+            if (!st)
+                st = teacher_prerequisite(spec, L, err);
             if (!(st = dm_run_id(spec, L->run_id, sizeof L->run_id, hash, err)) &&
                 !(st = dm_spec_canonical(spec, 0, &L->spec, err)) && !(L->axes_json = combo_json(&c)))
                 st = dm_err(err, DM_E_NOMEM, "out of memory");
@@ -597,7 +631,7 @@ static char *manifest_text(const line *lines, size_t n)
     return out;
 }
 
-static char *fragment_text(const char *name, size_t n)
+static char *fragment_text(const char *name, const line *lines, size_t n)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -622,6 +656,22 @@ static char *fragment_text(const char *name, size_t n)
             "$(SWEEP_DIR)/done/%%: $(DIFFLAB)\n"
             "\t$(DIFFLAB) --results $(RESULTS) sweep run %s $* run.threads=$(THREADS) run.progress=lines\n",
             name);
+    /* Teachers named by spec + seed run first (once each; the run itself is a no-op when done). */
+    for (size_t i = 0; i < n; i++) {
+        if (!lines[i].teacher_id[0])
+            continue;
+        fprintf(f, "$(SWEEP_DIR)/done/%zu: $(SWEEP_DIR)/teachers/%s\n", i, lines[i].teacher_id);
+        size_t first = 0;
+        while (first < i && strcmp(lines[first].teacher_id, lines[i].teacher_id) != 0)
+            first++;
+        if (first < i)
+            continue;
+        fprintf(f,
+                "$(SWEEP_DIR)/teachers/%s: $(DIFFLAB)\n"
+                "\t$(DIFFLAB) --results $(RESULTS) run '%s' seed=%lld run.threads=$(THREADS) run.progress=lines\n"
+                "\t@mkdir -p $(dir $@) && touch $@\n",
+                lines[i].teacher_id, lines[i].teacher_spec, (long long)lines[i].teacher_seed);
+    }
     if (fclose(f) != 0)
         return NULL;
     char *out = dm_strdup(buf);
@@ -687,7 +737,7 @@ dm_status dm_sweep_expand(const char *results, const char *path, char *name_out,
         goto out;
     if (name_out)
         snprintf(name_out, name_n, "%s", s.name);
-    if (!(manifest = manifest_text(lines, nl)) || !(frag = fragment_text(s.name, nl))) {
+    if (!(manifest = manifest_text(lines, nl)) || !(frag = fragment_text(s.name, lines, nl))) {
         st = dm_err(err, DM_E_NOMEM, "out of memory");
         goto out;
     }

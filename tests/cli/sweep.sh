@@ -143,6 +143,29 @@ expect_out '^\| *diffusion.schedule.type *\| *train.lr *\|' && expect_out '^\| *
 expect_exit 0 "$DIFFLAB" table --sweep three_axes --rows diffusion.schedule.type --cols train.lr --metric mmd2 --format latex
 expect_out '\\toprule' && expect_out '\\bottomrule' && expect_out 'ddpm.*linear.*\$\\pm\$'
 
+# Distillation students whose teacher is named by spec + seed: the teacher runs first (a make
+# prerequisite), once, and each student records it.
+cat > teacher.yaml <<'Y'
+name: teach
+data: {type: eight_gaussians}
+model: {type: mlp, width: 32, depth: 2, nfreq: 8}
+diffusion: {schedule: {type: edm}, param: {type: edm, sigma_data: 0.5}, loss: {type: mse, target: x0, weighting: edm}}
+sampler: {type: heun, steps: 4}
+train: {steps: 60, batch: 64, n_data: 500}
+eval: {n_samples: 100, n_ref: 100, swd_projections: 16, mmd_max: 100}
+run: {progress: none}
+Y
+sed -e 's/^name: teach/name: student/' -e 's/loss: {type: mse, target: x0, weighting: edm}/loss: {type: cd, n: 6}/' \
+    -e 's/param: {type: edm, sigma_data: 0.5}/param: consistency/' -e 's/sampler: {type: heun, steps: 4}/sampler: {type: cm}/' \
+    teacher.yaml > student.yaml
+printf 'distill: {teacher: teacher.yaml, teacher_seed: 0}\n' >> student.yaml
+printf 'name: cds\nbase: student.yaml\ngrid: {diffusion.loss.n: [4, 6]}\n' > cds.yaml
+expect_exit 0 "$DIFFLAB" sweep cds.yaml && expect_out 'sweep cds: 2 runs'
+grep -q '^$(SWEEP_DIR)/teachers/teach-[0-9a-f]*-s0:' results/sweeps/cds/sweep.mk && pass || fail "no teacher rule in sweep.mk"
+expect_exit 0 "${MAKE[@]}" SWEEP=cds -j 2
+expect_exit 0 "$DIFFLAB" query "SELECT count(*), count(DISTINCT r.teacher) FROM runs r JOIN sweep_runs s ON s.run_id = r.run_id
+  AND s.sweep = 'cds' WHERE r.status = 'finished' AND r.teacher LIKE 'teach-%-s0'" --csv && expect_out '^2,1$'
+
 # The index rebuilt from the files keeps the sweeps' membership (from their manifests).
 before=$("$DIFFLAB" query "SELECT sweep, run_id FROM sweep_runs ORDER BY sweep, run_id" --csv)
 rm -f results/index.sqlite results/index.sqlite-wal results/index.sqlite-shm
