@@ -109,7 +109,7 @@ expect_exit 0 "$DIFFLAB" query "SELECT count(*) FROM sweep_runs a JOIN sweep_run
 cat > c.yaml <<'Y'
 name: c
 base: base.yaml
-set: {train.steps: 400}
+set: {train.steps: 3000}
 grid: {train.lr: [0.001, 0.002, 0.003]}
 seeds: 2
 Y
