@@ -135,35 +135,12 @@ static double row_jac(const dm_gmm *gm, double a, double s, const double *x, con
     return zz * trace + cov;
 }
 
-static dm_status eval_div(void *ctx, size_t n, const float *x, const double *t, float *x0, double *div,
-                          char *err)
+/* x0_hat and, per row, row_jac's value: the trace of dD/dx (hutch = 0) or zᵀ (dD/dx) z with the
+ * row's probe (hutch = 1; a NULL z is the zero probe). In closed form (no differentiation; a few
+ * d K operations per row). */
+static dm_status jac_rows(const dm_gmm_denoiser *g, int hutch, size_t n, const float *x, const double *t,
+                          const float *z, float *x0, double *out, char *err)
 {
-    const dm_gmm_denoiser *g = ctx;
-    const size_t d = g->gmm->dim, K = g->gmm->k;
-    if (K > 256 || d > 64)
-        return dm_err(err, DM_E_INPUT, "analytic denoiser: at most 256 components in 64 dimensions");
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        double xi[64], mean[64], r[256], m[256 * 64], v[256];
-        const double a = g->sched->ops->alpha(g->sched, t[i]), s = g->sched->ops->sigma(g->sched, t[i]);
-        for (size_t j = 0; j < d; j++)
-            xi[j] = x[i * d + j];
-        const double dv = row_jac(g->gmm, a, s, xi, NULL, mean, r, m, v);
-        if (div)
-            div[i] = dv;
-        if (x0)
-            for (size_t j = 0; j < d; j++)
-                x0[i * d + j] = (float)mean[j];
-    }
-    return DM_OK;
-}
-
-/* x0_hat and zᵀ (dD/dx) z per row (denoiser.h eval_hutch): row_jac with the row's probe, in closed
- * form as eval_div (no differentiation; the cost of eval_div, a few d K operations per row). */
-static dm_status eval_hutch(void *ctx, size_t n, const float *x, const double *t, const float *z,
-                            float *x0, double *zjz, char *err)
-{
-    const dm_gmm_denoiser *g = ctx;
     const size_t d = g->gmm->dim, K = g->gmm->k;
     if (K > 256 || d > 64)
         return dm_err(err, DM_E_INPUT, "analytic denoiser: at most 256 components in 64 dimensions");
@@ -175,14 +152,27 @@ static dm_status eval_hutch(void *ctx, size_t n, const float *x, const double *t
             xi[j] = x[i * d + j];
             zi[j] = z ? z[i * d + j] : 0.0;
         }
-        const double q = row_jac(g->gmm, a, s, xi, zi, mean, r, m, v);
-        if (zjz)
-            zjz[i] = q;
+        const double q = row_jac(g->gmm, a, s, xi, hutch ? zi : NULL, mean, r, m, v);
+        if (out)
+            out[i] = q;
         if (x0)
             for (size_t j = 0; j < d; j++)
                 x0[i * d + j] = (float)mean[j];
     }
     return DM_OK;
+}
+
+static dm_status eval_div(void *ctx, size_t n, const float *x, const double *t, float *x0, double *div,
+                          char *err)
+{
+    return jac_rows(ctx, 0, n, x, t, NULL, x0, div, err);
+}
+
+/* denoiser.h eval_hutch: the cost of eval_div. */
+static dm_status eval_hutch(void *ctx, size_t n, const float *x, const double *t, const float *z,
+                            float *x0, double *zjz, char *err)
+{
+    return jac_rows(ctx, 1, n, x, t, z, x0, zjz, err);
 }
 
 void dm_gmm_denoiser_init(dm_gmm_denoiser *g, dm_denoiser *den, const dm_gmm *gmm,

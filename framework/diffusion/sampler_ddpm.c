@@ -58,15 +58,13 @@ static dm_status sample(const void *opts, const dm_denoiser *den, const dm_sched
 
     for (int k = 0; k < steps; k++) {
         const int t = (int)ts[k], tp = (int)ts[k + 1];
-        const double ab = dm_schedule_abar(s, t), abp = dm_schedule_abar(s, tp);
-        const double beta = 1.0 - ab / abp;
-        const double var = o->variance == DM_VAR_BETA ? beta : (1.0 - abp) / (1.0 - ab) * beta;
-        const float c_eps = (float)(beta / sqrt(1.0 - ab));
+        dm_ddpm_step c;
+        dm_ddpm_step_at(s, t, tp, k > 0 ? (int)ts[k - 1] : -1, &c);
+        const double beta = c.beta, var = o->variance == DM_VAR_BETA ? beta : c.beta_tilde;
+        const float c_eps = (float)(beta / sqrt(1.0 - dm_schedule_abar(s, t)));
         const float c_mean = (float)(1.0 / sqrt(1.0 - beta));
         const int noisy = tp >= 0;
         const float sd = noisy ? (float)sqrt(var) : 0.0f;
-        dm_ddpm_step c;
-        dm_ddpm_step_at(s, t, tp, k > 0 ? (int)ts[k - 1] : -1, &c);
         if (v)
             st = dm_denoise_all_var(den, n, x, t, tbuf, eps, v, err);
         else

@@ -131,6 +131,18 @@ static int choice(const char *v, const char *const *names, int n)
     return -1;
 }
 
+/* A list option: replaced by the comma-separated value (cleared by a blank one). */
+static dm_status set_list(const char *value, char **v, int *n, int max, const char *origin, char *err)
+{
+    clear_list(v, n);
+    if (all_blank(value))
+        return DM_OK;
+    const dm_status st = split_list(value, v, n, max, origin, err);
+    if (st)
+        clear_list(v, n);
+    return st;
+}
+
 dm_status dm_table_def_set(dm_table_def *d, const char *name, const char *value,
                            const char *origin, char *err)
 {
@@ -184,19 +196,9 @@ dm_status dm_table_def_set(dm_table_def *d, const char *name, const char *value,
         d->where = text;
         return DM_OK;
     case DM_TOPT_ROWS:
-        clear_list(d->rows, &d->n_rows);
-        if (all_blank(value))
-            return DM_OK;
-        if ((st = split_list(value, d->rows, &d->n_rows, DM_TABLE_MAX_KEYS, origin, err)))
-            clear_list(d->rows, &d->n_rows);
-        return st;
+        return set_list(value, d->rows, &d->n_rows, DM_TABLE_MAX_KEYS, origin, err);
     case DM_TOPT_SAMPLER:
-        clear_list(d->samplers, &d->n_samplers);
-        if (all_blank(value))
-            return DM_OK;
-        if ((st = split_list(value, d->samplers, &d->n_samplers, DM_TABLE_MAX_LIST, origin, err)))
-            clear_list(d->samplers, &d->n_samplers);
-        return st;
+        return set_list(value, d->samplers, &d->n_samplers, DM_TABLE_MAX_LIST, origin, err);
     case DM_TOPT_NFE: {
         char *items[DM_TABLE_MAX_LIST];
         int n = 0;
