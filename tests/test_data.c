@@ -267,7 +267,8 @@ static void test_gmm_check(void **state)
     double m2[] = {-1.0, 0.0, 1.0, 0.0}, m3[] = {0, 0, 1, 1, 2, 2};
     double s2[] = {0.2, 0.2}, s3[] = {0.1, 0.1, 0.1}, sbad[] = {0.2, 0.0};
     double wneg[] = {0.5, -0.1}, wzero[] = {0.0, 0.0};
-    dm_gmm_opts ok = {{w2, 2, 0}, {m2, 4, 2}, {s2, 2, 0}};
+    double cls1[] = {0}, clsfrac[] = {0, 0.5}, clsgap[] = {0, 2};
+    dm_gmm_opts ok = {{w2, 2, 0}, {m2, 4, 2}, {s2, 2, 0}, {NULL, 0, 0}};
     assert_int_equal(dm_data_gmm_ops.check(&ok, err), DM_OK);
     assert_int_equal(dm_data_gmm_ops.dim(&ok), 2);
 
@@ -275,15 +276,18 @@ static void test_gmm_check(void **state)
         dm_gmm_opts o;
         const char *msg;
     } bad[] = {
-        {{{w2, 2, 0}, {m3, 6, 3}, {s2, 2, 0}}, "data.means: 3 rows but data.weights has 2 values"},
-        {{{w2, 2, 0}, {m2, 4, 0}, {s2, 2, 0}}, "data.means: must be a list of rows"},
-        {{{w2, 2, 0}, {m2, 4, 2}, {s3, 3, 0}}, "data.stds: 3 values but data.weights has 2 values"},
-        {{{w3, 3, 0}, {m3, 6, 3}, {s2, 2, 0}}, "data.stds: 2 values but data.weights has 3 values"},
-        {{{w2, 0, 0}, {m2, 4, 2}, {s2, 2, 0}}, "data.weights: needs at least one value"},
-        {{{w2, 2, 2}, {m2, 4, 2}, {s2, 2, 0}}, "data.weights: must be a flat list"},
-        {{{w2, 2, 0}, {m2, 4, 2}, {sbad, 2, 0}}, "data.stds[1] = 0: "},
-        {{{wneg, 2, 0}, {m2, 4, 2}, {s2, 2, 0}}, "data.weights[1] = -0.1: "},
-        {{{wzero, 2, 0}, {m2, 4, 2}, {s2, 2, 0}}, "data.weights: the weights sum to 0"},
+        {{{w2, 2, 0}, {m3, 6, 3}, {s2, 2, 0}, {NULL, 0, 0}}, "data.means: 3 rows but data.weights has 2 values"},
+        {{{w2, 2, 0}, {m2, 4, 0}, {s2, 2, 0}, {NULL, 0, 0}}, "data.means: must be a list of rows"},
+        {{{w2, 2, 0}, {m2, 4, 2}, {s3, 3, 0}, {NULL, 0, 0}}, "data.stds: 3 values but data.weights has 2 values"},
+        {{{w3, 3, 0}, {m3, 6, 3}, {s2, 2, 0}, {NULL, 0, 0}}, "data.stds: 2 values but data.weights has 3 values"},
+        {{{w2, 0, 0}, {m2, 4, 2}, {s2, 2, 0}, {NULL, 0, 0}}, "data.weights: needs at least one value"},
+        {{{w2, 2, 2}, {m2, 4, 2}, {s2, 2, 0}, {NULL, 0, 0}}, "data.weights: must be a flat list"},
+        {{{w2, 2, 0}, {m2, 4, 2}, {sbad, 2, 0}, {NULL, 0, 0}}, "data.stds[1] = 0: "},
+        {{{wneg, 2, 0}, {m2, 4, 2}, {s2, 2, 0}, {NULL, 0, 0}}, "data.weights[1] = -0.1: "},
+        {{{wzero, 2, 0}, {m2, 4, 2}, {s2, 2, 0}, {NULL, 0, 0}}, "data.weights: the weights sum to 0"},
+        {{{w2, 2, 0}, {m2, 4, 2}, {s2, 2, 0}, {cls1, 1, 0}}, "data.classes: needs a flat list of 2 class numbers"},
+        {{{w2, 2, 0}, {m2, 4, 2}, {s2, 2, 0}, {clsfrac, 2, 0}}, "data.classes[1] = 0.5: classes are integers"},
+        {{{w2, 2, 0}, {m2, 4, 2}, {s2, 2, 0}, {clsgap, 2, 0}}, "data.classes: class 1 has no component"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';

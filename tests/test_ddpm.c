@@ -61,10 +61,11 @@ typedef struct analytic {
     double mu[2];
 } analytic;
 
-static dm_status analytic_eval(void *ctx, size_t n, const float *x, const double *t, float *x0,
+static dm_status analytic_eval(void *ctx, size_t n, const float *x, const double *t, const int32_t *y, float *x0,
                                float *eps, char *err)
 {
     (void)err;
+    (void)y;
     const analytic *a = ctx;
     for (size_t i = 0; i < n; i++) {
         const double al = a->s->ops->alpha(a->s, t[i]), sg = a->s->ops->sigma(a->s, t[i]);
@@ -202,7 +203,7 @@ static void test_mse_gradient(void **state)
     }
     for (int target = 0; target < 2; target++) {
         dm_mse_opts o = { .target = target };
-        dm_loss_batch b = { N, D, xt, F, x0, eps, t, al, sg, c, NULL, 1.0, D, NULL, NULL };
+        dm_loss_batch b = { N, D, xt, F, x0, eps, t, al, sg, c, NULL, 1.0, D, NULL, NULL, NULL, 0 };
         float dF[N * D], scratch[N * D];
         dm_loss_mse.eval(&o, &b, dF);
         for (int k = 0; k < N * D; k++) {

@@ -157,7 +157,7 @@ static void test_gmm_div(void **state)
                 x[i * 2 + j] = (float)(a * p[j] + sg * dm_rng_normal(&rng) + (i % 4 == 0 ? 0.7 : 0.0));
         }
         assert_int_equal(den.eval_div(den.ctx, N, x, t, x0, div, err), DM_OK);
-        assert_int_equal(den.eval(den.ctx, N, x, t, x0e, NULL, err), DM_OK);
+        assert_int_equal(den.eval(den.ctx, N, x, t, NULL, x0e, NULL, err), DM_OK);
         for (size_t q = 0; q < N * 2; q++)
             assert_float_equal(x0[q], x0e[q], 1e-6 * (1.0 + fabs(x0e[q])));
         /* In double: central differences of the posterior mean, step ~1e-4 of the noise scale. */
@@ -189,8 +189,8 @@ static void test_gmm_div(void **state)
                 xp[i * 2 + j] += h;
                 xm[i * 2 + j] -= h;
             }
-            assert_int_equal(den.eval(den.ctx, N, xp, t, x0p, NULL, err), DM_OK);
-            assert_int_equal(den.eval(den.ctx, N, xm, t, x0m, NULL, err), DM_OK);
+            assert_int_equal(den.eval(den.ctx, N, xp, t, NULL, x0p, NULL, err), DM_OK);
+            assert_int_equal(den.eval(den.ctx, N, xm, t, NULL, x0m, NULL, err), DM_OK);
             for (size_t i = 0; i < N; i++)
                 fdf[i] += ((double)x0p[i * 2 + j] - x0m[i * 2 + j]) / ((double)xp[i * 2 + j] - xm[i * 2 + j]);
         }
@@ -230,7 +230,7 @@ static void check_net_div(const net_case *nc, double *worst)
     enum { N = 48 };
     dm_net_denoiser nd;
     dm_denoiser den;
-    assert_int_equal(dm_net_denoiser_init(&nd, &den, &mlp, params, &s, nc->param, nc->param_opts, 0.5, N, err),
+    assert_int_equal(dm_net_denoiser_init(&nd, &den, &mlp, params, &s, nc->param, nc->param_opts, 0.5, 0, N, err),
                      DM_OK);
     assert_non_null(den.eval_div);
     float x[N * 2], xp[N * 2], xm[N * 2], x0[N * 2], x0e[N * 2], x0p[N * 2], x0m[N * 2];
@@ -243,7 +243,7 @@ static void check_net_div(const net_case *nc, double *worst)
             x[i * 2 + j] = (float)(2.0 * dm_rng_normal(&rng));
     }
     assert_int_equal(den.eval_div(den.ctx, N, x, t, x0, div, err), DM_OK);
-    assert_int_equal(den.eval(den.ctx, N, x, t, x0e, NULL, err), DM_OK);
+    assert_int_equal(den.eval(den.ctx, N, x, t, NULL, x0e, NULL, err), DM_OK);
     for (size_t q = 0; q < N * 2; q++)
         assert_true(x0[q] == x0e[q]); /* the same forward, the same arithmetic */
     for (size_t i = 0; i < N; i++)
@@ -256,8 +256,8 @@ static void check_net_div(const net_case *nc, double *worst)
             xp[i * 2 + j] += h;
             xm[i * 2 + j] -= h;
         }
-        assert_int_equal(den.eval(den.ctx, N, xp, t, x0p, NULL, err), DM_OK);
-        assert_int_equal(den.eval(den.ctx, N, xm, t, x0m, NULL, err), DM_OK);
+        assert_int_equal(den.eval(den.ctx, N, xp, t, NULL, x0p, NULL, err), DM_OK);
+        assert_int_equal(den.eval(den.ctx, N, xm, t, NULL, x0m, NULL, err), DM_OK);
         for (size_t i = 0; i < N; i++)
             fd[i] += ((double)x0p[i * 2 + j] - x0m[i * 2 + j]) / ((double)xp[i * 2 + j] - xm[i * 2 + j]);
     }
@@ -345,7 +345,7 @@ static void test_gmm_hutch(void **state)
             for (size_t j = 0; j < HD; j++)
                 x[i * HD + j] = (float)(a * p[j] + sg * dm_rng_normal(&rng) + (i % 4 == 0 ? 0.7 : 0.0));
         }
-        assert_int_equal(den.eval(den.ctx, N, x, t, x0e, NULL, err), DM_OK);
+        assert_int_equal(den.eval(den.ctx, N, x, t, NULL, x0e, NULL, err), DM_OK);
         /* (a) against central differences of the double posterior mean along z:
          * zᵀ J z = d/dh zᵀ D(x + h z) at h = 0. */
         for (size_t pr = 0; pr < P; pr++) {
@@ -412,7 +412,7 @@ static void check_net_hutch(const net_case *nc, double *worst_fd, double *worst_
     enum { N = 8, P = 5 };
     dm_net_denoiser nd;
     dm_denoiser den;
-    assert_int_equal(dm_net_denoiser_init(&nd, &den, &mlp, params, &s, nc->param, nc->param_opts, 0.5, N * NPAT,
+    assert_int_equal(dm_net_denoiser_init(&nd, &den, &mlp, params, &s, nc->param, nc->param_opts, 0.5, 0, N * NPAT,
                                           err), DM_OK);
     assert_non_null(den.eval_hutch);
     float x[N * HD], z[N * HD], xp[N * HD], xm[N * HD], x0[N * HD], x0e[N * HD], x0p[N * HD], x0m[N * HD];
@@ -424,7 +424,7 @@ static void check_net_hutch(const net_case *nc, double *worst_fd, double *worst_
         for (size_t j = 0; j < HD; j++)
             x[i * HD + j] = (float)(2.0 * dm_rng_normal(&rng));
     }
-    assert_int_equal(den.eval(den.ctx, N, x, t, x0e, NULL, err), DM_OK);
+    assert_int_equal(den.eval(den.ctx, N, x, t, NULL, x0e, NULL, err), DM_OK);
     /* (a) against central differences of the float eval along z (step 1/64, as check_net_div). */
     const float h = 1.0f / 64;
     for (size_t pr = 0; pr < P; pr++) {
@@ -436,8 +436,8 @@ static void check_net_hutch(const net_case *nc, double *worst_fd, double *worst_
             xp[k] = x[k] + h * z[k];
             xm[k] = x[k] - h * z[k];
         }
-        assert_int_equal(den.eval(den.ctx, N, xp, t, x0p, NULL, err), DM_OK);
-        assert_int_equal(den.eval(den.ctx, N, xm, t, x0m, NULL, err), DM_OK);
+        assert_int_equal(den.eval(den.ctx, N, xp, t, NULL, x0p, NULL, err), DM_OK);
+        assert_int_equal(den.eval(den.ctx, N, xm, t, NULL, x0m, NULL, err), DM_OK);
         for (size_t i = 0; i < N; i++) {
             double fd = 0.0;
             for (size_t j = 0; j < HD; j++)
@@ -753,7 +753,7 @@ static void check_net_nll_closed_form(int dim)
     dm_net_denoiser nd;
     dm_denoiser den;
     /* max_batch below n: the solver's chunking */
-    assert_int_equal(dm_net_denoiser_init(&nd, &den, &mlp, params, &s, &dm_param_eps, NULL, 1.0, 16, err),
+    assert_int_equal(dm_net_denoiser_init(&nd, &den, &mlp, params, &s, &dm_param_eps, NULL, 1.0, 0, 16, err),
                      DM_OK);
     float x[N * HD];
     double logp[N];

@@ -515,10 +515,10 @@ static void test_check_errors(void **state)
 }
 
 /* A failing denoiser: its error comes back unchanged, from the fixed-step and adaptive samplers. */
-static dm_status failing_eval(void *ctx, size_t n, const float *x, const double *t, float *x0,
-                              float *eps, char *err)
+static dm_status failing_eval(void *ctx, size_t n, const float *x, const double *t, const int32_t *y,
+                              float *x0, float *eps, char *err)
 {
-    (void)ctx, (void)n, (void)x, (void)t, (void)x0, (void)eps;
+    (void)ctx, (void)n, (void)x, (void)t, (void)y, (void)x0, (void)eps;
     return dm_err(err, DM_E_NUMERIC, "denoiser: boom");
 }
 

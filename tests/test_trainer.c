@@ -187,17 +187,17 @@ static void test_consistency_resume_and_boundary(void **state)
     dm_net_denoiser nd;
     dm_denoiser den;
     assert_int_equal(dm_net_denoiser_init(&nd, &den, &tr.mlp, tr.params, &tr.sched, tr.param, tr.param_opts,
-                                          tr.sigma_data, 8, err), DM_OK);
+                                          tr.sigma_data, 0, 8, err), DM_OK);
     float x[16], x0[16];
     double t[8];
     for (int i = 0; i < 16; i++)
         x[i] = 37.0f * (float)(i - 7) + 0.1f * (float)i;
     for (int i = 0; i < 8; i++)
         t[i] = tr.sched.t_min;
-    assert_int_equal(den.eval(den.ctx, 8, x, t, x0, NULL, err), DM_OK);
+    assert_int_equal(den.eval(den.ctx, 8, x, t, NULL, x0, NULL, err), DM_OK);
     assert_memory_equal(x, x0, sizeof x);
     t[3] = 0.5;
-    assert_int_equal(den.eval(den.ctx, 8, x, t, x0, NULL, err), DM_OK);
+    assert_int_equal(den.eval(den.ctx, 8, x, t, NULL, x0, NULL, err), DM_OK);
     assert_memory_not_equal(x + 6, x0 + 6, 2 * sizeof(float));
     dm_net_denoiser_free(&nd);
     dm_trainer_free(&tr);
@@ -214,14 +214,14 @@ static void test_net_denoiser_consistent(void **state)
     dm_net_denoiser nd;
     dm_denoiser den;
     assert_int_equal(dm_net_denoiser_init(&nd, &den, &tr.mlp, tr.params, &tr.sched, tr.param, tr.param_opts,
-                                          tr.sigma_data, 8, err), DM_OK);
+                                          tr.sigma_data, 0, 8, err), DM_OK);
     float x[16], x0[16], eps[16];
     double t[8];
     for (int i = 0; i < 16; i++)
         x[i] = 0.1f * (float)(i - 7);
     for (int i = 0; i < 8; i++)
         t[i] = 10.0 * i + 3;
-    assert_int_equal(den.eval(den.ctx, 8, x, t, x0, eps, err), DM_OK);
+    assert_int_equal(den.eval(den.ctx, 8, x, t, NULL, x0, eps, err), DM_OK);
     for (int i = 0; i < 8; i++) {
         const double a = tr.sched.ops->alpha(&tr.sched, t[i]), s = tr.sched.ops->sigma(&tr.sched, t[i]);
         for (int j = 0; j < 2; j++)
@@ -229,7 +229,7 @@ static void test_net_denoiser_consistent(void **state)
     }
     /* The same rows in a batch of one give the same outputs (no cross-row effects). */
     float e1[2];
-    assert_int_equal(den.eval(den.ctx, 1, x + 6, t + 3, NULL, e1, err), DM_OK);
+    assert_int_equal(den.eval(den.ctx, 1, x + 6, t + 3, NULL, NULL, e1, err), DM_OK);
     assert_true(fabsf(e1[0] - eps[6]) < 1e-6f && fabsf(e1[1] - eps[7]) < 1e-6f);
     dm_net_denoiser_free(&nd);
     dm_trainer_free(&tr);

@@ -820,18 +820,18 @@ typedef struct var_wrap {
     float v;
 } var_wrap;
 
-static dm_status wrap_eval(void *ctx, size_t n, const float *x, const double *t, float *x0, float *eps,
-                           char *err)
+static dm_status wrap_eval(void *ctx, size_t n, const float *x, const double *t, const int32_t *y, float *x0,
+                           float *eps, char *err)
 {
     const var_wrap *w = ctx;
-    return w->inner->eval(w->inner->ctx, n, x, t, x0, eps, err);
+    return w->inner->eval(w->inner->ctx, n, x, t, y, x0, eps, err);
 }
 
-static dm_status wrap_eval_var(void *ctx, size_t n, const float *x, const double *t, float *x0, float *eps,
-                               float *v, char *err)
+static dm_status wrap_eval_var(void *ctx, size_t n, const float *x, const double *t, const int32_t *y, float *x0,
+                               float *eps, float *v, char *err)
 {
     const var_wrap *w = ctx;
-    dm_status st = w->inner->eval(w->inner->ctx, n, x, t, x0, eps, err);
+    dm_status st = w->inner->eval(w->inner->ctx, n, x, t, y, x0, eps, err);
     for (size_t i = 0; i < n * w->inner->dim; i++)
         v[i] = w->v;
     return st;
@@ -946,10 +946,11 @@ typedef struct dirac {
     float c[2];
 } dirac;
 
-static dm_status dirac_eval(void *ctx, size_t n, const float *x, const double *t, float *x0, float *eps,
-                            char *err)
+static dm_status dirac_eval(void *ctx, size_t n, const float *x, const double *t, const int32_t *y, float *x0,
+                            float *eps, char *err)
 {
     (void)err;
+    (void)y;
     const dirac *dc = ctx;
     for (size_t i = 0; i < n; i++) {
         const double a = dc->s->ops->alpha(dc->s, t[i]), sg = dc->s->ops->sigma(dc->s, t[i]);

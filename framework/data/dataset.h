@@ -36,6 +36,8 @@ typedef struct dm_gmm {
     double *w;    /* (k) normalized weights */
     double *mu;   /* (k, dim) */
     double *s;    /* (k) standard deviations */
+    int32_t *cls; /* (k) the class of each component: the label its points carry */
+    size_t n_classes;
 } dm_gmm;
 
 /* DM_E_INPUT if the dataset named by ops is not a Gaussian mixture. Caller frees with dm_gmm_free. */

@@ -29,6 +29,7 @@ typedef struct dm_gmm_opts {
     dm_reals weights; /* (k) >= 0, normalized on use */
     dm_reals means;   /* (k, dim) as k rows */
     dm_reals stds;    /* (k) > 0 */
+    dm_reals classes; /* (k) class of each component (integers >= 0), or empty: class = component */
 } dm_gmm_opts;
 
 /* Centre k (0..7) of eight_gaussians: radius * (cos, sin)(2 pi k / 8), from an exact table of

@@ -6,8 +6,10 @@
  *     weights: [0.5, 0.5]               # k values >= 0, normalized on use
  *     means: [[-1.0, 0.0], [1.0, 0.0]]  # k rows of dim values; dim = values per row
  *     stds: [0.2, 0.2]                  # k values > 0: component j is N(means[j], stds[j]^2 I)
+ *     classes: [0, 1]                   # optional: the class of each component (default: j)
  *
- * The label of a point is its component. */
+ * The label of a point is its component's class: with `classes`, several components can make one
+ * class (a class-conditional distribution that is itself a mixture). */
 #include <math.h>
 #include <string.h>
 
@@ -52,7 +54,35 @@ static dm_status gmm_check(const void *opts, char *err)
         if (!isfinite(m->v[i]))
             return dm_err(err, DM_E_INPUT, "data.means: row %zu holds a non-finite value",
                           i / (m->n / m->rows));
+    const dm_reals *c = &o->classes;
+    if (c->n == 0)
+        return DM_OK;
+    if (c->rows != 0 || c->n != w->n)
+        return dm_err(err, DM_E_INPUT, "data.classes: needs a flat list of %zu class numbers, one per component",
+                      w->n);
+    size_t seen = 0;
+    for (size_t j = 0; j < c->n; j++) {
+        if (!(c->v[j] >= 0.0 && c->v[j] < 256.0 && c->v[j] == floor(c->v[j])))
+            return dm_err(err, DM_E_INPUT, "data.classes[%zu] = %g: classes are integers in [0, 255]", j, c->v[j]);
+        if ((size_t)c->v[j] + 1 > seen)
+            seen = (size_t)c->v[j] + 1;
+    }
+    /* Every class up to the largest has a component: labels are 0..n_classes-1 without gaps. */
+    for (size_t y = 0; y < seen; y++) {
+        size_t j = 0;
+        while (j < c->n && (size_t)c->v[j] != y)
+            j++;
+        if (j == c->n)
+            return dm_err(err, DM_E_INPUT, "data.classes: class %zu has no component (classes must be 0..%zu "
+                          "without gaps)", y, seen - 1);
+    }
     return DM_OK;
+}
+
+/* The class of component j. */
+static int32_t gmm_class(const dm_gmm_opts *o, size_t j)
+{
+    return o->classes.n ? (int32_t)o->classes.v[j] : (int32_t)j;
 }
 
 static size_t gmm_dim(const void *opts)
@@ -64,7 +94,11 @@ static size_t gmm_dim(const void *opts)
 static size_t gmm_n_classes(const void *opts)
 {
     const dm_gmm_opts *o = opts;
-    return o->weights.n ? o->weights.n : 1;
+    size_t n = 0;
+    for (size_t j = 0; j < o->weights.n; j++)
+        if ((size_t)gmm_class(o, j) + 1 > n)
+            n = (size_t)gmm_class(o, j) + 1;
+    return n ? n : 1;
 }
 
 /* Component of the uniform u in [0, 1): the first j with u * sum(w) < w_0 + ... + w_j (summed
@@ -103,7 +137,7 @@ static dm_status gmm_generate(const void *opts, size_t n, dm_rng *rng, float *x,
         for (size_t c = 0; c < dim; c++)
             x[i * dim + c] = (float)(mu[c] + o->stds.v[j] * dm_rng_normal(rng));
         if (labels)
-            labels[i] = (int32_t)j;
+            labels[i] = gmm_class(o, j);
     }
     return DM_OK;
 }
@@ -115,13 +149,15 @@ static const dm_param_desc gmm_params[] = {
      "component means, one row of dim values per component"},
     {"stds", DM_OPT_REALS, "[0.2, 0.2]", 1e-6, 1e6, NULL, 0, offsetof(dm_gmm_opts, stds),
      "component standard deviations (isotropic), one per component"},
+    {"classes", DM_OPT_REALS, "[]", 0.0, 255.0, NULL, 0, offsetof(dm_gmm_opts, classes),
+     "class of each component (integers 0..C-1, several components may share one); empty: class = component"},
     DM_OPT_END,
 };
 
 const dm_data_ops dm_data_gmm_ops = {
     .info = {"gmm",
              "isotropic Gaussian mixture given by weights, means (rows) and stds; "
-             "label = component",
+             "label = the component's class",
              gmm_params, sizeof(dm_gmm_opts)},
     .dim = gmm_dim,
     .n_classes = gmm_n_classes,
@@ -138,7 +174,9 @@ static dm_status gmm_alloc(dm_gmm *g, size_t k, size_t dim, char *err)
     g->w = dm_malloc(k * sizeof *g->w);
     g->mu = dm_malloc(k * dim * sizeof *g->mu);
     g->s = dm_malloc(k * sizeof *g->s);
-    if (!g->w || !g->mu || !g->s) {
+    g->cls = dm_malloc(k * sizeof *g->cls);
+    g->n_classes = k;
+    if (!g->w || !g->mu || !g->s || !g->cls) {
         dm_gmm_free(g);
         return dm_err(err, DM_E_NOMEM, "out of memory for a %zu-component mixture", k);
     }
@@ -165,7 +203,9 @@ dm_status dm_data_gmm(const dm_data_ops *ops, const void *opts, dm_gmm *out, cha
         for (size_t j = 0; j < k; j++) {
             out->w[j] = o->weights.v[j] / total;
             out->s[j] = o->stds.v[j];
+            out->cls[j] = gmm_class(o, j);
         }
+        out->n_classes = gmm_n_classes(o);
         memcpy(out->mu, o->means.v, k * dim * sizeof *out->mu);
     } else if (ops && strcmp(name, "eight_gaussians") == 0) {
         const dm_eight_gaussians_opts *o = opts;
@@ -174,6 +214,7 @@ dm_status dm_data_gmm(const dm_data_ops *ops, const void *opts, dm_gmm *out, cha
         for (unsigned j = 0; j < 8; j++) {
             out->w[j] = 0.125;
             out->s[j] = o->std;
+            out->cls[j] = (int32_t)j;
             dm_eight_gaussians_centre(o, j, out->mu + 2 * j);
         }
     } else {
@@ -191,5 +232,6 @@ void dm_gmm_free(dm_gmm *g)
     dm_free(g->w);
     dm_free(g->mu);
     dm_free(g->s);
+    dm_free(g->cls);
     memset(g, 0, sizeof *g);
 }

@@ -2,9 +2,13 @@
 
 #include <math.h>
 
-/* Log-weights of the components at x: log w_k + log N(x; alpha mu_k, v_k I). */
-static void log_terms(const dm_gmm *g, double alpha, double sigma, const double *x, double *lt,
-                      double *vk)
+/* The class of component k (class = component when the mixture has no class map). */
+static int32_t comp_class(const dm_gmm *g, size_t k) { return g->cls ? g->cls[k] : (int32_t)k; }
+
+/* Log-weights of the components at x: log w_k + log N(x; alpha mu_k, v_k I); -inf for the
+ * components outside class y (y = DM_NULL_CLASS: all of them), which conditions on the class. */
+static void log_terms_class(const dm_gmm *g, double alpha, double sigma, const double *x, int32_t y,
+                            double *lt, double *vk)
 {
     const size_t d = g->dim;
     for (size_t k = 0; k < g->k; k++) {
@@ -15,8 +19,15 @@ static void log_terms(const dm_gmm *g, double alpha, double sigma, const double 
             q += e * e;
         }
         vk[k] = v;
-        lt[k] = log(g->w[k]) - 0.5 * (double)d * log(2.0 * M_PI * v) - 0.5 * q / v;
+        lt[k] = y != DM_NULL_CLASS && comp_class(g, k) != y
+                    ? -INFINITY
+                    : log(g->w[k]) - 0.5 * (double)d * log(2.0 * M_PI * v) - 0.5 * q / v;
     }
+}
+
+static void log_terms(const dm_gmm *g, double alpha, double sigma, const double *x, double *lt, double *vk)
+{
+    log_terms_class(g, alpha, sigma, x, DM_NULL_CLASS, lt, vk);
 }
 
 static double log_sum_exp(const double *a, size_t n)
@@ -25,6 +36,8 @@ static double log_sum_exp(const double *a, size_t n)
     for (size_t i = 0; i < n; i++)
         if (a[i] > mx)
             mx = a[i];
+    if (mx == -INFINITY)
+        return mx;
     for (size_t i = 0; i < n; i++)
         s += exp(a[i] - mx);
     return mx + log(s);
@@ -37,12 +50,12 @@ double dm_gmm_log_density(const dm_gmm *gmm, double alpha, double sigma, const d
     return log_sum_exp(lt, gmm->k);
 }
 
-void dm_gmm_posterior(const dm_gmm *gmm, double alpha, double sigma, const double *x, double *r,
-                      double *m, double *v)
+void dm_gmm_posterior_class(const dm_gmm *gmm, double alpha, double sigma, const double *x, int32_t y,
+                            double *r, double *m, double *v)
 {
     const size_t d = gmm->dim;
     double vk[256];
-    log_terms(gmm, alpha, sigma, x, r, vk);
+    log_terms_class(gmm, alpha, sigma, x, y, r, vk);
     const double lse = log_sum_exp(r, gmm->k);
     for (size_t k = 0; k < gmm->k; k++) {
         const double s2 = gmm->s[k] * gmm->s[k];
@@ -55,20 +68,61 @@ void dm_gmm_posterior(const dm_gmm *gmm, double alpha, double sigma, const doubl
     }
 }
 
-static dm_status eval(void *ctx, size_t n, const float *x, const double *t, float *x0, float *eps,
-                      char *err)
+void dm_gmm_posterior(const dm_gmm *gmm, double alpha, double sigma, const double *x, double *r,
+                      double *m, double *v)
+{
+    dm_gmm_posterior_class(gmm, alpha, sigma, x, DM_NULL_CLASS, r, m, v);
+}
+
+double dm_gmm_class_log_prob(const dm_gmm *gmm, double alpha, double sigma, const double *x, int32_t y,
+                             double *grad)
+{
+    const size_t d = gmm->dim, K = gmm->k;
+    double lt[256], ltc[256], vk[256];
+    log_terms(gmm, alpha, sigma, x, lt, vk);
+    log_terms_class(gmm, alpha, sigma, x, y, ltc, vk);
+    const double lse = log_sum_exp(lt, K), lsec = log_sum_exp(ltc, K);
+    if (grad) {
+        /* grad log p_t(x | y) - grad log p_t(x): the responsibility-weighted component scores
+         * -(x - alpha mu_k)/V_k within the class, less the same over all components. */
+        for (size_t j = 0; j < d; j++)
+            grad[j] = 0.0;
+        for (size_t k = 0; k < K; k++) {
+            const double ru = exp(lt[k] - lse), rc = ltc[k] == -INFINITY ? 0.0 : exp(ltc[k] - lsec);
+            for (size_t j = 0; j < d; j++)
+                grad[j] -= (rc - ru) * (x[j] - alpha * gmm->mu[k * d + j]) / vk[k];
+        }
+    }
+    return lsec - lse;
+}
+
+static dm_status check_labels(const dm_gmm *g, size_t n, const int32_t *y, char *err)
+{
+    const size_t d = g->dim, K = g->k;
+    if (K > 256 || d > 64)
+        return dm_err(err, DM_E_INPUT, "analytic denoiser: at most 256 components in 64 dimensions");
+    for (size_t i = 0; y && i < n; i++)
+        if (y[i] != DM_NULL_CLASS && (y[i] < 0 || (size_t)y[i] >= (g->cls ? g->n_classes : K)))
+            return dm_err(err, DM_E_INPUT, "analytic denoiser: class %d is not one of the mixture's %zu classes",
+                          (int)y[i], g->cls ? g->n_classes : K);
+    return DM_OK;
+}
+
+static dm_status eval(void *ctx, size_t n, const float *x, const double *t, const int32_t *y, float *x0,
+                      float *eps, char *err)
 {
     const dm_gmm_denoiser *g = ctx;
     const size_t d = g->gmm->dim, K = g->gmm->k;
-    if (K > 256 || d > 64)
-        return dm_err(err, DM_E_INPUT, "analytic denoiser: at most 256 components in 64 dimensions");
+    dm_status st = check_labels(g->gmm, n, y, err);
+    if (st)
+        return st;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         double xi[64], r[256], m[256 * 64], v[256];
         const double a = g->sched->ops->alpha(g->sched, t[i]), s = g->sched->ops->sigma(g->sched, t[i]);
         for (size_t j = 0; j < d; j++)
             xi[j] = x[i * d + j];
-        dm_gmm_posterior(g->gmm, a, s, xi, r, m, v);
+        dm_gmm_posterior_class(g->gmm, a, s, xi, y ? y[i] : DM_NULL_CLASS, r, m, v);
         for (size_t j = 0; j < d; j++) {
             double mean = 0.0;
             for (size_t k = 0; k < K; k++)
@@ -173,6 +227,39 @@ static dm_status eval_hutch(void *ctx, size_t n, const float *x, const double *t
                             float *x0, double *zjz, char *err)
 {
     return jac_rows(ctx, 1, n, x, t, z, x0, zjz, err);
+}
+
+/* The analytic classifier (classifier.h): log p_t(y | x) and its gradient in closed form. */
+static dm_status clf_eval(void *ctx, size_t n, const float *x, const double *t, const int32_t *y, double *logp,
+                          float *grad, char *err)
+{
+    const dm_gmm_denoiser *g = ctx;
+    const size_t d = g->gmm->dim;
+    dm_status st = check_labels(g->gmm, n, y, err);
+    if (st)
+        return st;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        double xi[64], gr[64];
+        const double a = g->sched->ops->alpha(g->sched, t[i]), s = g->sched->ops->sigma(g->sched, t[i]);
+        for (size_t j = 0; j < d; j++)
+            xi[j] = x[i * d + j];
+        const int32_t yi = y[i] == DM_NULL_CLASS ? 0 : y[i];
+        const double lp = y[i] == DM_NULL_CLASS ? 0.0 : dm_gmm_class_log_prob(g->gmm, a, s, xi, yi, gr);
+        if (logp)
+            logp[i] = lp;
+        for (size_t j = 0; j < d && grad; j++)
+            grad[i * d + j] = y[i] == DM_NULL_CLASS ? 0.0f : (float)gr[j];
+    }
+    return DM_OK;
+}
+
+void dm_gmm_classifier_init(dm_gmm_denoiser *g, dm_classifier *clf, const dm_gmm *gmm, const dm_schedule *sched,
+                            size_t max_batch)
+{
+    *g = (dm_gmm_denoiser){ .gmm = gmm, .sched = sched };
+    *clf = (dm_classifier){ .ctx = g, .dim = gmm->dim, .n_classes = gmm->cls ? gmm->n_classes : gmm->k,
+                            .max_batch = max_batch, .eval = clf_eval };
 }
 
 void dm_gmm_denoiser_init(dm_gmm_denoiser *g, dm_denoiser *den, const dm_gmm *gmm,

@@ -9,29 +9,51 @@ static void row_coef(const dm_net_denoiser *nd, double t, dm_param_coef *c)
     dm_param_coef_at(nd->param, nd->param_opts, nd->sched, t, nd->sigma_data, c);
 }
 
-/* The network's inputs c_in x and c_noise(t) for n rows, and one forward pass into nd->F. */
-static void forward(dm_net_denoiser *nd, size_t n, const float *x, const double *t)
+void dm_net_input_row(float *row, size_t d, const float *x, double c_in, int n_classes, int32_t y)
 {
-    const size_t d = (size_t)nd->mlp->cfg.in_dim;
+    for (size_t j = 0; j < d; j++)
+        row[j] = (float)(c_in * x[j]);
+    if (n_classes <= 0)
+        return;
+    for (int k = 0; k <= n_classes; k++)
+        row[d + (size_t)k] = 0.0f;
+    row[d + (size_t)(y == DM_NULL_CLASS ? n_classes : y)] = 1.0f;
+}
+
+/* The network's inputs [c_in x, one-hot(y)] and c_noise(t) for n rows, and one forward pass
+ * into nd->F. */
+static void forward(dm_net_denoiser *nd, size_t n, const float *x, const double *t, const int32_t *y)
+{
+    const size_t d = nd->dim, din = (size_t)nd->mlp->cfg.in_dim;
     double tc = 0.0;
     dm_param_coef c = { 0 };
     for (size_t i = 0; i < n; i++) {
         if (i == 0 || t[i] != tc)
             row_coef(nd, tc = t[i], &c);
         nd->tin[i] = (float)nd->sched->ops->c_noise(nd->sched, tc);
-        for (size_t j = 0; j < d; j++)
-            nd->xin[i * d + j] = (float)(c.c_in * x[i * d + j]);
+        dm_net_input_row(nd->xin + i * din, d, x + i * d, c.c_in, nd->n_classes, y ? y[i] : DM_NULL_CLASS);
     }
     dm_mlp_forward(nd->mlp, nd->params, &nd->ws, (int)n, nd->xin, nd->tin, nd->F);
 }
 
-static dm_status eval(void *ctx, size_t n, const float *x, const double *t, float *x0, float *eps,
-                      char *err)
+static dm_status check_labels(const dm_net_denoiser *nd, size_t n, const int32_t *y, char *err)
+{
+    for (size_t i = 0; y && nd->n_classes > 0 && i < n; i++)
+        if (y[i] != DM_NULL_CLASS && (y[i] < 0 || y[i] >= nd->n_classes))
+            return dm_err(err, DM_E_INPUT, "denoiser: class %d is not one of the network's %d classes", (int)y[i],
+                          nd->n_classes);
+    return DM_OK;
+}
+
+static dm_status eval(void *ctx, size_t n, const float *x, const double *t, const int32_t *y, float *x0,
+                      float *eps, char *err)
 {
     dm_net_denoiser *nd = ctx;
-    const size_t d = (size_t)nd->mlp->cfg.in_dim, fo = (size_t)nd->mlp->cfg.out_dim;
-    (void)err;
-    forward(nd, n, x, t);
+    const size_t d = nd->dim, fo = (size_t)nd->mlp->cfg.out_dim;
+    dm_status st = check_labels(nd, n, y, err);
+    if (st)
+        return st;
+    forward(nd, n, x, t, y);
     double tc = 0.0;
     dm_param_coef c = { 0 };
     for (size_t i = 0; i < n; i++) {
@@ -50,12 +72,12 @@ static dm_status eval(void *ctx, size_t n, const float *x, const double *t, floa
 
 /* eval, plus the learned variance fraction v = (F_var + 1)/2 of a network with 2 d outputs (the
  * second half; improved-diffusion's model_var_values, not clamped). */
-static dm_status eval_var(void *ctx, size_t n, const float *x, const double *t, float *x0, float *eps, float *v,
-                          char *err)
+static dm_status eval_var(void *ctx, size_t n, const float *x, const double *t, const int32_t *y, float *x0,
+                          float *eps, float *v, char *err)
 {
     dm_net_denoiser *nd = ctx;
-    const size_t d = (size_t)nd->mlp->cfg.in_dim, fo = (size_t)nd->mlp->cfg.out_dim;
-    dm_status st = eval(ctx, n, x, t, x0, eps, err);
+    const size_t d = nd->dim, fo = (size_t)nd->mlp->cfg.out_dim;
+    dm_status st = eval(ctx, n, x, t, y, x0, eps, err);
     for (size_t i = 0; i < n && !st; i++)
         for (size_t j = 0; j < d; j++)
             v[i * d + j] = 0.5f * (nd->F[i * fo + d + j] + 1.0f);
@@ -75,9 +97,9 @@ static dm_status eval_div(void *ctx, size_t n, const float *x, const double *t, 
                           char *err)
 {
     dm_net_denoiser *nd = ctx;
-    const size_t d = (size_t)nd->mlp->cfg.in_dim, fo = (size_t)nd->mlp->cfg.out_dim;
+    const size_t d = nd->dim, din = (size_t)nd->mlp->cfg.in_dim, fo = (size_t)nd->mlp->cfg.out_dim;
     (void)err;
-    forward(nd, n, x, t);
+    forward(nd, n, x, t, NULL);
     if (div) {
         for (size_t i = 0; i < n; i++)
             div[i] = 0.0;
@@ -88,7 +110,7 @@ static dm_status eval_div(void *ctx, size_t n, const float *x, const double *t, 
                 nd->dout[i * fo + j] = 1.0f;
             dm_mlp_backward(nd->mlp, nd->params, &nd->ws, (int)n, nd->dout, nd->grads, nd->dxin);
             for (size_t i = 0; i < n; i++) {
-                div[i] += nd->dxin[i * d + j];
+                div[i] += nd->dxin[i * din + j];
                 nd->dout[i * fo + j] = 0.0f;
             }
         }
@@ -118,9 +140,9 @@ static dm_status eval_hutch(void *ctx, size_t n, const float *x, const double *t
                             float *x0, double *zjz, char *err)
 {
     dm_net_denoiser *nd = ctx;
-    const size_t d = (size_t)nd->mlp->cfg.in_dim, fo = (size_t)nd->mlp->cfg.out_dim;
+    const size_t d = nd->dim, din = (size_t)nd->mlp->cfg.in_dim, fo = (size_t)nd->mlp->cfg.out_dim;
     (void)err;
-    forward(nd, n, x, t);
+    forward(nd, n, x, t, NULL);
     if (zjz) {
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < fo; j++)
@@ -139,7 +161,7 @@ static dm_status eval_hutch(void *ctx, size_t n, const float *x, const double *t
             for (size_t j = 0; j < d; j++) {
                 const double zj = z[i * d + j];
                 zz += zj * zj;
-                zjfz += zj * nd->dxin[i * d + j];
+                zjfz += zj * nd->dxin[i * din + j];
             }
             zjz[i] = c.x_x0 * zz + c.f_x0 * c.c_in * zjfz;
         }
@@ -150,10 +172,11 @@ static dm_status eval_hutch(void *ctx, size_t n, const float *x, const double *t
 dm_status dm_net_denoiser_init(dm_net_denoiser *nd, dm_denoiser *den, const dm_mlp *mlp,
                                const float *params, const dm_schedule *sched,
                                const dm_param_ops *param, const void *param_opts,
-                               double sigma_data, size_t max_batch, char *err)
+                               double sigma_data, int n_classes, size_t max_batch, char *err)
 {
+    const size_t d = (size_t)mlp->cfg.in_dim - (n_classes > 0 ? (size_t)n_classes + 1 : 0);
     *nd = (dm_net_denoiser){ .mlp = mlp, .params = params, .sched = sched, .param = param,
-                             .param_opts = param_opts, .sigma_data = sigma_data };
+                             .param_opts = param_opts, .sigma_data = sigma_data, .dim = d, .n_classes = n_classes };
     dm_status st = dm_mlp_ws_init(&nd->ws, mlp, (int)max_batch, err);
     if (st)
         return st;
@@ -167,9 +190,9 @@ dm_status dm_net_denoiser_init(dm_net_denoiser *nd, dm_denoiser *den, const dm_m
         dm_net_denoiser_free(nd);
         return dm_err(err, DM_E_NOMEM, "out of memory for a denoiser of batch %zu", max_batch);
     }
-    *den = (dm_denoiser){ .ctx = nd, .dim = (size_t)mlp->cfg.in_dim, .max_batch = max_batch,
+    *den = (dm_denoiser){ .ctx = nd, .dim = d, .max_batch = max_batch,
                           .eval = eval, .eval_div = eval_div, .eval_hutch = eval_hutch,
-                          .eval_var = mlp->cfg.out_dim == 2 * mlp->cfg.in_dim ? eval_var : NULL };
+                          .eval_var = (size_t)mlp->cfg.out_dim == 2 * d ? eval_var : NULL };
     return DM_OK;
 }
 

@@ -13,6 +13,7 @@
 #define DM_DIFFUSION_LOSS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/options.h"
 #include "core/status.h"
@@ -33,6 +34,8 @@ typedef struct dm_loss_batch {
     size_t f_cols;                /* columns of F and dF: d, or 2 d for a learned variance */
     const double *w;              /* (n) importance weights of the rows' times; NULL: all 1 */
     double *row_loss;             /* (n) out, may be NULL: each row's loss before w (t-sampler history) */
+    const int32_t *y;             /* (n) the rows' class labels (the classifier loss reads them) */
+    size_t n_classes;
 } dm_loss_batch;
 
 typedef struct dm_loss_ops {
@@ -49,6 +52,9 @@ typedef struct dm_loss_ops {
     /* A consistency loss (DM_CM_KIND_CT, _ICT, _CD; 0 for the others): the trainer runs its
      * consistency step (train/cm_step.h) instead of one forward pass and eval. */
     int consistency;
+    /* 1: a classifier loss (xent): the network outputs n_classes logits of p(y | x_t), f_cols
+     * = n_classes, and the run trains a noisy classifier instead of a denoiser. */
+    int classifier;
 } dm_loss_ops;
 
 enum { DM_CM_KIND_CT = 1, DM_CM_KIND_ICT = 2, DM_CM_KIND_CD = 3 };

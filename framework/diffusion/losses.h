@@ -102,6 +102,14 @@ extern const dm_loss_ops dm_loss_ct;
 extern const dm_loss_ops dm_loss_ict;
 extern const dm_loss_ops dm_loss_cd;
 
+/* xent: the cross-entropy of a time-conditioned classifier of x_t (classifier guidance's
+ * p_phi(y | x_t); Dhariwal & Nichol 2021): L = -(1/n) sum_i log softmax(F_i)_{y_i}, with
+ * dL/dF_ik = (softmax(F_i)_k - [k = y_i]) / n. No options. */
+extern const dm_loss_ops dm_loss_xent;
+
+/* The cross-entropy of n rows of C logits F (n, C) against labels y, and dF (n, C). */
+double dm_xent_rows(size_t n, size_t C, const float *F, const int32_t *y, float *dF);
+
 /* The consistency loss of n student rows f (n, d) against their stop-gradient targets (n, d):
  * L = (1/n) sum_i lambda_i d(f_i, target_i), and dF (n rows of f_cols; the first d columns
  * written) = dL/dF with f = c_skip x + c_out F, i.e. (lambda_i c_out_i / n) grad d. */

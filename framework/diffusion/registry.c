@@ -32,6 +32,7 @@ const dm_plugin *const dm_loss_registry[] = {
     &dm_loss_ct.info,
     &dm_loss_ict.info,
     &dm_loss_cd.info,
+    &dm_loss_xent.info,
     NULL,
 };
 

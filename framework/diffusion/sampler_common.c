@@ -9,7 +9,7 @@ dm_status dm_denoise_all(const dm_denoiser *den, size_t n, const float *x, doubl
         tbuf[i] = t;
     for (size_t i0 = 0; i0 < n; i0 += den->max_batch) {
         size_t m = n - i0 < den->max_batch ? n - i0 : den->max_batch;
-        dm_status st = den->eval(den->ctx, m, x + i0 * d, tbuf, x0 ? x0 + i0 * d : NULL,
+        dm_status st = den->eval(den->ctx, m, x + i0 * d, tbuf, den->y ? den->y + i0 : NULL, x0 ? x0 + i0 * d : NULL,
                                  eps ? eps + i0 * d : NULL, err);
         if (st)
             return st;
@@ -28,7 +28,8 @@ dm_status dm_denoise_all_var(const dm_denoiser *den, size_t n, const float *x, d
         tbuf[i] = t;
     for (size_t i0 = 0; i0 < n; i0 += den->max_batch) {
         size_t m = n - i0 < den->max_batch ? n - i0 : den->max_batch;
-        dm_status st = den->eval_var(den->ctx, m, x + i0 * d, tbuf, NULL, eps + i0 * d, v + i0 * d, err);
+        dm_status st = den->eval_var(den->ctx, m, x + i0 * d, tbuf, den->y ? den->y + i0 : NULL, NULL, eps + i0 * d,
+                                     v + i0 * d, err);
         if (st)
             return st;
     }

@@ -51,8 +51,8 @@ dm_status dm_vlb(const dm_denoiser *den, const dm_schedule *s, int var_mode, con
             tbuf[k] = t;
         for (size_t i0 = 0; i0 < n; i0 += den->max_batch) {
             const size_t m = n - i0 < den->max_batch ? n - i0 : den->max_batch;
-            st = v ? den->eval_var(den->ctx, m, xt + i0 * d, tbuf, xh + i0 * d, NULL, v + i0 * d, err)
-                   : den->eval(den->ctx, m, xt + i0 * d, tbuf, xh + i0 * d, NULL, err);
+            st = v ? den->eval_var(den->ctx, m, xt + i0 * d, tbuf, NULL, xh + i0 * d, NULL, v + i0 * d, err)
+                   : den->eval(den->ctx, m, xt + i0 * d, tbuf, NULL, xh + i0 * d, NULL, err);
             if (st)
                 goto out;
         }

@@ -11,9 +11,11 @@
  *  - a batch with one t (a sampling step) gets layer 0 from one embedding product shared by all
  *    rows plus an in_dim-term update per row, instead of the full K = in_dim + 2 nfreq sgemm.
  *
- * Threading: each sgemm runs on OpenBLAS's OpenMP build, which shares libgomp's thread pool with
- * the elementwise kernels, so the two never fight over the cores. Results are bit-identical on any
- * thread count: sgemm is, for inner dimensions within one block (see K_CHUNK), and our own
+ * Threading: every product is cut into fixed output tiles (see GEMM_TILE) that an OpenMP loop
+ * hands out to libgomp's threads, each tile one single-threaded sgemm call (OpenBLAS's OpenMP
+ * build runs single-threaded inside a parallel region), so sgemm and the elementwise kernels
+ * share one thread pool. Results are bit-identical on any thread count: a tile's bits depend only
+ * on its shape and data, never on which thread or how many threads compute it, and our own
  * reductions (bias gradients) run over fixed row chunks summed in order, in double. */
 #include "nn/mlp.h"
 
@@ -34,12 +36,17 @@
  * at batch 10000 here, where sgemm is compute-bound; kept for machines with smaller caches). */
 #define FWD_TILE 2048
 
-/* Inner dimension per sgemm call. OpenBLAS (0.3.21) splits a long inner dimension into blocks
- * differently in its 1-thread and multi-thread drivers (measured: TN products with K = 449..,
- * unless K is a multiple of 32, differ in the last bits between 1 and 2 threads), while a product
- * whose inner dimension fits in one block (K <= 448 with this build's SkylakeX kernel; 256 is
- * meant to stay within one block on other kernels too) is computed the same way on any thread
- * count. So longer inner dimensions are summed chunk by chunk, in order, with beta = 1. */
+/* Output rows (or columns) per sgemm call. OpenBLAS's multi-threaded driver (0.3.21) splits the
+ * output between its threads, and the split changes the bits: the micro-kernel tiles at a
+ * thread's edge are computed with other code paths (measured on Zen 3 with the Haswell kernel: a
+ * 1024x256x66 NT product differs in ~5% of its entries between 1 and 2 threads, in a 16-column
+ * band at the split; an earlier scheme relied on the SkylakeX kernel not doing so for short inner
+ * dimensions, which does not carry over to other kernels). So OpenBLAS never splits a product here: gemm cuts the longer side of C into GEMM_TILE-wide
+ * tiles, a partition of the shapes alone, and runs each tile as a single-threaded sgemm. */
+#define GEMM_TILE 128
+
+/* Inner dimension per sgemm call: a long inner dimension (the batch, in the weight gradients) is
+ * summed chunk by chunk, in order, with beta = 1 (a fixed summation order of our choosing). */
 #define K_CHUNK 256
 
 /* Widest output layer computed inside the elementwise passes (see fuse_out). */
@@ -199,10 +206,11 @@ static float *ws_l0(const dm_mlp *m, const dm_mlp_ws *ws)
            pad16(2 * (size_t)dm_act_n_chunks(ws->max_batch) * (size_t)m->cfg.width);
 }
 
-/* C (m, n) = beta C + op(A) op(B), row-major, with the inner dimension k in K_CHUNK pieces.
- * A is (m, k) or, transposed, (k, m); B is (k, n) or, transposed, (n, k). beta is 0 or 1. */
-static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const float *a, int lda,
-                 const float *b, int ldb, float beta, float *c, int ldc)
+/* C (m, n) = beta C + op(A) op(B), row-major, with the inner dimension k in K_CHUNK pieces, on the
+ * calling thread. A is (m, k) or, transposed, (k, m); B is (k, n) or, transposed, (n, k). beta is
+ * 0 or 1. Called inside a parallel region only (OpenBLAS then runs on one thread). */
+static void gemm_tile(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const float *a, int lda,
+                      const float *b, int ldb, float beta, float *c, int ldc)
 {
     if (k == 0) { // no chunk: C is the empty sum (beta C unchanged)
         if (beta == 1.0f)
@@ -216,6 +224,27 @@ static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, co
         const float *ak = a + (ta == CblasNoTrans ? (size_t)k0 : (size_t)k0 * lda);
         const float *bk = b + (tb == CblasNoTrans ? (size_t)k0 * ldb : (size_t)k0);
         cblas_sgemm(CblasRowMajor, ta, tb, m, n, kc, 1.0f, ak, lda, bk, ldb, k0 ? 1.0f : beta, c, ldc);
+    }
+}
+
+/* gemm_tile's product, with C cut into GEMM_TILE-row tiles (or GEMM_TILE-column tiles when C is
+ * wider than tall) shared out by an OpenMP loop: the tiles depend on the shapes only, so C's
+ * bits do not depend on the thread count (see GEMM_TILE). Even a single tile runs inside the
+ * parallel region, so that OpenBLAS does not split it between threads of its own. */
+static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc)
+{
+    const int by_rows = m >= n, len = by_rows ? m : n;
+    const int ntiles = (len + GEMM_TILE - 1) / GEMM_TILE;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < ntiles; t++) {
+        const int i0 = t * GEMM_TILE, w = len - i0 < GEMM_TILE ? len - i0 : GEMM_TILE;
+        if (by_rows) // rows [i0, i0 + w) of op(A) and C
+            gemm_tile(ta, tb, w, n, k, a + (ta == CblasNoTrans ? (size_t)i0 * lda : (size_t)i0), lda, b, ldb,
+                      beta, c + (size_t)i0 * ldc, ldc);
+        else // columns [i0, i0 + w) of op(B) and C
+            gemm_tile(ta, tb, m, w, k, a, lda, b + (tb == CblasNoTrans ? (size_t)i0 : (size_t)i0 * ldb), ldb,
+                      beta, c + i0, ldc);
     }
 }
 

@@ -9,11 +9,22 @@ static void mlp_cfg(const void *opts, int dim, int out_dim, dm_mlp_cfg *cfg)
                          .width = (int)o->width, .depth = (int)o->depth };
 }
 
+static int mlp_conditional(const void *opts) { return ((const dm_mlp_opts *)opts)->conditional; }
+static int analytic_conditional(const void *opts) { return ((const dm_analytic_opts *)opts)->conditional; }
+
 static const dm_param_desc mlp_params[] = {
     { "width", DM_OPT_INT, "256", 1, 65536, NULL, 0, offsetof(dm_mlp_opts, width), "hidden units per layer" },
     { "depth", DM_OPT_INT, "3", 1, 64, NULL, 0, offsetof(dm_mlp_opts, depth), "hidden Linear+SiLU layers" },
     { "nfreq", DM_OPT_INT, "32", 1, 1024, NULL, 0, offsetof(dm_mlp_opts, nfreq),
       "sinusoidal time-embedding frequencies (embedding size 2*nfreq)" },
+    { "conditional", DM_OPT_BOOL, "false", 0, 0, NULL, 0, offsetof(dm_mlp_opts, conditional),
+      "class-conditional: the one-hot label (C classes + the null class) joins the input" },
+    DM_OPT_END,
+};
+
+static const dm_param_desc analytic_params[] = {
+    { "conditional", DM_OPT_BOOL, "false", 0, 0, NULL, 0, offsetof(dm_analytic_opts, conditional),
+      "sample each point's class: E[x0 | x_t, y] over the components of class y" },
     DM_OPT_END,
 };
 
@@ -21,12 +32,14 @@ const dm_model_ops dm_model_mlp = {
     .info = { "mlp", "the toy MLP of shared/peer/peer_toy_mlp.py: [x, time embedding] -> Linear+SiLU x depth -> Linear",
               mlp_params, sizeof(dm_mlp_opts) },
     .mlp_cfg = mlp_cfg,
+    .conditional = mlp_conditional,
 };
 
 const dm_model_ops dm_model_analytic = {
     .info = { "analytic", "no network: the exact E[x0 | x_t] of the dataset's Gaussian mixture (gmm, eight_gaussians)",
-              NULL, 0 },
+              analytic_params, sizeof(dm_analytic_opts) },
     .analytic = 1,
+    .conditional = analytic_conditional,
 };
 
 const dm_plugin *const dm_model_registry[] = { &dm_model_mlp.info, &dm_model_analytic.info, NULL };

@@ -4,6 +4,7 @@
 #ifndef DM_NN_MODEL_H
 #define DM_NN_MODEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/options.h"
@@ -11,7 +12,12 @@
 
 typedef struct dm_mlp_opts {
     int64_t width, depth, nfreq;
+    bool conditional;   /* class-conditional: the label's one-hot code joins the input */
 } dm_mlp_opts;
+
+typedef struct dm_analytic_opts {
+    bool conditional;   /* sample E[x0 | x_t, y] of the sample's class, not E[x0 | x_t] */
+} dm_analytic_opts;
 
 typedef struct dm_model_ops {
     dm_plugin info;
@@ -19,7 +25,16 @@ typedef struct dm_model_ops {
     int analytic;
     /* The MLP shape for data of dimension dim and out_dim network outputs (NULL if analytic). */
     void (*mlp_cfg)(const void *opts, int dim, int out_dim, dm_mlp_cfg *cfg);
+    /* 1 if the model takes class labels (model.conditional). */
+    int (*conditional)(const void *opts);
 } dm_model_ops;
+
+/* The MLP input of a model with data dimension dim and n_classes classes: dim, plus the
+ * one-hot columns (n_classes + 1, the last the null class) of a conditional model. */
+static inline int dm_model_in_dim(const dm_model_ops *m, const void *opts, int dim, int n_classes)
+{
+    return dim + (m->conditional(opts) ? n_classes + 1 : 0);
+}
 
 extern const dm_model_ops dm_model_mlp;
 extern const dm_model_ops dm_model_analytic;

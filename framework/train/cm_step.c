@@ -110,7 +110,7 @@ dm_status dm_cm_teacher_step(const dm_denoiser *teacher, int heun, size_t n, con
                              const double *tt, float *y, float *D, float *D2, char *err)
 {
     const size_t d = teacher->dim;
-    dm_status st = teacher->eval(teacher->ctx, n, x, ts, D, NULL, err);
+    dm_status st = teacher->eval(teacher->ctx, n, x, ts, NULL, D, NULL, err);
     if (st)
         return st;
     for (size_t i = 0; i < n; i++)
@@ -121,7 +121,7 @@ dm_status dm_cm_teacher_step(const dm_denoiser *teacher, int heun, size_t n, con
     if (!heun)
         return DM_OK;
     /* Heun: the slope at the Euler point, averaged with the first. */
-    if ((st = teacher->eval(teacher->ctx, n, y, tt, D2, NULL, err)))
+    if ((st = teacher->eval(teacher->ctx, n, y, tt, NULL, D2, NULL, err)))
         return st;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) {

@@ -23,6 +23,7 @@
 #include "train/sample.h"
 #include "train/sample.h"
 #include "train/schema.h"
+#include "train/guide.h"
 #include "train/teacher.h"
 #include "train/trainer.h"
 
@@ -111,6 +112,8 @@ typedef struct run_state {
     int tr_ready;
     char teacher_id[256];   /* cd: the teacher run, checked before anything is written */
     dm_teacher teacher;
+    char clf_id[256];       /* classifier guidance: the classifier run, checked likewise */
+    dm_guide guide;
     dm_index *ix;
     char run_id[256], dir[PATH_SIZE], h5[PATH_SIZE], ckpt[PATH_SIZE], index_path[PATH_SIZE];
     double t0;              /* dm_now() at the start, less the wall time of the run before a resume */
@@ -322,7 +325,25 @@ static dm_status attach_teacher(run_state *rs, char *err)
     } else if (rs->tr.analytic_teacher && (st = dm_runrec_set_attr(&rs->rec, "teacher", "analytic", err))) {
         return st;
     }
+    /* Classifier guidance: the checked classifier run, or the mixture's exact classifier. */
+    if (rs->clf_id[0]) {
+        const size_t nb = (size_t)rs->tr.eopt->batch;
+        if ((st = dm_guide_load(rs->cfg->results, rs->clf_id, nb, &rs->guide, err)) ||
+            (st = dm_trainer_set_classifier(&rs->tr, &rs->guide.clf, err)))
+            return st;
+        snprintf(rs->tr.guide_clf_id, sizeof rs->tr.guide_clf_id, "%s", rs->clf_id);
+    }
+    if (rs->tr.guide_clf_id[0] && (st = dm_runrec_set_attr(&rs->rec, "classifier", rs->tr.guide_clf_id, err)))
+        return st;
     return DM_OK;
+}
+
+/* A classifier run names its classifier in guidance.classifier (not 'analytic'). */
+static int needs_classifier_run(const dm_spec *spec)
+{
+    const dm_guidance_ops *g = (const dm_guidance_ops *)dm_spec_plugin(spec, "guidance");
+    const dm_classifier_guidance_opts *cg = dm_spec_opts(spec, "guidance");
+    return g->kind == DM_GUIDE_CLASSIFIER && strcmp(cg->classifier, "analytic") != 0;
 }
 
 /* Train (or continue training), sample, evaluate and finish: what a fresh and a resumed run share. */
@@ -347,9 +368,11 @@ static dm_status run_body(run_state *rs, char *err)
 
     dm_eval_result res;
     int64_t nfe;
-    if ((st = dm_sample_record(&rs->tr, rs->tr.sampler, rs->tr.sampler_opts, &rs->rec, 1, rs->dir, &res,
-                               &nfe, NULL, err)) ||
-        (st = dm_nll_record(&rs->tr, &rs->rec, err))) {
+    /* A classifier run is evaluated by its accuracy on noisy reference points; other runs sample. */
+    if (rs->tr.classifier ? (st = dm_classifier_record(&rs->tr, &rs->rec, err))
+                          : ((st = dm_sample_record(&rs->tr, rs->tr.sampler, rs->tr.sampler_opts, &rs->rec, 1, rs->dir,
+                                                    &res, &nfe, NULL, err)) ||
+                             (st = dm_nll_record(&rs->tr, &rs->rec, err)))) {
         if (st == DM_E_NUMERIC) {   /* finite weights, non-finite samples: the model diverged all the same */
             char msg[DM_ERR_SIZE];
             snprintf(msg, sizeof msg, "%s (sampling after step %lld)", err, (long long)rs->tr.step);
@@ -430,6 +453,10 @@ static dm_status resume_run(run_state *rs, char *err)
         const char *t = dm_runrec_attr(&rs->rec, "teacher");
         snprintf(rs->teacher_id, sizeof rs->teacher_id, "%s", t ? t : "");
     }
+    if (needs_classifier_run(rs->spec)) {
+        const char *c = dm_runrec_attr(&rs->rec, "classifier");
+        snprintf(rs->clf_id, sizeof rs->clf_id, "%s", c ? c : "");
+    }
     set_threads(dm_spec_opts(rs->spec, "run"));
     if ((st = dm_trainer_init(&rs->tr, rs->spec, NULL, err)))
         return st;
@@ -491,6 +518,7 @@ static void run_state_free(run_state *rs, int lock_fd)
     if (lock_fd >= 0)
         close(lock_fd);
     dm_teacher_free(&rs->teacher);
+    dm_guide_free(&rs->guide);
     if (rs->tr_ready)
         dm_trainer_free(&rs->tr);
     dm_index_close(rs->ix);
@@ -517,6 +545,9 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
     const dm_loss_ops *loss = (const dm_loss_ops *)dm_spec_plugin(rs.spec, "diffusion.loss");
     if (loss->consistency == DM_CM_KIND_CD && strcmp(dist->teacher, "analytic") != 0 &&
         (st = dm_teacher_check(cfg->results, rs.spec, rs.teacher_id, sizeof rs.teacher_id, err)))
+        goto out;
+    /* So must the classifier of classifier guidance. */
+    if (needs_classifier_run(rs.spec) && (st = dm_guide_check(cfg->results, rs.spec, rs.clf_id, sizeof rs.clf_id, err)))
         goto out;
 
     /* One process per run: wait for another that holds it, then look at what it left. */

@@ -1,12 +1,16 @@
 #include "train/sample.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "core/path.h"
+#include "diffusion/classifier_net.h"
 #include "diffusion/samplers.h"
+#include "eval/conditional.h"
 #include "eval/nll.h"
 #include "io/index.h"
 #include "io/png.h"
@@ -14,6 +18,7 @@
 #include "io/spec.h"
 #include "nn/model.h"
 #include "train/run.h"
+#include "train/guide.h"
 #include "train/schema.h"
 
 #define PATH_SIZE DM_PATH_SIZE
@@ -24,6 +29,65 @@ static dm_eval_cfg eval_cfg(const dm_trainer *tr)
                           (size_t)tr->eopt->mmd_max };
 }
 
+/* The sampler's settings as JSON, with the guidance of guided samples appended:
+ * {"steps":100,"guidance":"cfg","scale":2} (and "classifier":"<run id>"), so evals of one run at
+ * several guidance scales are distinct rows that `difflab table --cols settings` can spread. */
+static char *settings_json(const dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts)
+{
+    char *base = dm_opts_json(&sampler->info, sopts);
+    if (!base || tr->guidance->kind == DM_GUIDE_NONE)
+        return base;
+    char scale[32], extra[512];
+    dm_format_real(dm_guidance_scale(tr->guidance, tr->guidance_opts), scale);
+    int k = snprintf(extra, sizeof extra, "\"guidance\":\"%s\",\"scale\":%s", tr->guidance->info.name, scale);
+    if (tr->guidance->kind == DM_GUIDE_CLASSIFIER)
+        snprintf(extra + k, sizeof extra - (size_t)k, ",\"classifier\":\"%s\"", tr->guide_clf_id);
+    const size_t nb = strlen(base);
+    char *out = dm_malloc(nb + strlen(extra) + 2);
+    if (out) {
+        memcpy(out, base, nb - 1);   /* without the closing brace */
+        sprintf(out + nb - 1, "%s%s}", nb > 2 ? "," : "", extra);
+    }
+    dm_free(base);
+    return out;
+}
+
+/* Class-conditional samples: cond_mmd2, class_share, class_var, class_entropy (eval/conditional.h). */
+static dm_status cond_record(dm_trainer *tr, const float *x, size_t n, dm_runrec *rec, const char *sampler,
+                             int64_t nfe, const char *settings, char *err)
+{
+    const size_t C = tr->n_classes;
+    int32_t *y = dm_malloc(sizeof(int32_t) * n);
+    dm_gmm g = { 0 };
+    dm_status st = DM_OK;
+    if (!y)
+        return dm_err(err, DM_E_NOMEM, "out of memory for %zu labels", n);
+    for (size_t i = 0; i < n; i++)
+        y[i] = dm_trainer_sample_class(tr, i);
+    /* The exact posterior, where the dataset is a mixture. */
+    const dm_status gs = dm_data_gmm(tr->data, tr->data_opts, &g, NULL);
+    if (gs == DM_E_NOMEM) {
+        st = dm_err(err, gs, "out of memory for the mixture");
+        goto out;
+    }
+    dm_cond_result r;
+    if ((st = dm_cond_metrics(x, y, n, tr->ref_x, tr->ref_y, (size_t)tr->eopt->n_ref, tr->dim, C,
+                              gs == DM_OK ? &g : NULL, (size_t)tr->eopt->mmd_max, &r, err)))
+        goto out;
+    const struct { const char *name; double v; } rows[] = {
+        { "cond_mmd2", r.cond_mmd2 }, { "class_share", r.class_share },
+        { "class_var", r.class_var }, { "class_entropy", r.class_entropy },
+    };
+    for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++)
+        if (!isnan(rows[k].v) && (st = dm_runrec_add_eval(rec, rows[k].name, sampler, nfe, settings, (int64_t)n,
+                                                          rows[k].v, err)))
+            goto out;
+out:
+    dm_gmm_free(&g);
+    dm_free(y);
+    return st;
+}
+
 dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
                            dm_runrec *rec, int baseline, const char *png_dir, dm_eval_result *res,
                            int64_t *nfe, char *set_name_out, char *err)
@@ -31,7 +95,7 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
     const size_t n = (size_t)tr->eopt->n_samples, d = tr->dim, nr = (size_t)tr->eopt->n_ref;
     const dm_eval_cfg ec = eval_cfg(tr);
     dm_status st;
-    char *settings = dm_opts_json(&sampler->info, sopts);
+    char *settings = settings_json(tr, sampler, sopts);
     float *x = dm_malloc_aligned(sizeof(float) * n * d);
     if (!settings || !x) {
         st = dm_err(err, DM_E_NOMEM, "out of memory for %zu samples", n);
@@ -58,6 +122,9 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
         snprintf(set_name_out, 256, "%s", set_name);
     if ((st = dm_evaluate_record(&ec, x, n, tr->ref_x, nr, d, rec, sampler->info.name, *nfe, settings, res, err)))
         goto out;
+    if (dm_trainer_samples_conditional(tr) &&
+        (st = cond_record(tr, x, n, rec, sampler->info.name, *nfe, settings, err)))
+        goto out;
     if (png_dir && d == 2) {
         char path[PATH_SIZE];
         if ((st = dm_path_fmt(path, sizeof path, err, "%s/%s.png", png_dir, set_name)))
@@ -67,6 +134,74 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
 out:
     dm_free(settings);
     dm_free_aligned(x);
+    return st;
+}
+
+dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err)
+{
+    const size_t n = (size_t)tr->eopt->n_ref, d = tr->dim, C = tr->n_classes;
+    const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
+    const dm_schedule *s = &tr->sched;
+    enum { LEVELS = 5 };
+    double ts[LEVELS];
+    dm_net_classifier nc;
+    dm_classifier clf;
+    dm_rng rng = { 0 };
+    float *xt = dm_malloc_aligned(sizeof(float) * n * d);
+    double *logp = dm_malloc(sizeof(double) * batch), *tb = dm_malloc(sizeof(double) * batch);
+    int have_clf = 0;
+    dm_status st;
+    if (!xt || !logp || !tb) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory for the classifier's evaluation on %zu points", n);
+        goto out;
+    }
+    /* Five noise levels: the schedule's 4-step sampling grid, its clean end replaced by the
+     * smallest training time (discrete: the first step; continuous: t_min). */
+    if ((st = s->ops->grid(s, LEVELS - 1, ts, err)))
+        goto out;
+    ts[LEVELS - 1] = s->discrete ? 0.0 : s->t_min;
+    if ((st = dm_rng_init(&rng, dm_seed_derive((uint64_t)tr->eopt->seed, "eval.classifier"), err)) ||
+        (st = dm_net_classifier_init(&nc, &clf, &tr->mlp, tr->eopt->use_ema ? tr->ema : tr->params, s, tr->param,
+                                     tr->param_opts, tr->sigma_data, batch, err)))
+        goto out;
+    have_clf = 1;
+    for (int l = 0; l < LEVELS; l++) {
+        const double t = ts[l], a = s->ops->alpha(s, t), sg = s->ops->sigma(s, t);
+        for (size_t q = 0; q < n * d; q++)
+            xt[q] = (float)(a * tr->ref_x[q] + sg * dm_rng_normal(&rng));
+        double xent = 0.0;
+        size_t hits = 0;
+        for (size_t i0 = 0; i0 < n; i0 += batch) {
+            const size_t m = n - i0 < batch ? n - i0 : batch;
+            for (size_t i = 0; i < m; i++)
+                tb[i] = t;
+            if ((st = clf.eval(clf.ctx, m, xt + i0 * d, tb, tr->ref_y + i0, logp, NULL, err)))
+                goto out;
+            for (size_t i = 0; i < m; i++) {
+                xent -= logp[i];
+                const float *lg = nc.F + i * C;   /* the logits of the pass just made */
+                size_t best = 0;
+                for (size_t k = 1; k < C; k++)
+                    if (lg[k] > lg[best])
+                        best = k;
+                hits += (int32_t)best == tr->ref_y[i0 + i];
+            }
+        }
+        char tj[32], settings[64];
+        dm_format_real(t, tj);
+        snprintf(settings, sizeof settings, "{\"t\":%s}", tj);
+        if ((st = dm_runrec_add_eval(rec, "accuracy", "classifier", 0, settings, (int64_t)n, (double)hits / (double)n,
+                                     err)) ||
+            (st = dm_runrec_add_eval(rec, "xent", "classifier", 0, settings, (int64_t)n, xent / (double)n, err)))
+            goto out;
+    }
+out:
+    if (have_clf)
+        dm_net_classifier_free(&nc);
+    dm_rng_free(&rng);
+    dm_free_aligned(xt);
+    dm_free(logp);
+    dm_free(tb);
     return st;
 }
 
@@ -142,11 +277,11 @@ static dm_status build_overrides(const dm_sample_cfg *cfg, int n_over, const cha
     }
     for (int i = 0; i < n_over; i++) {
         if (only_sampling && !in_section(over[i], "sampler") && !in_section(over[i], "eval") &&
-            !in_section(over[i], "run")) {
+            !in_section(over[i], "run") && !in_section(over[i], "guidance")) {
             dm_free(o);
             return dm_err(err, DM_E_INPUT,
-                          "override '%s': sampling a finished run takes only sampler.*, eval.* and run.* keys "
-                          "(the rest would describe another model: make a new run)", over[i]);
+                          "override '%s': sampling a finished run takes only sampler.*, guidance.*, eval.* and run.* "
+                          "keys (the rest would describe another model: make a new run)", over[i]);
         }
         o[k++] = over[i];
     }
@@ -185,6 +320,8 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
     int tr_ready = 0;
     dm_ckpt ck_data = { 0 };
     dm_index *ix = NULL;
+    dm_guide guide;
+    memset(&guide, 0, sizeof guide);
     dm_runrec_init(&rec);
 
     if (is_spec_file(target)) {
@@ -230,12 +367,30 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
         (st = dm_spec_load_text(&dm_spec_schema, rec.config_yaml, origin, n, over, &spec, err)) ||
         (st = dm_trainer_check(spec, err)))
         goto out;
+    if (((const dm_loss_ops *)dm_spec_plugin(spec, "diffusion.loss"))->classifier) {
+        st = dm_err(err, DM_E_INPUT, "sample %s: run %s is a classifier (diffusion.loss xent): it has nothing to "
+                    "sample; name it in guidance.classifier of a diffusion run", target, id);
+        goto out;
+    }
+    /* Classifier guidance by a classifier run: checked before anything is written. */
+    const dm_guidance_ops *gu = (const dm_guidance_ops *)dm_spec_plugin(spec, "guidance");
+    const dm_classifier_guidance_opts *cg = dm_spec_opts(spec, "guidance");
+    char clf_id[256] = "";
+    if (gu->kind == DM_GUIDE_CLASSIFIER && strcmp(cg->classifier, "analytic") != 0 &&
+        (st = dm_guide_check(cfg->results, spec, clf_id, sizeof clf_id, err)))
+        goto out;
     if ((st = dm_trainer_init(&tr, spec, NULL, err)))
         goto out;
     tr_ready = 1;
     if (dm_trainer_trains(&tr)) {
         if ((st = dm_ckpt_read(ck, &ck_data, err)) || (st = dm_trainer_restore(&tr, &ck_data, err)))
             goto out;
+    }
+    if (clf_id[0]) {
+        if ((st = dm_guide_load(cfg->results, clf_id, (size_t)tr.eopt->batch, &guide, err)) ||
+            (st = dm_trainer_set_classifier(&tr, &guide.clf, err)))
+            goto out;
+        snprintf(tr.guide_clf_id, sizeof tr.guide_clf_id, "%s", clf_id);
     }
     dm_eval_result res;
     int64_t nfe;
@@ -255,6 +410,7 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
     fprintf(cfg->out, "  written to %s (/samples/%s)%s%s/%s.png\n", h5, set, tr.dim == 2 ? " and " : "",
             tr.dim == 2 ? dir : "", tr.dim == 2 ? set : "");
 out:
+    dm_guide_free(&guide);
     dm_index_close(ix);
     dm_ckpt_free(&ck_data);
     if (tr_ready)

@@ -30,6 +30,12 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
  * "nll" (nats per point) and "bpd" (bits per dimension), sampler "pf_ode". */
 dm_status dm_nll_record(dm_trainer *tr, dm_runrec *rec, char *err);
 
+/* A classifier run (diffusion.loss xent): its accuracy and cross-entropy on the reference points
+ * noised at five times of the schedule (its 4-step sampling grid with the clean end replaced by
+ * the smallest time; noise from stream "eval.classifier" of eval.seed), recorded as evals
+ * "accuracy" and "xent", sampler "classifier", nfe 0, settings {"t": time}. */
+dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err);
+
 /* The run id (id, nid) and folder (dir, n) of a run id or unique prefix pat, from the index of
  * results. */
 dm_status dm_find_run(const char *results, const char *pat, char *dir, size_t n, char *id, size_t nid, char *err);

@@ -3,6 +3,7 @@
 #include <stddef.h>
 
 #include "data/dataset.h"
+#include "diffusion/guidance.h"
 #include "diffusion/loss.h"
 #include "diffusion/param.h"
 #include "diffusion/sampler.h"
@@ -37,6 +38,9 @@ static const dm_param_desc train_params[] = {
     { "grad_clip", DM_OPT_REAL, "0", 0, 1e9, NULL, 0, T(grad_clip),
       "clip the gradient's global L2 norm to this value; 0 = no clipping" },
     { "ema_decay", DM_OPT_REAL, "0.999", 0, 1, NULL, 0, T(ema_decay), "decay of the parameters' EMA" },
+    { "label_dropout", DM_OPT_REAL, "0", 0, 1, NULL, 0, T(label_dropout),
+      "conditional models: probability that a training label is replaced by the null class (classifier-free "
+      "guidance needs > 0; Ho & Salimans use 0.1-0.2)" },
     DM_OPT_END,
 };
 #undef T
@@ -106,6 +110,7 @@ static const dm_section_desc sections[] = {
       "parameterization" },
     { "diffusion.loss", "training loss", NULL, dm_loss_registry, "mse", "loss" },
     { "sampler", "sampler of the final evaluation", NULL, dm_sampler_registry, "ddpm", "sampler" },
+    { "guidance", "guidance of the final sampling", NULL, dm_guidance_registry, "none", "guidance" },
     { "train", "trainer", &train_section, NULL, NULL, NULL },
     { "eval", "evaluation", &eval_section, NULL, NULL, NULL },
     { "distill", "consistency distillation", &distill_section, NULL, NULL, NULL },

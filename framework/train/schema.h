@@ -7,6 +7,7 @@
  *   diffusion.param            a parameterization plug-in
  *   diffusion.loss             a loss plug-in
  *   sampler                    the sampler of the run's final evaluation
+ *   guidance                   guidance of that sampling (diffusion/guidance.h)
  *   train                      trainer options
  *   eval                       evaluation options (reference set, metrics)
  *   run                        execution options that do not change results (not hashed) */
@@ -28,6 +29,7 @@ typedef struct dm_train_opts {
     int64_t steps, batch, n_data, warmup;
     int optimizer;
     double lr, beta1, beta2, eps, weight_decay, grad_clip, ema_decay;
+    double label_dropout;   /* conditional models: probability that a label becomes the null class */
 } dm_train_opts;
 
 typedef struct dm_eval_opts {

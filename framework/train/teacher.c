@@ -18,26 +18,25 @@ static int is_file(const char *path)
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-/* The run id and folder that distill.teacher names. */
-static dm_status resolve(const char *results, const dm_distill_opts *dist, char *id, size_t nid, char *dir,
-                         size_t ndir, char *err)
+dm_status dm_resolve_named_run(const char *results, const char *name, int64_t seed, const char *key, char *id,
+                               size_t nid, char *dir, size_t ndir, char *err)
 {
-    if (!is_file(dist->teacher)) {
-        dm_status st = dm_find_run(results, dist->teacher, dir, ndir, id, nid, err);
+    if (!is_file(name)) {
+        dm_status st = dm_find_run(results, name, dir, ndir, id, nid, err);
         if (st)
-            dm_err_prefix(err, "distill.teacher: '%s' is neither a spec file nor a run of the index", dist->teacher);
+            dm_err_prefix(err, "%s: '%s' is neither a spec file nor a run of the index", key, name);
         return st;
     }
-    char seed[64], hash[65];
-    snprintf(seed, sizeof seed, "seed=%lld", (long long)dist->teacher_seed);
-    const char *over[1] = { seed };
+    char seedo[64], hash[65];
+    snprintf(seedo, sizeof seedo, "seed=%lld", (long long)seed);
+    const char *over[1] = { seedo };
     dm_spec *spec = NULL;
-    dm_status st = dm_spec_load_file(&dm_spec_schema, dist->teacher, 1, over, &spec, err);
+    dm_status st = dm_spec_load_file(&dm_spec_schema, name, 1, over, &spec, err);
     if (!st)
         st = dm_run_id(spec, id, nid, hash, err);
     dm_spec_free(spec);
     if (st) {
-        dm_err_prefix(err, "distill.teacher: the spec '%s'", dist->teacher);
+        dm_err_prefix(err, "%s: the spec '%s'", key, name);
         return st;
     }
     if ((st = dm_path_fmt(dir, ndir, err, "%s/runs/%s", results, id)))
@@ -47,10 +46,17 @@ static dm_status resolve(const char *results, const dm_distill_opts *dist, char 
         return st;
     if (!is_file(h5))
         return dm_err(err, DM_E_NOTFOUND,
-                      "distill.teacher: the teacher run %s (spec %s, seed %lld) does not exist in %s: run "
-                      "`difflab run %s seed=%lld` first", id, dist->teacher, (long long)dist->teacher_seed, results,
-                      dist->teacher, (long long)dist->teacher_seed);
+                      "%s: the run %s (spec %s, seed %lld) does not exist in %s: run `difflab run %s seed=%lld` first",
+                      key, id, name, (long long)seed, results, name, (long long)seed);
     return DM_OK;
+}
+
+/* The run id and folder that distill.teacher names. */
+static dm_status resolve(const char *results, const dm_distill_opts *dist, char *id, size_t nid, char *dir,
+                         size_t ndir, char *err)
+{
+    return dm_resolve_named_run(results, dist->teacher, dist->teacher_seed, "distill.teacher", id, nid, dir, ndir,
+                                err);
 }
 
 /* Read the teacher's record and spec; check status and compatibility. */

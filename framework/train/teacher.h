@@ -22,6 +22,11 @@ typedef struct dm_teacher {
     int den_ready;
 } dm_teacher;
 
+/* A run another run needs (a teacher, a classifier), named by run id (or a unique prefix of one,
+ * from the index) or by spec file and seed: its id and folder. DM_E_NOTFOUND names `key`. */
+dm_status dm_resolve_named_run(const char *results, const char *name, int64_t seed, const char *key, char *id,
+                               size_t nid, char *dir, size_t ndir, char *err);
+
 /* Resolve and check the student's distill.teacher (not 'analytic') without loading weights: its
  * run id into id. DM_E_NOTFOUND (no such run), DM_E_STATE (not finished), DM_E_INPUT
  * (incompatible), each naming distill.teacher. */

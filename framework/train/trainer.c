@@ -35,6 +35,62 @@ static dm_status locate(const dm_spec *spec, dm_status st, char *err)
 
 static dm_status check_plugins(const dm_spec *spec, char *err);
 
+/* Labels, label dropout, classifier runs and guidance fit the model and the data. */
+static dm_status check_conditioning(const dm_spec *spec, char *err)
+{
+    const dm_data_ops *da = (const dm_data_ops *)dm_spec_plugin(spec, "data");
+    const dm_model_ops *mo = (const dm_model_ops *)dm_spec_plugin(spec, "model");
+    const dm_loss_ops *lo = (const dm_loss_ops *)dm_spec_plugin(spec, "diffusion.loss");
+    const dm_guidance_ops *gu = (const dm_guidance_ops *)dm_spec_plugin(spec, "guidance");
+    const dm_sampler_ops *sa = (const dm_sampler_ops *)dm_spec_plugin(spec, "sampler");
+    const dm_train_opts *to = dm_spec_opts(spec, "train");
+    const size_t C = da->n_classes(dm_spec_opts(spec, "data"));
+    const int cond = mo->conditional(dm_spec_opts(spec, "model"));
+    if (C > 256)
+        return dm_err(err, DM_E_INPUT, "data.type: '%s' has %zu classes; at most 256", da->info.name, C);
+    if ((cond || lo->classifier || gu->kind != DM_GUIDE_NONE) && C < 2)
+        return dm_err(err, DM_E_INPUT, "%s: the dataset '%s' has one class: nothing to condition on",
+                      cond ? "model.conditional" : lo->classifier ? "diffusion.loss.type" : "guidance.type",
+                      da->info.name);
+    if (to->label_dropout > 0 && (!cond || mo->analytic))
+        return dm_err(err, DM_E_INPUT, "train.label_dropout: only a conditional network (model: {type: mlp, "
+                      "conditional: true}) takes labels to drop");
+    if (cond && lo->consistency)
+        return dm_err(err, DM_E_INPUT, "model.conditional: the consistency losses train unconditional models here");
+    if (lo->classifier && (mo->analytic || cond || gu->kind != DM_GUIDE_NONE))
+        return dm_err(err, DM_E_INPUT, "diffusion.loss.type: xent trains a classifier p(y | x_t): it needs an "
+                      "unconditional mlp and no guidance (%s)", mo->analytic ? "the model is analytic"
+                      : cond ? "model.conditional is true" : "guidance is set");
+    if (gu->kind == DM_GUIDE_CFG && !cond)
+        return dm_err(err, DM_E_INPUT, "guidance.type: cfg combines a conditional and an unconditional prediction "
+                      "of one model; set model.conditional: true (and train.label_dropout > 0 for a network)");
+    if (gu->kind == DM_GUIDE_CFG && !mo->analytic && !(to->label_dropout > 0))
+        return dm_err(err, DM_E_INPUT, "guidance.type: cfg needs train.label_dropout > 0: the unconditional "
+                      "prediction is the null class, which training without dropout never shows the network");
+    if (gu->kind == DM_GUIDE_CLASSIFIER) {
+        const dm_classifier_guidance_opts *cg = dm_spec_opts(spec, "guidance");
+        if (!cg->classifier[0])
+            return dm_err(err, DM_E_INPUT, "guidance.classifier: classifier guidance needs a classifier: a finished "
+                          "run trained with diffusion.loss xent (its id, or a spec file with classifier_seed), or "
+                          "'analytic'");
+        if (strcmp(cg->classifier, "analytic") == 0) {
+            dm_gmm g;
+            const dm_status gs = dm_data_gmm(da, dm_spec_opts(spec, "data"), &g, err);
+            if (gs == DM_E_NOMEM)
+                return gs;
+            if (gs != DM_OK)
+                return dm_err(err, DM_E_INPUT, "guidance.classifier: analytic needs a Gaussian-mixture dataset (gmm, "
+                              "eight_gaussians); '%s' is not one", da->info.name);
+            dm_gmm_free(&g);
+        }
+    }
+    if (gu->kind != DM_GUIDE_NONE && sa == &dm_sampler_ddpm &&
+        ((const dm_ddpm_sampler_opts *)dm_spec_opts(spec, "sampler"))->variance == DM_VAR_LEARNED)
+        return dm_err(err, DM_E_INPUT, "sampler.variance: learned is not guided; choose beta or beta_tilde with "
+                      "guidance");
+    return DM_OK;
+}
+
 dm_status dm_trainer_check(const dm_spec *spec, char *err)
 {
     return locate(spec, check_plugins(spec, err), err);
@@ -104,6 +160,8 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
                     lo->info.name);
         goto out;
     }
+    if ((st = check_conditioning(spec, err)))
+        goto out;
     if (sa == &dm_sampler_ddpm && ((const dm_ddpm_sampler_opts *)dm_spec_opts(spec, "sampler"))->variance == DM_VAR_LEARNED &&
         dm_loss_variance(lo, dm_spec_opts(spec, "diffusion.loss")) != DM_VAR_LEARNED)
         st = dm_err(err, DM_E_INPUT,
@@ -116,18 +174,19 @@ out:
 }
 
 static dm_status gen_data(const dm_trainer *tr, uint64_t seed, const char *stream, size_t n,
-                          float **out, char *err)
+                          float **out, int32_t **labels, char *err)
 {
     dm_rng rng = { 0 };
     dm_status st = dm_rng_init(&rng, dm_seed_derive(seed, stream), err);
     if (st)
         return st;
     *out = dm_malloc_aligned(sizeof(float) * n * tr->dim);
-    if (!*out) {
+    *labels = dm_malloc(sizeof(int32_t) * n);
+    if (!*out || !*labels) {
         st = dm_err(err, DM_E_NOMEM, "out of memory for %zu data points", n);
         goto out;
     }
-    st = tr->data->generate(tr->data_opts, n, &rng, *out, NULL, err);
+    st = tr->data->generate(tr->data_opts, n, &rng, *out, *labels, err);
 out:
     dm_rng_free(&rng);
     return st;
@@ -149,18 +208,21 @@ static dm_status init_network(dm_trainer *tr, const dm_model_ops *model, uint64_
 {
     dm_status st;
     dm_mlp_cfg cfg;
-    const int out_dim = (int)tr->dim * (tr->loss_variance == DM_VAR_LEARNED ? 2 : 1);
-    model->mlp_cfg(dm_spec_opts(tr->spec, "model"), (int)tr->dim, out_dim, &cfg);
+    const int out_dim = tr->classifier ? (int)tr->n_classes
+                                       : (int)tr->dim * (tr->loss_variance == DM_VAR_LEARNED ? 2 : 1);
+    const void *mo = dm_spec_opts(tr->spec, "model");
+    model->mlp_cfg(mo, dm_model_in_dim(model, mo, (int)tr->dim, (int)tr->n_classes), out_dim, &cfg);
     if ((st = dm_mlp_init(&tr->mlp, &cfg, err)))
         return st;
-    const size_t np = tr->mlp.n_params, B = (size_t)tr->topt->batch, d = tr->dim;
+    const size_t np = tr->mlp.n_params, B = (size_t)tr->topt->batch, d = tr->dim, din = (size_t)cfg.in_dim;
     tr->params = dm_malloc_aligned(sizeof(float) * np);
     tr->grads = dm_malloc_aligned(sizeof(float) * np);
     tr->ema = dm_malloc_aligned(sizeof(float) * np);
     tr->x0 = dm_malloc_aligned(sizeof(float) * B * d);
     tr->eps = dm_malloc_aligned(sizeof(float) * B * d);
     tr->xt = dm_malloc_aligned(sizeof(float) * B * d);
-    tr->xin = dm_malloc_aligned(sizeof(float) * B * d);
+    tr->xin = dm_malloc_aligned(sizeof(float) * B * din);
+    tr->y = dm_malloc(sizeof(int32_t) * B);
     tr->tin = dm_malloc_aligned(sizeof(float) * B);
     tr->F = dm_malloc_aligned(sizeof(float) * B * (size_t)cfg.out_dim);
     tr->dF = dm_malloc_aligned(sizeof(float) * B * (size_t)cfg.out_dim);
@@ -170,7 +232,7 @@ static dm_status init_network(dm_trainer *tr, const dm_model_ops *model, uint64_
     tr->w = dm_malloc(sizeof(double) * B);
     tr->row_loss = dm_malloc(sizeof(double) * B);
     tr->coef = dm_malloc(sizeof(dm_param_coef) * B);
-    if (!tr->params || !tr->grads || !tr->ema || !tr->x0 || !tr->eps || !tr->xt || !tr->xin ||
+    if (!tr->params || !tr->grads || !tr->ema || !tr->x0 || !tr->eps || !tr->xt || !tr->xin || !tr->y ||
         !tr->tin || !tr->F || !tr->dF || !tr->t || !tr->alpha || !tr->sigma || !tr->w || !tr->row_loss || !tr->coef)
         return dm_err(err, DM_E_NOMEM, "out of memory for a model of %zu parameters at batch %zu", np, B);
     if (tr->importance_t && (st = dm_tsampler_init(&tr->tsampler, tr->sched.T, err)))
@@ -219,6 +281,10 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
     tr->cm = tr->loss->consistency;
     tr->cm_opts = tr->cm ? tr->loss_opts : NULL;
     tr->importance_t = dm_loss_importance_t(tr->loss, tr->loss_opts);
+    tr->classifier = tr->loss->classifier;
+    tr->conditional = model->conditional(dm_spec_opts(spec, "model"));
+    tr->guidance = (const dm_guidance_ops *)dm_spec_plugin(spec, "guidance");
+    tr->guidance_opts = dm_spec_opts(spec, "guidance");
 
     if ((st = dm_schedule_init(&tr->sched, (const dm_schedule_ops *)dm_spec_plugin(spec, "diffusion.schedule"),
                                dm_spec_opts(spec, "diffusion.schedule"), err)))
@@ -226,10 +292,11 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
 
     /* Data: the training set from the run's seed, the reference set from eval.seed alone. */
     tr->dim = tr->data->dim(tr->data_opts);
+    tr->n_classes = tr->data->n_classes(tr->data_opts);
     const size_t nd = (size_t)tr->topt->n_data, nr = (size_t)tr->eopt->n_ref;
-    if ((st = gen_data(tr, seed, "data.train", nd, &tr->train_x, err)))
+    if ((st = gen_data(tr, seed, "data.train", nd, &tr->train_x, &tr->train_y, err)))
         goto fail;
-    if ((st = gen_data(tr, (uint64_t)tr->eopt->seed, "data.ref", nr, &tr->ref_x, err)))
+    if ((st = gen_data(tr, (uint64_t)tr->eopt->seed, "data.ref", nr, &tr->ref_x, &tr->ref_y, err)))
         goto fail;
     /* The run's one sigma_data: the parameterization's option if it sets one, else measured. */
     tr->data_std = data_std(tr->train_x, nd * tr->dim);
@@ -237,17 +304,23 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
     tr->sigma_data = configured > 0 ? configured : tr->data_std;
     dm_sha256_hex(tr->train_x, sizeof(float) * nd * tr->dim, tr->data_sha256);
 
-    if (model->analytic) {
-        tr->analytic = 1;
-        if ((st = dm_data_gmm(tr->data, tr->data_opts, &tr->gmm, err)))
-            goto fail;
-    } else if ((st = init_network(tr, model, seed, err)) || (tr->cm && (st = dm_cm_init(tr, err)))) {
+    /* The mixture: for the analytic model, and for guidance by the mixture's exact classifier. */
+    const dm_classifier_guidance_opts *cg = tr->guidance_opts;
+    const int analytic_clf = tr->guidance->kind == DM_GUIDE_CLASSIFIER && strcmp(cg->classifier, "analytic") == 0;
+    if ((model->analytic || analytic_clf) && (st = dm_data_gmm(tr->data, tr->data_opts, &tr->gmm, err)))
         goto fail;
+    if (analytic_clf) {
+        dm_gmm_classifier_init(&tr->clf_gd, &tr->clf_gmm, &tr->gmm, &tr->sched, (size_t)tr->eopt->batch);
+        tr->guide_clf = &tr->clf_gmm;
+        snprintf(tr->guide_clf_id, sizeof tr->guide_clf_id, "analytic");
     }
+    tr->analytic = model->analytic;
+    if (!tr->analytic && ((st = init_network(tr, model, seed, err)) || (tr->cm && (st = dm_cm_init(tr, err)))))
+        goto fail;
     /* CD from the mixture's exact denoiser needs no teacher run. */
     const dm_distill_opts *dist = dm_spec_opts(spec, "distill");
     if (tr->cm == DM_CM_KIND_CD && strcmp(dist->teacher, "analytic") == 0) {
-        if ((st = dm_data_gmm(tr->data, tr->data_opts, &tr->gmm, err)))
+        if (!tr->gmm.k && (st = dm_data_gmm(tr->data, tr->data_opts, &tr->gmm, err)))
             goto fail;
         tr->analytic_teacher = 1;
         dm_gmm_denoiser_init(&tr->teacher_gd, &tr->teacher_gden, &tr->gmm, &tr->sched, (size_t)tr->topt->batch);
@@ -283,12 +356,14 @@ fail:
 void dm_trainer_free(dm_trainer *tr)
 {
     dm_schedule_free(&tr->sched);
-    if (tr->analytic || tr->analytic_teacher)
-        dm_gmm_free(&tr->gmm);
+    dm_gmm_free(&tr->gmm);
     if (tr->cm)
         dm_cm_free(tr);
     dm_free_aligned(tr->train_x);
     dm_free_aligned(tr->ref_x);
+    dm_free(tr->train_y);
+    dm_free(tr->ref_y);
+    dm_free(tr->y);
     dm_free_aligned(tr->params);
     dm_free_aligned(tr->grads);
     dm_free_aligned(tr->ema);
@@ -323,16 +398,24 @@ static double diffusion_forward_loss(dm_trainer *tr)
     const size_t B = (size_t)tr->topt->batch, d = tr->dim, nd = (size_t)tr->topt->n_data;
     const dm_schedule *s = &tr->sched;
 
-    /* Draws in a fixed order from three streams: indices, times, noise. */
+    /* Draws in a fixed order from three streams: indices, times (then, with label dropout, one
+     * uniform per row), noise. */
+    const size_t din = (size_t)tr->mlp.cfg.in_dim;
+    const int C = tr->conditional ? (int)tr->n_classes : 0;
     for (size_t i = 0; i < B; i++) {
         size_t k = dm_rng_int(&tr->streams[0], nd);
         memcpy(tr->x0 + i * d, tr->train_x + k * d, sizeof(float) * d);
+        tr->y[i] = tr->train_y[k];
     }
     if (tr->importance_t)
         dm_tsampler_draw(&tr->tsampler, &tr->streams[1], B, tr->t, tr->w);
     else
         for (size_t i = 0; i < B; i++)
             tr->t[i] = s->ops->sample_t(s, &tr->streams[1]);
+    if (C > 0 && tr->topt->label_dropout > 0)
+        for (size_t i = 0; i < B; i++)
+            if (dm_rng_uniform(&tr->streams[1]) < tr->topt->label_dropout)
+                tr->y[i] = DM_NULL_CLASS;
     for (size_t i = 0; i < B * d; i++)
         tr->eps[i] = (float)dm_rng_normal(&tr->streams[2]);
 
@@ -345,8 +428,8 @@ static double diffusion_forward_loss(dm_trainer *tr)
         for (size_t j = 0; j < d; j++) {
             const size_t q = i * d + j;
             tr->xt[q] = (float)(a * tr->x0[q] + sg * tr->eps[q]);
-            tr->xin[q] = (float)(tr->coef[i].c_in * tr->xt[q]);
         }
+        dm_net_input_row(tr->xin + i * din, d, tr->xt + i * d, tr->coef[i].c_in, C, tr->y[i]);
     }
 
     dm_mlp_forward(&tr->mlp, tr->params, &tr->ws, (int)B, tr->xin, tr->tin, tr->F);
@@ -355,7 +438,8 @@ static double diffusion_forward_loss(dm_trainer *tr)
                                .sigma = tr->sigma, .coef = tr->coef, .sched = s,
                                .sigma_data = tr->sigma_data, .f_cols = (size_t)tr->mlp.cfg.out_dim,
                                .w = tr->importance_t ? tr->w : NULL,
-                               .row_loss = tr->importance_t ? tr->row_loss : NULL };
+                               .row_loss = tr->importance_t ? tr->row_loss : NULL,
+                               .y = tr->y, .n_classes = tr->n_classes };
     return tr->loss->eval(tr->loss_opts, &lb, tr->dF);
 }
 
@@ -403,7 +487,8 @@ dm_status dm_model_denoiser_init(dm_trainer *tr, size_t batch, int use_ema, dm_m
         return DM_OK;
     }
     return dm_net_denoiser_init(&md->nd, den, &tr->mlp, use_ema ? tr->ema : tr->params, &tr->sched,
-                                tr->param, tr->param_opts, tr->sigma_data, batch, err);
+                                tr->param, tr->param_opts, tr->sigma_data, tr->conditional ? (int)tr->n_classes : 0,
+                                batch, err);
 }
 
 void dm_model_denoiser_free(dm_model_denoiser *md)
@@ -427,17 +512,61 @@ dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const
     const size_t n = (size_t)tr->eopt->n_samples;
     const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
     dm_model_denoiser md;
-    dm_denoiser den;
+    dm_denoiser den, gden;
+    dm_guided_denoiser gd = { 0 };
     dm_rng *rngs;
+    int32_t *labels = NULL;
+    const int kind = tr->guidance->kind;
     dm_status st = dm_rng_streams_new(dm_seed_derive((uint64_t)tr->root->seed, "eval.noise"), n, &rngs, err);
     if (st)
         return st;
-    if (!(st = model_denoiser_init(tr, batch, &md, &den, err))) {
-        st = dm_sampler_sample(sampler, sopts, &den, &tr->sched, n, rngs, x, nfe, err);
-        model_denoiser_free(&md);
+    if (dm_trainer_samples_conditional(tr)) {
+        if (!(labels = dm_malloc(sizeof(int32_t) * n))) {
+            st = dm_err(err, DM_E_NOMEM, "out of memory for %zu labels", n);
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+            labels[i] = dm_trainer_sample_class(tr, i);
     }
+    if ((st = model_denoiser_init(tr, batch, &md, &den, err)))
+        goto out;
+    const dm_denoiser *use = &den;
+    if (kind != DM_GUIDE_NONE) {
+        st = dm_guided_denoiser_init(&gd, &gden, &den, kind, dm_guidance_scale(tr->guidance, tr->guidance_opts),
+                                     tr->guide_clf, &tr->sched, err);
+        use = &gden;
+    }
+    if (!st) {
+        dm_denoiser run = *use;
+        run.y = labels;
+        st = dm_sampler_sample(sampler, sopts, &run, &tr->sched, n, rngs, x, nfe, err);
+    }
+    dm_guided_denoiser_free(&gd);
+    model_denoiser_free(&md);
+out:
+    dm_free(labels);
     dm_rng_streams_free(rngs, n);
     return st;
+}
+
+int dm_trainer_samples_conditional(const dm_trainer *tr)
+{
+    return !tr->classifier && (tr->conditional || tr->guidance->kind != DM_GUIDE_NONE);
+}
+
+dm_status dm_trainer_set_classifier(dm_trainer *tr, const dm_classifier *clf, char *err)
+{
+    if (clf->dim != tr->dim)
+        return dm_err(err, DM_E_INPUT, "guidance.classifier: the classifier's data have dimension %zu, the model's %zu",
+                      clf->dim, tr->dim);
+    if (clf->n_classes != tr->n_classes)
+        return dm_err(err, DM_E_INPUT, "guidance.classifier: the classifier has %zu classes, the dataset %zu",
+                      clf->n_classes, tr->n_classes);
+    if (clf->max_batch < (size_t)tr->eopt->batch && clf->max_batch < (size_t)tr->eopt->n_samples)
+        return dm_err(err, DM_E_INPUT, "guidance.classifier: the classifier takes batches of %zu, below eval.batch",
+                      clf->max_batch);
+    tr->guide_clf = clf;
+    return DM_OK;
 }
 
 dm_status dm_trainer_nll(dm_trainer *tr, double *nll, int64_t *nfe, char *err)

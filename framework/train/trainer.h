@@ -13,8 +13,10 @@
 
 #include "core/rng.h"
 #include "data/dataset.h"
+#include "diffusion/classifier.h"
 #include "diffusion/denoiser_gmm.h"
 #include "diffusion/denoiser_net.h"
+#include "diffusion/guidance.h"
 #include "diffusion/loss.h"
 #include "diffusion/losses.h"
 #include "diffusion/param.h"
@@ -46,8 +48,13 @@ typedef struct dm_trainer {
     dm_tsampler tsampler;
 
     size_t dim;
+    size_t n_classes;   /* the dataset's classes */
+    int conditional;    /* model.conditional: the model takes class labels */
+    int classifier;     /* diffusion.loss xent: the run trains a noisy classifier p(y | x_t) */
     float *train_x;     /* (n_data, dim) */
+    int32_t *train_y;   /* (n_data) labels */
     float *ref_x;       /* (n_ref, dim) held-out reference set */
+    int32_t *ref_y;     /* (n_ref) its labels */
     double data_std;    /* std of train_x over all coordinates (recorded in /data) */
     double sigma_data;  /* the run's sigma_data: the parameterization's option, else data_std */
     char data_sha256[65];
@@ -60,7 +67,8 @@ typedef struct dm_trainer {
     dm_mlp_ws ws;
 
     /* per-step batch buffers, B = train.batch */
-    float *x0, *eps, *xt, *xin, *tin, *F, *dF;   /* (B, dim) or (B) or (B, out_dim) */
+    float *x0, *eps, *xt, *xin, *tin, *F, *dF;   /* (B, dim) or (B, in_dim) or (B) or (B, out_dim) */
+    int32_t *y;                                  /* (B) the batch's labels, after dropout */
     double *t, *alpha, *sigma, *w, *row_loss;    /* (B) */
     dm_param_coef *coef;                         /* (B) */
 
@@ -74,6 +82,14 @@ typedef struct dm_trainer {
     int analytic_teacher;                        /* cd with distill.teacher: analytic (gmm holds the mixture) */
     dm_gmm_denoiser teacher_gd;
     dm_denoiser teacher_gden;
+
+    /* guidance of the final sampling (guidance.h): the classifier of classifier guidance, the
+     * mixture's exact one (analytic) or a classifier run's (dm_trainer_set_classifier) */
+    const dm_guidance_ops *guidance; const void *guidance_opts;
+    const dm_classifier *guide_clf;
+    char guide_clf_id[256];                      /* its run id, or "analytic" (recorded with the samples) */
+    dm_gmm_denoiser clf_gd;
+    dm_classifier clf_gmm;
 
     dm_rng streams[DM_TRAIN_N_STREAMS];          /* train.batch, train.t, train.noise */
     int64_t step;                                /* steps done */
@@ -105,10 +121,24 @@ dm_status dm_model_denoiser_init(dm_trainer *tr, size_t batch, int use_ema, dm_m
                                  dm_denoiser *den, char *err);
 void dm_model_denoiser_free(dm_model_denoiser *md);
 
-/* Draw eval.n_samples samples with the spec's sampler (EMA weights if eval.use_ema) into x
- * (n, dim), noise from the per-sample streams of the run's eval stream. */
+/* The samples are class-conditional: the model is conditional or guidance is on. */
+int dm_trainer_samples_conditional(const dm_trainer *tr);
+/* The class of sample i of a class-conditional sample set: i mod n_classes (balanced, the same for
+ * every sampler and run of a dataset). */
+static inline int32_t dm_trainer_sample_class(const dm_trainer *tr, size_t i)
+{
+    return (int32_t)(i % tr->n_classes);
+}
+
+/* Draw eval.n_samples samples with the spec's sampler (EMA weights if eval.use_ema) and guidance
+ * into x (n, dim), noise from the per-sample streams of the run's eval stream; sample i of a
+ * class-conditional set has class dm_trainer_sample_class(i). */
 dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
                             float *x, int64_t *nfe, char *err);
+
+/* Classifier guidance by a classifier run: its classifier (borrowed; same dimension and classes,
+ * max_batch >= eval.batch). Before sampling. */
+dm_status dm_trainer_set_classifier(dm_trainer *tr, const dm_classifier *clf, char *err);
 
 /* The PF-ODE log-likelihood (eval/nll.h: exact divergence up to 2-D, Hutchinson's estimate with
  * probes from stream "eval.hutchinson" of eval.seed above) of the first eval.nll_n reference

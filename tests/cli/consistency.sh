@@ -47,7 +47,7 @@ refuse() {   # refuse NAME PATTERN OVERRIDES...
   [ "$(state)" = "$before" ] && pass || fail "$name: results/ changed"
 }
 refuse missing_id 'distill.teacher: .*nosuchrun' "distill.teacher=nosuchrun"
-refuse missing_seed 'distill.teacher: the teacher run edm-[0-9a-f]*-s7 .*does not exist.*difflab run teacher.yaml seed=7' \
+refuse missing_seed 'distill.teacher: the run edm-[0-9a-f]*-s7 .*does not exist.*difflab run teacher.yaml seed=7' \
   "distill={teacher: teacher.yaml, teacher_seed: 7}"
 refuse no_teacher 'distill.teacher: the cd loss distills a teacher' "distill.teacher="
 refuse shape 'distill.init_from_teacher: run edm-[0-9a-f]*-s0 has another network shape' "distill={teacher: $tid, init_from_teacher: true}" model.width=16

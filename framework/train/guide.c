@@ -1,0 +1,126 @@
+#include "train/guide.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/path.h"
+#include "diffusion/losses.h"
+#include "io/runlog.h"
+#include "train/sample.h"
+#include "train/schema.h"
+#include "train/teacher.h"
+
+/* Same schedule: the same plug-in with the same options (canonical JSON). */
+static int same_schedule(const dm_spec *a, const dm_spec *b)
+{
+    const dm_plugin *pa = dm_spec_plugin(a, "diffusion.schedule"), *pb = dm_spec_plugin(b, "diffusion.schedule");
+    if (pa != pb)
+        return 0;
+    char *ja = dm_opts_json(pa, dm_spec_opts(a, "diffusion.schedule"));
+    char *jb = dm_opts_json(pb, dm_spec_opts(b, "diffusion.schedule"));
+    const int same = ja && jb && strcmp(ja, jb) == 0;
+    dm_free(ja);
+    dm_free(jb);
+    return same;
+}
+
+dm_status dm_guide_check(const char *results, const dm_spec *spec, char *id, size_t nid, char *err)
+{
+    const dm_classifier_guidance_opts *cg = dm_spec_opts(spec, "guidance");
+    char dir[DM_PATH_SIZE], h5[DM_PATH_SIZE], origin[DM_PATH_SIZE + 16];
+    dm_runrec rec;
+    dm_runrec_init(&rec);
+    dm_spec *cs = NULL;
+    dm_status st = dm_resolve_named_run(results, cg->classifier, cg->classifier_seed, "guidance.classifier", id, nid,
+                                        dir, sizeof dir, err);
+    if (st)
+        goto out;
+    if ((st = dm_path_fmt(h5, sizeof h5, err, "%s/run.h5", dir)))
+        goto out;
+    if ((st = dm_runlog_read(h5, &rec, err))) {
+        dm_err_prefix(err, "guidance.classifier: run %s", id);
+        goto out;
+    }
+    const char *status = dm_runrec_attr(&rec, "status");
+    if (!status || strcmp(status, "finished") != 0) {
+        st = dm_err(err, DM_E_STATE, "guidance.classifier: run %s is %s, not finished: finish it first (difflab run)",
+                    id, status ? status : "of unknown status");
+        goto out;
+    }
+    snprintf(origin, sizeof origin, "%s/config", h5);
+    if ((st = dm_spec_load_text(&dm_spec_schema, rec.config_yaml, origin, 0, NULL, &cs, err))) {
+        dm_err_prefix(err, "guidance.classifier: run %s", id);
+        goto out;
+    }
+    const dm_loss_ops *lo = (const dm_loss_ops *)dm_spec_plugin(cs, "diffusion.loss");
+    if (!lo->classifier) {
+        st = dm_err(err, DM_E_INPUT, "guidance.classifier: run %s trained a '%s' model, not a classifier "
+                    "(diffusion.loss.type: xent)", id, lo->info.name);
+        goto out;
+    }
+    const dm_data_ops *da = (const dm_data_ops *)dm_spec_plugin(spec, "data");
+    const dm_data_ops *dc = (const dm_data_ops *)dm_spec_plugin(cs, "data");
+    const size_t d1 = da->dim(dm_spec_opts(spec, "data")), d2 = dc->dim(dm_spec_opts(cs, "data"));
+    const size_t c1 = da->n_classes(dm_spec_opts(spec, "data")), c2 = dc->n_classes(dm_spec_opts(cs, "data"));
+    if (d1 != d2 || c1 != c2) {
+        st = dm_err(err, DM_E_INPUT, "guidance.classifier: run %s classifies data of dimension %zu with %zu classes "
+                    "(%s); this model's data have dimension %zu and %zu classes (%s)", id, d2, c2, dc->info.name, d1, c1,
+                    da->info.name);
+        goto out;
+    }
+    if (!same_schedule(spec, cs)) {
+        st = dm_err(err, DM_E_INPUT, "guidance.classifier: run %s was trained on another noise schedule (%s, or other "
+                    "options); a classifier of x_t must share the model's schedule", id,
+                    dm_spec_plugin(cs, "diffusion.schedule")->name);
+        goto out;
+    }
+out:
+    dm_spec_free(cs);
+    dm_runrec_free(&rec);
+    return st;
+}
+
+dm_status dm_guide_load(const char *results, const char *id, size_t batch, dm_guide *g, char *err)
+{
+    char dir[DM_PATH_SIZE], ck[DM_PATH_SIZE], rid[256], h5[DM_PATH_SIZE], origin[DM_PATH_SIZE + 16];
+    memset(g, 0, sizeof *g);
+    snprintf(g->run_id, sizeof g->run_id, "%s", id);
+    dm_runrec rec;
+    dm_runrec_init(&rec);
+    dm_ckpt c = { 0 };
+    dm_status st = dm_find_run(results, id, dir, sizeof dir, rid, sizeof rid, err);
+    if (st)
+        goto out;
+    if ((st = dm_path_fmt(h5, sizeof h5, err, "%s/run.h5", dir)) || (st = dm_runlog_read(h5, &rec, err)))
+        goto out;
+    snprintf(origin, sizeof origin, "%s/config", h5);
+    if ((st = dm_spec_load_text(&dm_spec_schema, rec.config_yaml, origin, 0, NULL, &g->spec, err)) ||
+        (st = dm_trainer_init(&g->tr, g->spec, NULL, err)))
+        goto out;
+    g->tr_ready = 1;
+    if ((st = dm_path_fmt(ck, sizeof ck, err, "%s/checkpoint.h5", dir)) || (st = dm_ckpt_read(ck, &c, err)) ||
+        (st = dm_trainer_restore(&g->tr, &c, err)))
+        goto out;
+    const dm_trainer *t = &g->tr;
+    if ((st = dm_net_classifier_init(&g->nc, &g->clf, &t->mlp, t->eopt->use_ema ? t->ema : t->params, &t->sched,
+                                     t->param, t->param_opts, t->sigma_data, batch, err)))
+        goto out;
+    g->clf_ready = 1;
+out:
+    dm_ckpt_free(&c);
+    dm_runrec_free(&rec);
+    if (st)
+        dm_err_prefix(err, "guidance.classifier: loading run %s", id);
+    return st;
+}
+
+void dm_guide_free(dm_guide *g)
+{
+    if (g->clf_ready)
+        dm_net_classifier_free(&g->nc);
+    if (g->tr_ready)
+        dm_trainer_free(&g->tr);
+    dm_spec_free(g->spec);
+    memset(g, 0, sizeof *g);
+}
