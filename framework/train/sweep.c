@@ -17,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "core/path.h"
+#include "diffusion/guidance.h"
 #include "diffusion/losses.h"
 #include "io/index.h"
 #include "io/runlog.h"
@@ -386,10 +387,13 @@ typedef struct line {
     int64_t seed;
     char *axes_json;
     char *spec;
-    /* cd with a teacher named by spec file + seed: that run, a make prerequisite of this line */
-    char teacher_id[256];
-    char teacher_spec[PATH_MAX];
-    int64_t teacher_seed;
+    /* Runs this line needs, named by spec file + seed (a cd teacher, a guidance classifier):
+     * make prerequisites of this line. */
+    struct prereq {
+        char id[256];
+        char spec[PATH_MAX];
+        int64_t seed;
+    } pre[2];
 } line;
 
 typedef struct combo {
@@ -484,31 +488,47 @@ static char *combo_json(const combo *c)
     return out;
 }
 
-/* A CD line whose distill.teacher is a spec file: the teacher run (its id from that spec and
- * distill.teacher_seed) must finish first, so the make fragment makes it a prerequisite. */
-static dm_status teacher_prerequisite(const dm_spec *spec, line *L, char *err)
+/* One run a line needs, named by a spec file (name) and seed under key: its id into P. Not a
+ * file: nothing to do (a run id is resolved when the line runs). */
+static dm_status prerequisite(const char *name, int64_t seed, const char *key, struct prereq *P, char *err)
+{
+    struct stat sb;
+    if (!name[0] || stat(name, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return DM_OK;
+    char so[64], hash[65];
+    snprintf(so, sizeof so, "seed=%lld", (long long)seed);
+    const char *over[1] = { so };
+    dm_spec *t = NULL;
+    dm_status st = dm_spec_load_file(&dm_spec_schema, name, 1, over, &t, err);
+    if (!st)
+        st = dm_run_id(t, P->id, sizeof P->id, hash, err);
+    dm_spec_free(t);
+    if (st) {
+        dm_err_prefix(err, "%s '%s'", key, name);
+        return st;
+    }
+    if (!realpath(name, P->spec))
+        snprintf(P->spec, sizeof P->spec, "%s", name);
+    P->seed = seed;
+    return DM_OK;
+}
+
+/* A CD line whose distill.teacher is a spec file, and a classifier-guided line whose
+ * guidance.classifier is one: those runs (their ids from the spec and seed) must finish first, so
+ * the make fragment makes them prerequisites. */
+static dm_status prerequisites(const dm_spec *spec, line *L, char *err)
 {
     const dm_loss_ops *loss = (const dm_loss_ops *)dm_spec_plugin(spec, "diffusion.loss");
     const dm_distill_opts *dist = dm_spec_opts(spec, "distill");
-    struct stat sb;
-    if (loss->consistency != DM_CM_KIND_CD || stat(dist->teacher, &sb) != 0 || !S_ISREG(sb.st_mode))
-        return DM_OK;
-    char seed[64], hash[65];
-    snprintf(seed, sizeof seed, "seed=%lld", (long long)dist->teacher_seed);
-    const char *over[1] = { seed };
-    dm_spec *t = NULL;
-    dm_status st = dm_spec_load_file(&dm_spec_schema, dist->teacher, 1, over, &t, err);
-    if (!st)
-        st = dm_run_id(t, L->teacher_id, sizeof L->teacher_id, hash, err);
-    dm_spec_free(t);
-    if (st) {
-        dm_err_prefix(err, "distill.teacher '%s'", dist->teacher);
-        return st;
+    const dm_guidance_ops *gu = (const dm_guidance_ops *)dm_spec_plugin(spec, "guidance");
+    dm_status st = DM_OK;
+    if (loss->consistency == DM_CM_KIND_CD)
+        st = prerequisite(dist->teacher, dist->teacher_seed, "distill.teacher", &L->pre[0], err);
+    if (!st && gu->kind == DM_GUIDE_CLASSIFIER) {
+        const dm_classifier_guidance_opts *cg = dm_spec_opts(spec, "guidance");
+        st = prerequisite(cg->classifier, cg->classifier_seed, "guidance.classifier", &L->pre[1], err);
     }
-    if (!realpath(dist->teacher, L->teacher_spec))
-        snprintf(L->teacher_spec, sizeof L->teacher_spec, "%s", dist->teacher);
-    L->teacher_seed = dist->teacher_seed;
-    return DM_OK;
+    return st;
 }
 
 static dm_status expand(sweep *s, line **out, size_t *n_out, char *err)
@@ -577,7 +597,7 @@ static dm_status expand(sweep *s, line **out, size_t *n_out, char *err)
             const dm_root_opts *root = dm_spec_opts(spec, "");
             L->seed = root->seed;
             if (!st)
-                st = teacher_prerequisite(spec, L, err);
+                st = prerequisites(spec, L, err);
             if (!(st = dm_run_id(spec, L->run_id, sizeof L->run_id, hash, err)) &&
                 !(st = dm_spec_canonical(spec, 0, &L->spec, err)) && !(L->axes_json = combo_json(&c)))
                 st = dm_err(err, DM_E_NOMEM, "out of memory");
@@ -656,22 +676,26 @@ static char *fragment_text(const char *name, const line *lines, size_t n)
             "$(SWEEP_DIR)/done/%%: $(DIFFLAB)\n"
             "\t$(DIFFLAB) --results $(RESULTS) sweep run %s $* run.threads=$(THREADS) run.progress=lines\n",
             name);
-    /* Teachers named by spec + seed run first (once each; the run itself is a no-op when done). */
-    for (size_t i = 0; i < n; i++) {
-        if (!lines[i].teacher_id[0])
-            continue;
-        fprintf(f, "$(SWEEP_DIR)/done/%zu: $(SWEEP_DIR)/teachers/%s\n", i, lines[i].teacher_id);
-        size_t first = 0;
-        while (first < i && strcmp(lines[first].teacher_id, lines[i].teacher_id) != 0)
-            first++;
-        if (first < i)
-            continue;
-        fprintf(f,
-                "$(SWEEP_DIR)/teachers/%s: $(DIFFLAB)\n"
-                "\t$(DIFFLAB) --results $(RESULTS) run '%s' seed=%lld run.threads=$(THREADS) run.progress=lines\n"
-                "\t@mkdir -p $(dir $@) && touch $@\n",
-                lines[i].teacher_id, lines[i].teacher_spec, (long long)lines[i].teacher_seed);
-    }
+    /* Teachers and classifiers named by spec + seed run first (once each; the run itself is a
+     * no-op when done). */
+    for (size_t i = 0; i < n; i++)
+        for (int p = 0; p < 2; p++) {
+            const struct prereq *P = &lines[i].pre[p];
+            if (!P->id[0])
+                continue;
+            fprintf(f, "$(SWEEP_DIR)/done/%zu: $(SWEEP_DIR)/teachers/%s\n", i, P->id);
+            int seen = 0;
+            for (size_t j = 0; j <= i && !seen; j++)
+                for (int q = 0; q < 2 && !seen; q++)
+                    seen = (j < i || q < p) && strcmp(lines[j].pre[q].id, P->id) == 0;
+            if (seen)
+                continue;
+            fprintf(f,
+                    "$(SWEEP_DIR)/teachers/%s: $(DIFFLAB)\n"
+                    "\t$(DIFFLAB) --results $(RESULTS) run '%s' seed=%lld run.threads=$(THREADS) run.progress=lines\n"
+                    "\t@mkdir -p $(dir $@) && touch $@\n",
+                    P->id, P->spec, (long long)P->seed);
+        }
     if (fclose(f) != 0)
         return NULL;
     char *out = dm_strdup(buf);
