@@ -41,8 +41,9 @@
  * thread's edge are computed with other code paths (measured on Zen 3 with the Haswell kernel: a
  * 1024x256x66 NT product differs in ~5% of its entries between 1 and 2 threads, in a 16-column
  * band at the split; an earlier scheme relied on the SkylakeX kernel not doing so for short inner
- * dimensions, which does not carry over to other kernels). So OpenBLAS never splits a product here: gemm cuts the longer side of C into GEMM_TILE-wide
- * tiles, a partition of the shapes alone, and runs each tile as a single-threaded sgemm. */
+ * dimensions, which does not carry over to other kernels). So OpenBLAS never splits a product
+ * here: gemm cuts the longer side of C into GEMM_TILE-wide tiles, a partition of the shapes
+ * alone, and runs each tile as a single-threaded sgemm. */
 #define GEMM_TILE 128
 
 /* Inner dimension per sgemm call: a long inner dimension (the batch, in the weight gradients) is
