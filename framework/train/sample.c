@@ -166,6 +166,8 @@ dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err)
         goto out;
     have_clf = 1;
     for (int l = 0; l < LEVELS; l++) {
+        if (l > 0 && ts[l] == ts[l - 1])   /* a discrete grid may already end on the first step */
+            continue;
         const double t = ts[l], a = s->ops->alpha(s, t), sg = s->ops->sigma(s, t);
         for (size_t q = 0; q < n * d; q++)
             xt[q] = (float)(a * tr->ref_x[q] + sg * dm_rng_normal(&rng));

@@ -31,8 +31,8 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
 dm_status dm_nll_record(dm_trainer *tr, dm_runrec *rec, char *err);
 
 /* A classifier run (diffusion.loss xent): its accuracy and cross-entropy on the reference points
- * noised at five times of the schedule (its 4-step sampling grid with the clean end replaced by
- * the smallest time; noise from stream "eval.classifier" of eval.seed), recorded as evals
+ * noised at up to five times of the schedule (its 4-step sampling grid with the clean end replaced
+ * by the smallest time, duplicates dropped; noise from stream "eval.classifier" of eval.seed), recorded as evals
  * "accuracy" and "xent", sampler "classifier", nfe 0, settings {"t": time}. */
 dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err);
 
