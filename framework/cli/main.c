@@ -60,7 +60,7 @@ static void usage(FILE *out)
           "  --csv, --json           (query) output format\n"
           "  --rows KEY[,KEY], --cols KEY\n"
           "                          (table) a spec param key (sampler.type, train.steps, ...) or an\n"
-          "                          eval field: sampler, nfe, settings\n"
+          "                          eval field: sampler, nfe, settings, settings.FIELD (scale, ...)\n"
           "  --metric NAME           (table) an eval metric (swd, mmd2, nll, ...) or a training series (loss)\n"
           "  --sweep NAME            (table) only the runs of a sweep (default: all runs)\n"
           "  --where SQL             (table) an SQL condition on the runs table r, e.g. \"r.seed < 3\"\n"

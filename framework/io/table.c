@@ -463,12 +463,18 @@ typedef struct rec {
 
 /* ---------------------------------------------------------------------- queries ---- */
 
+/* One field of the settings JSON: "settings.scale" is json_extract(settings, '$.scale'). */
+static const char *settings_field(const char *key)
+{
+    return strncmp(key, "settings.", 9) == 0 && key[9] ? key + 9 : NULL;
+}
+
 static int is_eval_field(const char *key)
 {
     for (size_t i = 0; i < sizeof eval_fields / sizeof *eval_fields; ++i)
         if (!strcmp(key, eval_fields[i]))
             return 1;
-    return 0;
+    return settings_field(key) != NULL;
 }
 
 static const char *origin_of(const dm_table_def *d, int opt, char *buf, size_t n)
@@ -547,7 +553,7 @@ static dm_status check_def(sqlite3 *db, const dm_table_def *d, const char *const
                       "mmd2, or a training series such as loss)");
     if (d->n_rows == 0)
         return dm_err(err, DM_E_INPUT, "table: --rows is required (one or more keys, "
-                      "comma-separated: spec params such as sampler.type, or sampler, nfe, settings)");
+                      "comma-separated: spec params such as sampler.type, or sampler, nfe, settings, settings.FIELD of its JSON)");
     if (d->sweep) {
         sql = sqlite3_mprintf("SELECT 1 FROM sweep_runs WHERE sweep = %Q", d->sweep);
         if ((e = exists(db, sql, err)) < 0)
@@ -629,7 +635,7 @@ static dm_status check_def(sqlite3 *db, const dm_table_def *d, const char *const
             list_of(db, like, known, sizeof known);
             sqlite3_free(like);
             return dm_err(err, DM_E_INPUT, "%s: unknown key '%s': neither a param key of a run in "
-                          "the index nor one of sampler, nfe, settings%s%s%s",
+                          "the index nor one of sampler, nfe, settings, settings.FIELD%s%s%s",
                           origin_of(d, opt, ob, sizeof ob), keys[i],
                           *known ? " (did you mean: " : "", known, *known ? ")" : "");
         }
@@ -664,7 +670,11 @@ static void append_keys(sqlite3_str *cols, sqlite3_str *joins, const char *const
 {
     for (size_t i = 0; i < nk; ++i) {
         if (is_eval_field(keys[i])) {
-            if (!failed)
+            if (!failed && settings_field(keys[i])) {
+                char *path = sqlite3_mprintf("$.%s", settings_field(keys[i]));
+                sqlite3_str_appendf(cols, ", json_extract(e.settings, %Q)", path ? path : "$");
+                sqlite3_free(path);
+            } else if (!failed)
                 sqlite3_str_appendf(cols, ", e.%s", keys[i]);
             else if (!strcmp(keys[i], "sampler"))
                 sqlite3_str_appendall(cols, ", (SELECT text_value FROM params WHERE run_id = "

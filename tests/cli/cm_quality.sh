@@ -2,15 +2,15 @@
 # Consistency models on the 8-Gaussian mixture, through `difflab run` / `difflab sample` with the
 # method specs (configs/methods/{ct,ict,cd}.yaml): the training loss falls, and one-step samples
 # have MMD² below a tenth of the untrained model's (whose one-step samples sit at the data mean);
-# two steps on the same noise: iCT does at least as well as in one step; CD from the analytic
-# denoiser stays below a tenth of the untrained model's (it does not beat its one-step samples on
-# this mixture: see the closing note of issue 4).
+# two steps on the same noise do at least as well as one for iCT and for CD from the analytic
+# denoiser, by MMD² and by SWD, compared on 4000 samples (at 1000 the exact-vs-exact MMD² spread,
+# about 5e-4, is larger than the gap).
 . "$(dirname "$0")/lib.sh"
 cd "$TMP"
 EVAL=(eval.n_samples=1000 eval.n_ref=1000 eval.swd_projections=64 run.progress=none)
-mmd() {   # mmd RUN NFE: the run's cm MMD² at that NFE
+mmd() {   # mmd RUN NFE [METRIC]: the run's latest cm value of METRIC (mmd2) at that NFE
   "$DIFFLAB" query "SELECT printf('%.6g', value) FROM evals WHERE run_id = '$1' AND sampler = 'cm' AND nfe = $2
-                    AND metric = 'mmd2'" --csv | tail -n 1
+                    AND metric = '${3:-mmd2}'" --csv | tail -n 1
 }
 id_of() { sed -n 's/^run \([^ ]*\) finished.*/\1/p' "$TMP/out"; }
 
@@ -29,13 +29,15 @@ for m in ct ict cd; do
         WHERE f.run_id = '$id' AND f.key = 'loss' AND f.step = (SELECT min(step) FROM metrics WHERE run_id = '$id' AND key = 'loss')
         AND l.step = (SELECT max(step) FROM metrics WHERE run_id = '$id' AND key = 'loss')" --csv | tail -n 1)
   awk -v r="$r" 'BEGIN { exit !(r < 1) }' && pass || fail "$m: the loss did not fall (last/first $r)"
-  expect_exit 0 "$DIFFLAB" sample "$id" --sampler cm --steps 2
-  v2=$(mmd "$id" 2)
-  echo "$m two-step MMD² $v2"
-  if [ "$m" = ict ]; then
-    awk -v a="$v2" -v b="$v" 'BEGIN { exit !(a <= b) }' && pass || fail "$m: two steps ($v2) worse than one ($v)"
-  else
-    awk -v a="$v2" -v b="$base" 'BEGIN { exit !(a < b / 10) }' && pass || fail "$m: two-step MMD² $v2 not below a tenth of $base"
-  fi
+  # One and two steps on the same 4000 noise draws (common random numbers by sample index).
+  BIG=(eval.n_samples=4000 eval.n_ref=4000 eval.mmd_max=4000)
+  expect_exit 0 "$DIFFLAB" sample "$id" --sampler cm --steps 1 "${BIG[@]}"
+  v1=$(mmd "$id" 1) s1=$(mmd "$id" 1 swd)
+  expect_exit 0 "$DIFFLAB" sample "$id" --sampler cm --steps 2 "${BIG[@]}"
+  v2=$(mmd "$id" 2) s2=$(mmd "$id" 2 swd)
+  echo "$m on 4000 samples: one step MMD² $v1 SWD $s1; two steps MMD² $v2 SWD $s2"
+  [ "$m" = ct ] && continue   # reported only: the issue asks two steps >= one of iCT and CD
+  awk -v a="$v2" -v b="$v1" 'BEGIN { exit !(a <= b) }' && pass || fail "$m: two steps (MMD² $v2) worse than one ($v1)"
+  awk -v a="$s2" -v b="$s1" 'BEGIN { exit !(a <= b) }' && pass || fail "$m: two steps (SWD $s2) worse than one ($s1)"
 done
 finish
