@@ -92,7 +92,7 @@ static dm_status sweep_launch(dm_cli *cli, const char *usage, char *err)
     const char *sweep = cli->args[1];
     struct stat sb;
     if (stat(sweep, &sb) == 0 && S_ISREG(sb.st_mode)) {   /* a sweep file: expand it first */
-        dm_status st = dm_sweep_expand(cli->results, sweep, name, sizeof name, cli->out, err);
+        dm_status st = dm_sweep_expand(cli->results, sweep, cli->quick, name, sizeof name, cli->out, err);
         if (st)
             return st;
         sweep = name;
@@ -103,7 +103,7 @@ static dm_status sweep_launch(dm_cli *cli, const char *usage, char *err)
 /* sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.*=value ...] | sweep ... --launcher */
 static dm_status cmd_sweep(dm_cli *cli, char *err)
 {
-    static const char usage[] = "usage: difflab sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.key=value ...]"
+    static const char usage[] = "usage: difflab sweep SWEEP.yaml [--quick] | sweep status NAME | sweep run NAME LINE [run.key=value ...]"
                                 " | sweep NAME|SWEEP.yaml --launcher slurm [--partition P] [--time T] [--cpus C] [--max-parallel K]";
     if (cli->n_args < 2)
         return dm_err(err, DM_E_INPUT, "sweep: %s", usage);
@@ -124,7 +124,7 @@ static dm_status cmd_sweep(dm_cli *cli, char *err)
     }
     if (cli->n_args != 2)
         return dm_err(err, DM_E_INPUT, "sweep: %s", usage);
-    return dm_sweep_expand(cli->results, sub, NULL, 0, cli->out, err);
+    return dm_sweep_expand(cli->results, sub, cli->quick, NULL, 0, cli->out, err);
 }
 
 static dm_status cmd_keys(dm_cli *cli, char *err)

@@ -22,6 +22,7 @@ typedef struct dm_cli {
     int n_sets;
     /* sweep NAME --launcher slurm: --partition, --time, --cpus, --max-parallel (NULL: not given) */
     const char *launcher, *partition, *time, *cpus, *max_parallel;
+    int quick;                           /* sweep SWEEP.yaml --quick: the sweep's quick: variant */
     const char *table_def;               /* table: --def FILE.yaml */
     const char *table_opts[DM_CLI_MAX_ARGS][2]; /* table: (option, value) in command-line order */
     int n_table_opts;

@@ -44,7 +44,8 @@ static void usage(FILE *out)
           "  table --rows KEY[,KEY] [--cols KEY] --metric NAME [options]\n"
           "                          an ablation table from the index: mean ± std over seeds per cell\n"
           "  sweep SWEEP.yaml        expand a sweep into results/sweeps/<name>/ (manifest, specs, make\n"
-          "                          fragment); then: make -f Makefile.runs SWEEP=<name> -j N\n"
+          "                          fragment); then: make -f Makefile.runs SWEEP=<name> -j N;\n"
+          "                          --quick: its quick: section applied, as <name>_quick (tests)\n"
           "  sweep status NAME       counts of queued / running / finished / failed / diverged /\n"
           "                          interrupted runs, and the failed runs' errors\n"
           "  sweep run NAME LINE     run one manifest line (what make and Slurm call)\n"
@@ -85,7 +86,7 @@ int main(int argc, char **argv)
         /* sweep --launcher slurm */
         { "launcher", required_argument, NULL, 'L' }, { "partition", required_argument, NULL, 'P' },
         { "time", required_argument, NULL, 'T' },     { "cpus", required_argument, NULL, 'C' },
-        { "max-parallel", required_argument, NULL, 'K' },
+        { "max-parallel", required_argument, NULL, 'K' }, { "quick", no_argument, NULL, 'Q' },
         { "def", required_argument, NULL, 'D' },
         /* table options: TOPT + their index in table_opts[] */
         { "sweep", required_argument, NULL, TOPT + 0 },    { "rows", required_argument, NULL, TOPT + 1 },
@@ -127,6 +128,7 @@ int main(int argc, char **argv)
         case 'T': cli.time = optarg; break;
         case 'C': cli.cpus = optarg; break;
         case 'K': cli.max_parallel = optarg; break;
+        case 'Q': cli.quick = 1; break;
         case 'c': cli.fmt = DM_QUERY_CSV; break;
         case 'j': cli.fmt = DM_QUERY_JSON; break;
         case 'h': usage(stdout); rc = 0; goto out;

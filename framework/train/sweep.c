@@ -262,7 +262,95 @@ static int valid_name(const char *s)
     return 1;
 }
 
-static dm_status parse_sweep(const char *path, sweep *s, char *err)
+/* seeds: a count n (0..n-1) or a list of seeds, into s (replacing what it held). */
+static dm_status parse_seeds(const dm_ynode *v, sweep *s, char *err)
+{
+    char *end;
+    dm_free(s->seeds);
+    s->seeds = NULL;
+    s->n_seeds = 0;
+    if (v->kind == DM_Y_SCALAR) {
+        const long n = strtol(v->text, &end, 10);
+        if (*end || n < 1 || n > 10000)
+            return at(v, err, DM_E_INPUT, "seeds: a count 1..10000 or a list of seeds", NULL, NULL);
+        s->n_seeds = (size_t)n;
+        if (!(s->seeds = dm_calloc(s->n_seeds, sizeof *s->seeds)))
+            return dm_err(err, DM_E_NOMEM, "out of memory");
+        for (size_t j = 0; j < s->n_seeds; j++)
+            s->seeds[j] = (int64_t)j;
+    } else if (v->kind == DM_Y_SEQ && v->n > 0) {
+        s->n_seeds = v->n;
+        if (!(s->seeds = dm_calloc(s->n_seeds, sizeof *s->seeds)))
+            return dm_err(err, DM_E_NOMEM, "out of memory");
+        for (size_t j = 0; j < v->n; j++) {
+            const dm_ynode *e = v->item[j];
+            const long long x = e->kind == DM_Y_SCALAR ? strtoll(e->text, &end, 10) : -1;
+            if (e->kind != DM_Y_SCALAR || *end || x < 0 || x > 4294967295LL)
+                return at(e, err, DM_E_INPUT, "seeds: each seed is an integer 0..2^32-1", NULL, NULL);
+            s->seeds[j] = x;
+        }
+    } else {
+        return at(v, err, DM_E_INPUT, "seeds: a count or a non-empty list of seeds", NULL, NULL);
+    }
+    return DM_OK;
+}
+
+/* Replace the axis of a's key in (arr, n) by a, or (append) add it; a is moved. */
+static dm_status put_axis(axis **arr, size_t *n, axis *a, int append, char *err)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*arr)[i].key, a->key) == 0) {
+            free_axis(&(*arr)[i]);
+            (*arr)[i] = *a;
+            return DM_OK;
+        }
+    if (!append)
+        return at(a->where, err, DM_E_INPUT, "quick: '", a->key, "' is not an axis of the sweep's grid");
+    axis *p = dm_realloc(*arr, (*n + 1) * sizeof **arr);
+    if (!p)
+        return dm_err(err, DM_E_NOMEM, "out of memory");
+    *arr = p;
+    (*arr)[(*n)++] = *a;
+    return DM_OK;
+}
+
+/* --quick: the sweep's `quick:` section (set: overrides added to set, grid: axes replacing the
+ * grid's axes of the same keys, seeds: the replicate axis) applied, under the name <name>_quick:
+ * the same study, shortened, for tests. */
+static dm_status apply_quick(const char *path, sweep *s, const dm_ynode *q, char *err)
+{
+    if (!q)
+        return dm_err(err, DM_E_INPUT, "%s: --quick needs a quick: section (set, grid, seeds) in the sweep", path);
+    if (q->kind != DM_Y_MAP)
+        return at(q, err, DM_E_INPUT, "quick: a mapping with set, grid and/or seeds", NULL, NULL);
+    dm_status st = DM_OK;
+    for (size_t i = 0; i + 1 < q->n && !st; i += 2) {
+        const dm_ynode *k = q->item[i], *v = q->item[i + 1];
+        const int is_set = strcmp(k->text, "set") == 0, is_grid = strcmp(k->text, "grid") == 0;
+        if (strcmp(k->text, "seeds") == 0) {
+            st = parse_seeds(v, s, err);
+        } else if (is_set || is_grid) {
+            axis *ax = NULL;
+            size_t na = 0;
+            st = parse_axes(v, is_set, &ax, &na, err);
+            size_t j = 0;
+            for (; j < na && !st; j++)
+                st = is_set ? put_axis(&s->set, &s->n_set, &ax[j], 1, err) : put_axis(&s->grid, &s->n_grid, &ax[j], 0, err);
+            for (; j < na; j++)   /* not moved: an error stopped the loop */
+                free_axis(&ax[j]);
+            dm_free(ax);
+        } else {
+            st = at(k, err, DM_E_INPUT, "unknown quick key '", k->text, "'; valid: set, grid, seeds");
+        }
+    }
+    if (!st && strlen(s->name) + 6 >= sizeof s->name)
+        return dm_err(err, DM_E_INPUT, "%s: the name is too long for its quick variant", path);
+    if (!st)
+        strcat(s->name, "_quick");
+    return st;
+}
+
+static dm_status parse_sweep(const char *path, sweep *s, int quick, char *err)
 {
     dm_status st = read_file(path, &s->text, &s->text_len, err);
     if (st)
@@ -272,8 +360,8 @@ static dm_status parse_sweep(const char *path, sweep *s, char *err)
     const dm_ynode *t = s->tree;
     if (!t || t->kind != DM_Y_MAP)
         return dm_err(err, DM_E_INPUT, "%s: a sweep spec is a mapping (name, base, grid, zip, seeds, exclude, set)", path);
-    static const char *const known[] = { "name", "base", "set", "grid", "zip", "seeds", "exclude", NULL };
-    const dm_ynode *name = NULL, *base = NULL;
+    static const char *const known[] = { "name", "base", "set", "grid", "zip", "seeds", "exclude", "quick", NULL };
+    const dm_ynode *name = NULL, *base = NULL, *quick_node = NULL;
     for (size_t i = 0; i + 1 < t->n; i += 2) {
         const dm_ynode *k = t->item[i], *v = t->item[i + 1];
         int ok = 0;
@@ -281,9 +369,11 @@ static dm_status parse_sweep(const char *path, sweep *s, char *err)
             ok |= strcmp(k->text, known[j]) == 0;
         if (!ok)
             return at(k, err, DM_E_INPUT, "unknown sweep key '", k->text,
-                      "'; valid: name, base, set, grid, zip, seeds, exclude");
+                      "'; valid: name, base, set, grid, zip, seeds, exclude, quick");
         if (strcmp(k->text, "name") == 0)
             name = v;
+        else if (strcmp(k->text, "quick") == 0)
+            quick_node = v;
         else if (strcmp(k->text, "base") == 0)
             base = v;
         else if (strcmp(k->text, "set") == 0)
@@ -298,30 +388,7 @@ static dm_status parse_sweep(const char *path, sweep *s, char *err)
             for (size_t z = 0; z < s->n_zip && !st; z++)
                 st = parse_zip_group(many ? v->item[z] : v, &s->zip[z], err);
         } else if (strcmp(k->text, "seeds") == 0) {
-            char *end;
-            if (v->kind == DM_Y_SCALAR) {
-                const long n = strtol(v->text, &end, 10);
-                if (*end || n < 1 || n > 10000)
-                    return at(v, err, DM_E_INPUT, "seeds: a count 1..10000 or a list of seeds", NULL, NULL);
-                s->n_seeds = (size_t)n;
-                if (!(s->seeds = dm_calloc(s->n_seeds, sizeof *s->seeds)))
-                    return dm_err(err, DM_E_NOMEM, "out of memory");
-                for (size_t j = 0; j < s->n_seeds; j++)
-                    s->seeds[j] = (int64_t)j;
-            } else if (v->kind == DM_Y_SEQ && v->n > 0) {
-                s->n_seeds = v->n;
-                if (!(s->seeds = dm_calloc(s->n_seeds, sizeof *s->seeds)))
-                    return dm_err(err, DM_E_NOMEM, "out of memory");
-                for (size_t j = 0; j < v->n; j++) {
-                    const dm_ynode *e = v->item[j];
-                    const long long x = e->kind == DM_Y_SCALAR ? strtoll(e->text, &end, 10) : -1;
-                    if (e->kind != DM_Y_SCALAR || *end || x < 0 || x > 4294967295LL)
-                        return at(e, err, DM_E_INPUT, "seeds: each seed is an integer 0..2^32-1", NULL, NULL);
-                    s->seeds[j] = x;
-                }
-            } else {
-                return at(v, err, DM_E_INPUT, "seeds: a count or a non-empty list of seeds", NULL, NULL);
-            }
+            st = parse_seeds(v, s, err);
         } else if (strcmp(k->text, "exclude") == 0) {
             if (v->kind != DM_Y_SEQ)
                 return at(v, err, DM_E_INPUT, "exclude: a list of mappings {key: value, ...}", NULL, NULL);
@@ -359,6 +426,11 @@ static dm_status parse_sweep(const char *path, sweep *s, char *err)
         return base ? at(base, err, DM_E_INPUT, "base: the path of the base spec", NULL, NULL)
                     : dm_err(err, DM_E_INPUT, "%s: the sweep needs a base spec (base: PATH)", path);
     snprintf(s->name, sizeof s->name, "%s", name->text);
+    if (quick) {
+        dm_status qs = apply_quick(path, s, quick_node, err);
+        if (qs)
+            return qs;
+    }
     /* base: relative to the sweep file's folder if it is there, else to the working folder. */
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
@@ -746,7 +818,8 @@ static int is_dir(const char *p)
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-dm_status dm_sweep_expand(const char *results, const char *path, char *name_out, size_t name_n, FILE *out, char *err)
+dm_status dm_sweep_expand(const char *results, const char *path, int quick, char *name_out, size_t name_n, FILE *out,
+                          char *err)
 {
     sweep s = { 0 };
     line *lines = NULL;
@@ -754,7 +827,7 @@ dm_status dm_sweep_expand(const char *results, const char *path, char *name_out,
     char *manifest = NULL, *frag = NULL, *old = NULL;
     size_t old_len = 0;
     char dir[DM_PATH_SIZE], tmp[DM_PATH_SIZE], p[DM_PATH_SIZE];
-    dm_status st = parse_sweep(path, &s, err);
+    dm_status st = parse_sweep(path, &s, quick, err);
     if (!st)
         st = expand(&s, &lines, &nl, err);
     if (st)

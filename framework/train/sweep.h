@@ -14,6 +14,9 @@
  *   seeds: [0, 1, 2]               # the replicate axis (or a count n: 0..n-1; default [0])
  *   exclude:                       # combinations to leave out: each must match at least one
  *     - {diffusion.schedule.rho: 1, sampler.steps: 24}
+ *   quick:                         # optional: the shortened variant `--quick` expands
+ *     set: {train.steps: 50}
+ *     seeds: 1
  * An axis key is any spec key, or a whole section (`sampler: [{type: euler}, {type: heun}]`).
  * Values are YAML, given to the spec loader as overrides, so a key the spec does not have, a
  * value of the wrong type, an empty axis, zip lists of unequal length and an exclude that
@@ -46,8 +49,11 @@
 #include "core/status.h"
 
 /* Expand the sweep spec at path into results/sweeps/<name>/ (see above); name_out (may be
- * NULL, n bytes) gets the sweep's name. */
-dm_status dm_sweep_expand(const char *results, const char *path, char *name_out, size_t n, FILE *out, char *err);
+ * NULL, n bytes) gets the sweep's name. With quick, the sweep's `quick:` section is applied
+ * first (set: more fixed overrides, grid: axes that replace the grid's of the same key, seeds: the
+ * replicate axis) and the sweep is <name>_quick: a study shortened for tests. */
+dm_status dm_sweep_expand(const char *results, const char *path, int quick, char *name_out, size_t n, FILE *out,
+                          char *err);
 
 /* Run manifest line `line` of sweep `name` with extra overrides (run.* only: they do not change
  * the run). */

@@ -20,7 +20,7 @@ cid=$(sed -n 's/^run \(classifier-[0-9a-f]*-s0\) finished.*/\1/p' "$TMP/out")
 acc=$("$DIFFLAB" query "SELECT printf('%.3f', value) FROM evals WHERE run_id = '$cid' AND metric = 'accuracy'
         ORDER BY json_extract(settings, '$.t') LIMIT 1" --csv | tail -n 1)
 awk -v a="$acc" 'BEGIN { exit !(a > 0.8) }' && pass || fail "classifier accuracy on clean data $acc"
-expect_exit 1 "$DIFFLAB" sample "$cid" && expect_out 'is a classifier'
+expect_exit 2 "$DIFFLAB" sample "$cid" && expect_out 'is a classifier'
 
 # Classifier guidance by spec + seed, then by id, on a short unconditional model.
 CG=("$SRC/configs/methods/classifier_guidance.yaml" "${SMALL[@]}" train.steps=300)
@@ -46,7 +46,7 @@ expect_exit 0 "$DIFFLAB" run "${CG[@]}" "guidance={type: classifier, scale: 2, c
 expect_exit 0 "$DIFFLAB" run "${CG[@]}" guidance.classifier=analytic train.steps=200 && expect_out 'class_share'
 
 # Classifier-free guidance: a short conditional run, sampled at w = 0 and w = 3.
-CFG=("$SRC/configs/methods/cfg.yaml" "${SMALL[@]}" train.steps=400)
+CFG=("$SRC/configs/methods/cfg.yaml" "${SMALL[@]}" train.steps=1500)
 expect_exit 0 "$DIFFLAB" run "${CFG[@]}" guidance.scale=0 && expect_out 'class_share'
 fid=$(sed -n 's/^run \(cfg-[0-9a-f]*-s0\) finished.*/\1/p' "$TMP/out")
 expect_exit 0 "$DIFFLAB" sample "$fid" guidance.scale=3
@@ -74,9 +74,9 @@ refuse none_named 'guidance.classifier: classifier guidance needs a classifier' 
 refuse other_schedule "guidance.classifier: run $cid was trained on another noise schedule" \
   "$DIFFLAB" run "${CG[@]}" "guidance.classifier=$cid" diffusion.schedule.T=500
 refuse cfg_unconditional 'guidance.type: cfg combines a conditional and an unconditional prediction' \
-  "$DIFFLAB" run "${CG[@]}" guidance.type=cfg
+  "$DIFFLAB" run "${CG[@]}" "guidance={type: cfg}"
 refuse cfg_no_dropout 'guidance.type: cfg needs train.label_dropout > 0' "$DIFFLAB" run "${CFG[@]}" train.label_dropout=0
 refuse dropout_unconditional 'train.label_dropout: only a conditional network' \
-  "$DIFFLAB" run "${CG[@]}" guidance.type=none train.label_dropout=0.1
+  "$DIFFLAB" run "${CG[@]}" "guidance={type: none}" train.label_dropout=0.1
 refuse sample_missing 'guidance.classifier: .*nosuchrun' "$DIFFLAB" sample "$gid" guidance.classifier=nosuchrun
 finish
