@@ -73,6 +73,7 @@
 
 extern const char dm_index_schema_sql[]; /* index_schema.c */
 extern const char dm_index_views_sql[];
+extern const char dm_index_metric_info_sql[];
 extern const char dm_index_views_temp_sql[];
 
 struct dm_index {
@@ -297,6 +298,14 @@ static dm_status ensure_views(dm_index *ix, void *ctx, char *err)
     return st;
 }
 
+/* The program's metric_info rows in an index an older program wrote (a no-op write when they are
+ * up to date). Writable connections only: a read-only one reads what is there. */
+static dm_status ensure_metric_info(dm_index *ix, void *ctx, char *err)
+{
+    (void)ctx;
+    return exec(ix, dm_index_metric_info_sql, "updating metric_info", err);
+}
+
 /* flock() on "<index>.lock", shared while opening, exclusive while dm_index_replace swaps the
  * file (see the top of this file). With create the lock file is made if missing (writers);
  * without, a missing lock file means no lock (a read-only open). A file system without flock()
@@ -435,6 +444,8 @@ static dm_status open_conn(dm_index *ix, char *err)
     if (h.version == 1 && !ix->readonly && (st = with_retry(ix, migrate_schema, NULL, err)))
         goto out;
     if ((st = with_retry(ix, ensure_views, ix->readonly ? (void *)ix : NULL, err)))
+        goto out;
+    if (!ix->readonly && !ix->private_file && (st = with_retry(ix, ensure_metric_info, NULL, err)))
         goto out;
     /* Under the lock no swap can happen: the path names the file just opened. */
     struct stat sb;

@@ -17,6 +17,7 @@
 /* Private to index.c, which declares them too (no header for three strings). */
 extern const char dm_index_schema_sql[];
 extern const char dm_index_views_sql[];
+extern const char dm_index_metric_info_sql[];
 extern const char dm_index_views_temp_sql[];
 
 /* Summary views; TEMP is "" or "TEMP " (see docs/sql.md).
@@ -101,6 +102,37 @@ extern const char dm_index_views_temp_sql[];
     "  FROM run_summary s LEFT JOIN run_summary t ON t.run_id = s.teacher\n"                      \
     "  WHERE s.teacher IS NOT NULL AND s.teacher <> '';\n"
 
+/* The program's own metrics: inserted, and brought up to date where an older program wrote them
+ * otherwise or did not know them (written only when they differ). Run when the schema is created and
+ * on every writable open. */
+#define DM_METRIC_INFO_SQL \
+    "CREATE TABLE IF NOT EXISTS metric_info (\n" \
+    "  name TEXT PRIMARY KEY, lower_is_better INTEGER NOT NULL, doc TEXT);\n" \
+    "INSERT INTO metric_info (name, lower_is_better, doc) VALUES\n" \
+    "  ('loss', 1, 'training loss'),\n" \
+    "  ('swd', 1, 'sliced 1-Wasserstein distance to the reference set'),\n" \
+    "  ('mmd2', 1, 'unbiased squared MMD to the reference set'),\n" \
+    "  ('nll', 1, 'negative log-likelihood (probability-flow ODE)'),\n" \
+    "  ('bpd', 1, 'bits per dimension'),\n" \
+    "  ('vlb', 1, 'DDPM variational bound on the negative log-likelihood (nats per point)'),\n" \
+    "  ('vlb_bpd', 1, 'DDPM variational bound in bits per dimension'),\n" \
+    "  ('cond_mmd2', 1, 'mean over classes of the unbiased squared MMD to the class-conditional reference'),\n" \
+    "  ('class_share', 0, 'share of samples the exact mixture posterior assigns to the class asked for'),\n" \
+    "  ('class_var', -1, 'diversity: mean within-class variance of the samples'),\n" \
+    "  ('class_entropy', -1, 'diversity: entropy (nats) of the samples over the components of their class'),\n" \
+    "  ('accuracy', 0, 'classifier accuracy on noised reference points'),\n" \
+    "  ('xent', 1, 'classifier cross-entropy on noised reference points'),\n" \
+    "  ('post_std', -1, 'spread of the exact posterior p(x0 | x_t): sqrt(tr Cov / d)'),\n" \
+    "  ('post_modes', -1, 'effective number of mixture components the exact posterior covers, exp(H(r))'),\n" \
+    "  ('post_modes90', -1, 'fewest components holding 90% of the exact posterior'),\n" \
+    "  ('gap_data', -1, 'distance from E[x0 | x_t] to the nearest data point'),\n" \
+    "  ('gap_mode', -1, 'distance from E[x0 | x_t] to the nearest component mean, in its stds'),\n" \
+    "  ('denoise_err', -1, 'distance from E[x0 | x_t] to the clean point that made x_t')\n" \
+    "  ON CONFLICT(name) DO UPDATE SET lower_is_better = excluded.lower_is_better, doc = excluded.doc\n" \
+    "  WHERE lower_is_better IS NOT excluded.lower_is_better OR doc IS NOT excluded.doc;\n"
+
+const char dm_index_metric_info_sql[] = DM_METRIC_INFO_SQL;
+
 const char dm_index_views_sql[] = DM_SUMMARY_VIEWS("");
 const char dm_index_views_temp_sql[] = DM_SUMMARY_VIEWS("TEMP ");
 
@@ -131,22 +163,8 @@ const char dm_index_schema_sql[] =
     "  metric TEXT NOT NULL, sampler TEXT, nfe INTEGER, settings TEXT,\n"
     "  n_samples INTEGER, value REAL);\n"
     "CREATE INDEX IF NOT EXISTS evals_run ON evals(run_id);\n"
-    "CREATE TABLE IF NOT EXISTS metric_info (\n"
-    "  name TEXT PRIMARY KEY, lower_is_better INTEGER NOT NULL, doc TEXT);\n"
-    "INSERT OR IGNORE INTO metric_info (name, lower_is_better, doc) VALUES\n"
-    "  ('loss', 1, 'training loss'),\n"
-    "  ('swd', 1, 'sliced 1-Wasserstein distance to the reference set'),\n"
-    "  ('mmd2', 1, 'unbiased squared MMD to the reference set'),\n"
-    "  ('nll', 1, 'negative log-likelihood (probability-flow ODE)'),\n"
-    "  ('bpd', 1, 'bits per dimension'),\n"
-    "  ('vlb', 1, 'DDPM variational bound on the negative log-likelihood (nats per point)'),\n"
-    "  ('vlb_bpd', 1, 'DDPM variational bound in bits per dimension'),\n"
-    "  ('cond_mmd2', 1, 'mean over classes of the unbiased squared MMD to the class-conditional reference'),\n"
-    "  ('class_share', 0, 'share of samples the exact mixture posterior assigns to the class asked for'),\n"
-    "  ('class_var', 0, 'diversity: mean within-class variance of the samples'),\n"
-    "  ('class_entropy', 0, 'diversity: entropy (nats) of the samples over the components of their class'),\n"
-    "  ('accuracy', 0, 'classifier accuracy on noised reference points'),\n"
-    "  ('xent', 1, 'classifier cross-entropy on noised reference points');\n"
+    /* lower_is_better: 1 lower, 0 higher, -1 neither (a description, not a score: no best). */
+    DM_METRIC_INFO_SQL
     /* SQLite documents that with max() the bare columns come from the row holding the max. */
     "CREATE VIEW IF NOT EXISTS last_metrics AS\n"
     "  SELECT run_id, key, max(step) AS step, value FROM metrics GROUP BY run_id, key;\n"

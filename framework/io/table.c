@@ -809,6 +809,8 @@ static int better(double a, double b, int lower)
 
 static void mark_best(dm_table *t)
 {
+    if (t->lower_is_better < 0)   /* a descriptive metric: no best */
+        return;
     for (size_t c = 0; c < t->n_cols; ++c) {
         dm_table_cell *best = NULL, *second = NULL;
         for (size_t r = 0; r < t->n_rows; ++r) {
@@ -1000,7 +1002,7 @@ dm_status dm_table_build(dm_index *ix, const dm_table_def *d, dm_table **out, ch
                                              "%Q", d->metric), &s, err)))
         goto out;
     if ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        t->lower_is_better = sqlite3_column_int(s, 0) != 0;
+        t->lower_is_better = sqlite3_column_int(s, 0) < 0 ? -1 : sqlite3_column_int(s, 0) != 0;
     else if (rc != SQLITE_DONE)
         goto sqlfail;
     mark_best(t);
@@ -1111,8 +1113,11 @@ static void put_caption(FILE *out, const dm_table *t)
         fprintf(out, " (%s of each run's series)", agg_names[t->agg]);
     else if (t->agg != DM_TABLE_LAST)
         fprintf(out, " (%s of each run's matching evals)", agg_names[t->agg]);
-    fprintf(out, ": mean ± %s over runs (n); %s is better; bold: best of its column by more than "
-            "the %s\n", eb, t->lower_is_better ? "lower" : "higher", eb);
+    if (t->lower_is_better < 0)
+        fprintf(out, ": mean ± %s over runs (n); a description: neither direction is better\n", eb);
+    else
+        fprintf(out, ": mean ± %s over runs (n); %s is better; bold: best of its column by more than "
+                "the %s\n", eb, t->lower_is_better ? "lower" : "higher", eb);
 }
 
 static void write_md(const dm_table *t, FILE *out)

@@ -79,7 +79,7 @@ typedef struct dm_table_cell {
 typedef struct dm_table {
     char *metric;
     int training;        /* 1: a training series, 0: an eval metric */
-    int lower_is_better;
+    int lower_is_better;   /* 1, 0, or -1: a descriptive metric (no best) */
     dm_table_agg agg;
     dm_table_errbar errbar;
     size_t n_row_keys;

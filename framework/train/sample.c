@@ -12,6 +12,7 @@
 #include "diffusion/samplers.h"
 #include "eval/conditional.h"
 #include "eval/nll.h"
+#include "eval/posterior.h"
 #include "io/index.h"
 #include "io/png.h"
 #include "io/runlog.h"
@@ -204,6 +205,67 @@ out:
     dm_free_aligned(xt);
     dm_free(logp);
     dm_free(tb);
+    return st;
+}
+
+dm_status dm_posterior_record(dm_trainer *tr, dm_runrec *rec, const char *png_dir, char *err)
+{
+    if (!tr->eopt->posterior)
+        return DM_OK;
+    const size_t n = (size_t)(tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref), d = tr->dim;
+    const int L = (int)tr->eopt->posterior_levels;
+    const dm_schedule *s = &tr->sched;
+    enum { PICK = 1, DRAWS = 2000 };
+    dm_gmm g = { 0 };
+    dm_rng rng = { 0 };
+    double *ts = dm_malloc(sizeof(double) * (size_t)(L + 1));
+    float *draws = dm_malloc(sizeof(float) * PICK * DRAWS * d);
+    dm_status st = ts && draws ? DM_OK : dm_err(err, DM_E_NOMEM, "out of memory for the posterior statistics");
+    if (st || (st = dm_data_gmm(tr->data, tr->data_opts, &g, err)) || (st = s->ops->grid(s, L - 1, ts, err)))
+        goto out;
+    ts[L - 1] = s->discrete ? 0.0 : s->t_min;
+    /* The run's own seed: replicates of a study see other noise. */
+    if ((st = dm_rng_init(&rng, dm_seed_derive((uint64_t)tr->root->seed, "eval.posterior"), err)))
+        goto out;
+    for (int l = 0; l < L; l++) {
+        if (l > 0 && ts[l] == ts[l - 1])
+            continue;
+        const double t = ts[l], a = s->ops->alpha(s, t), sg = s->ops->sigma(s, t);
+        dm_posterior_stats ps;
+        if ((st = dm_posterior_stats_at(&g, a, sg, tr->ref_x, n, tr->train_x, (size_t)tr->topt->n_data, &rng, &ps,
+                                        err)))
+            goto out;
+        char tj[32], sj[32], settings[96];
+        dm_format_real(t, tj);
+        dm_format_real(sg / a, sj);
+        snprintf(settings, sizeof settings, "{\"t\":%s,\"sigma\":%s}", tj, sj);
+        const struct { const char *name; double v; } rows[] = {
+            { "post_std", ps.std }, { "post_modes", ps.modes }, { "post_modes90", ps.modes90 },
+            { "gap_data", ps.gap_data }, { "gap_mode", ps.gap_mode }, { "denoise_err", ps.err },
+        };
+        for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++)
+            if ((st = dm_runrec_add_eval(rec, rows[k].name, "posterior", 0, settings, (int64_t)n, rows[k].v, err)))
+                goto out;
+        /* A picture: draws from the posterior of one noisy point (the first reference point, noised). */
+        if (png_dir && d == 2) {
+            for (size_t p = 0; p < PICK && p < n; p++) {
+                double x[64];
+                for (size_t j = 0; j < d; j++)
+                    x[j] = a * tr->ref_x[p * d + j] + sg * dm_rng_normal(&rng);
+                dm_posterior_draw(&g, a, sg, x, DRAWS, &rng, draws + p * DRAWS * d);
+            }
+            char path[PATH_SIZE];
+            if ((st = dm_path_fmt(path, sizeof path, err, "%s/posterior_%02d.png", png_dir, l)) ||
+                (st = dm_png_scatter(path, draws, (n < PICK ? n : PICK) * DRAWS, tr->ref_x, (size_t)tr->eopt->n_ref, d,
+                                     384, err)))
+                goto out;
+        }
+    }
+out:
+    dm_gmm_free(&g);
+    dm_rng_free(&rng);
+    dm_free(ts);
+    dm_free(draws);
     return st;
 }
 

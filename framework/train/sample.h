@@ -36,6 +36,14 @@ dm_status dm_nll_record(dm_trainer *tr, dm_runrec *rec, char *err);
  * "accuracy" and "xent", sampler "classifier", nfe 0, settings {"t": time}. */
 dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err);
 
+/* If eval.posterior (mixture data): statistics of the exact posterior p(x0 | x_t) of the first
+ * eval.nll_n reference points at eval.posterior_levels times (eval/posterior.h), recorded as evals
+ * post_std, post_modes, post_modes90, gap_data, gap_mode, denoise_err (sampler "posterior", nfe 0,
+ * settings {"t", "sigma": sigma/alpha}); noise from stream "eval.posterior" of the run's seed. With
+ * png_dir and 2-D data, posterior_<level>.png: draws from the posterior of one noisy point over the
+ * reference data. */
+dm_status dm_posterior_record(dm_trainer *tr, dm_runrec *rec, const char *png_dir, char *err);
+
 /* The run id (id, nid) and folder (dir, n) of a run id or unique prefix pat, from the index of
  * results. */
 dm_status dm_find_run(const char *results, const char *pat, char *dir, size_t n, char *id, size_t nid, char *err);

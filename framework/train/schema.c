@@ -61,7 +61,14 @@ static const dm_param_desc eval_params[] = {
     { "nll", DM_OPT_BOOL, "false", 0, 0, NULL, 0, E(nll),
       "also record the likelihood of reference points: the PF-ODE NLL (continuous schedules) or the DDPM "
       "variational bound (discrete schedules)" },
-    { "nll_n", DM_OPT_INT, "1000", 1, 1e6, NULL, 0, E(nll_n), "reference points of the likelihood" },
+    { "nll_n", DM_OPT_INT, "1000", 1, 1e6, NULL, 0, E(nll_n),
+      "reference points of the likelihood (and of the posterior statistics)" },
+    { "posterior", DM_OPT_BOOL, "false", 0, 0, NULL, 0, E(posterior),
+      "mixture data: record statistics of the exact posterior p(x0 | x_t) (spread, modes covered, how far "
+      "E[x0 | x_t] sits from the data) at posterior_levels times, and a picture of posterior draws at each" },
+    { "posterior_levels", DM_OPT_INT, "8", 2, 100, NULL, 0, E(posterior_levels),
+      "times of the posterior statistics: the schedule's sampling grid of this many points, its clean end "
+      "replaced by the smallest time" },
     DM_OPT_END,
 };
 #undef E

@@ -33,8 +33,8 @@ typedef struct dm_train_opts {
 } dm_train_opts;
 
 typedef struct dm_eval_opts {
-    int64_t n_samples, n_ref, seed, swd_projections, mmd_max, batch, nll_n;
-    bool use_ema, nll;
+    int64_t n_samples, n_ref, seed, swd_projections, mmd_max, batch, nll_n, posterior_levels;
+    bool use_ema, nll, posterior;
 } dm_eval_opts;
 
 enum { DM_PROGRESS_AUTO = 0, DM_PROGRESS_BAR, DM_PROGRESS_LINES, DM_PROGRESS_NONE };

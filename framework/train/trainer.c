@@ -162,6 +162,20 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
     }
     if ((st = check_conditioning(spec, err)))
         goto out;
+    if (((const dm_eval_opts *)dm_spec_opts(spec, "eval"))->posterior) {
+        dm_gmm g;
+        const dm_status gs = dm_data_gmm(da, dm_spec_opts(spec, "data"), &g, err);
+        if (gs == DM_E_NOMEM) {
+            st = gs;
+            goto out;
+        }
+        if (gs != DM_OK) {
+            st = dm_err(err, DM_E_INPUT, "eval.posterior: the exact posterior needs a Gaussian-mixture dataset (gmm, "
+                        "eight_gaussians); '%s' is not one", da->info.name);
+            goto out;
+        }
+        dm_gmm_free(&g);
+    }
     if (sa == &dm_sampler_ddpm && ((const dm_ddpm_sampler_opts *)dm_spec_opts(spec, "sampler"))->variance == DM_VAR_LEARNED &&
         dm_loss_variance(lo, dm_spec_opts(spec, "diffusion.loss")) != DM_VAR_LEARNED)
         st = dm_err(err, DM_E_INPUT,

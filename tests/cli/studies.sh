@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every study of experiments/ runs end to end in its quick variant (its sweep's quick: section: few
+# steps, one seed) through the one command a study has, `make -f Makefile.runs study STUDY=NAME`,
+# and writes a RESULTS.md whose every table has at least one cell with a number.
+. "$(dirname "$0")/lib.sh"
+cd "$SRC"
+for dir in experiments/*/; do
+  study=$(basename "$dir")
+  [ -f "$dir/sweep.yaml" ] || continue
+  grep -q '^quick:' "$dir/sweep.yaml" && pass || { fail "$study: its sweep has no quick: section"; continue; }
+  for f in README.md RESULTS.md; do
+    [ -s "$dir/$f" ] && pass || fail "$study: no committed $f"
+  done
+  if expect_exit 0 make --no-print-directory -f Makefile.runs study STUDY="$study" QUICK=1 RESULTS="$TMP/results" \
+      DIFFLAB="$DIFFLAB" -j 2; then
+    out=$(ls "$TMP"/results/studies/*_quick/RESULTS.md 2>/dev/null | grep "/${study}_quick/" || true)
+    if [ -s "$out" ]; then
+      tables=$(grep -c '^## ' "$out")
+      filled=$(awk '/^## /{ if (h) n += c > 0; h = 1; c = 0 } /^\| .*[0-9][0-9.e+-]* \(n=[0-9]+\)/{ c++ } END { if (h) n += c > 0; print n + 0 }' "$out")
+      [ "$tables" -gt 0 ] && [ "$tables" = "$filled" ] && pass || fail "$study: $filled of $tables tables have numbers ($out)"
+    else
+      fail "$study: no quick RESULTS.md"
+    fi
+  fi
+done
+finish
