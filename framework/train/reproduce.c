@@ -111,6 +111,13 @@ dm_status dm_run_reproduce(const dm_run_cfg *cfg, const char *pat, char *err)
                     id, teacher);
         goto out;
     }
+    const char *clf = dm_runrec_attr(&was, "classifier");
+    if (clf && clf[0] && strcmp(clf, "analytic") != 0) {
+        st = dm_err(err, DM_E_INPUT, "run %s is guided by classifier run %s: reproducing a run with its classifier is "
+                    "not supported yet (reproduce the classifier; the run's inputs are its spec and the classifier's "
+                    "files)", id, clf);
+        goto out;
+    }
     if (!mkdtemp(scratch)) {
         st = dm_err(err, DM_E_IO, "cannot make a scratch folder %s", scratch);
         goto out;

@@ -35,6 +35,21 @@ static dm_status locate(const dm_spec *spec, dm_status st, char *err)
 
 static dm_status check_plugins(const dm_spec *spec, char *err);
 
+/* DM_E_INPUT "KEY: WHAT needs a Gaussian-mixture dataset ..." unless the spec's data is a mixture. */
+static dm_status need_mixture(const dm_spec *spec, const char *key, const char *what, char *err)
+{
+    const dm_data_ops *da = (const dm_data_ops *)dm_spec_plugin(spec, "data");
+    dm_gmm g;
+    const dm_status gs = dm_data_gmm(da, dm_spec_opts(spec, "data"), &g, err);
+    if (gs == DM_E_NOMEM)
+        return gs;
+    if (gs != DM_OK)
+        return dm_err(err, DM_E_INPUT, "%s: %s needs a Gaussian-mixture dataset (gmm, eight_gaussians); '%s' is not one",
+                      key, what, da->info.name);
+    dm_gmm_free(&g);
+    return DM_OK;
+}
+
 /* Labels, label dropout, classifier runs and guidance fit the model and the data. */
 static dm_status check_conditioning(const dm_spec *spec, char *err)
 {
@@ -73,16 +88,10 @@ static dm_status check_conditioning(const dm_spec *spec, char *err)
             return dm_err(err, DM_E_INPUT, "guidance.classifier: classifier guidance needs a classifier: a finished "
                           "run trained with diffusion.loss xent (its id, or a spec file with classifier_seed), or "
                           "'analytic'");
-        if (strcmp(cg->classifier, "analytic") == 0) {
-            dm_gmm g;
-            const dm_status gs = dm_data_gmm(da, dm_spec_opts(spec, "data"), &g, err);
-            if (gs == DM_E_NOMEM)
-                return gs;
-            if (gs != DM_OK)
-                return dm_err(err, DM_E_INPUT, "guidance.classifier: analytic needs a Gaussian-mixture dataset (gmm, "
-                              "eight_gaussians); '%s' is not one", da->info.name);
-            dm_gmm_free(&g);
-        }
+        const dm_status st = strcmp(cg->classifier, "analytic") == 0
+                                 ? need_mixture(spec, "guidance.classifier", "analytic", err) : DM_OK;
+        if (st)
+            return st;
     }
     if (gu->kind != DM_GUIDE_NONE && sa == &dm_sampler_ddpm &&
         ((const dm_ddpm_sampler_opts *)dm_spec_opts(spec, "sampler"))->variance == DM_VAR_LEARNED)
@@ -108,17 +117,8 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
     dm_status st = da->check ? da->check(dm_spec_opts(spec, "data"), err) : DM_OK;
     if (st)
         return st;
-    if (mo->analytic) {
-        dm_gmm g;
-        const dm_status gs = dm_data_gmm(da, dm_spec_opts(spec, "data"), &g, err);
-        if (gs == DM_E_NOMEM)
-            return gs;
-        if (gs != DM_OK)
-            return dm_err(err, DM_E_INPUT,
-                          "model.type: analytic needs a Gaussian-mixture dataset (gmm, eight_gaussians); "
-                          "'%s' is not one", da->info.name);
-        dm_gmm_free(&g);
-    }
+    if (mo->analytic && (st = need_mixture(spec, "model.type", "analytic", err)))
+        return st;
     if ((st = dm_schedule_init(&sched, so, dm_spec_opts(spec, "diffusion.schedule"), err)))
         goto out;
     if ((st = po->check(dm_spec_opts(spec, "diffusion.param"), &sched, err)))
@@ -138,18 +138,8 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
         goto out;
     }
     if (lo->consistency == DM_CM_KIND_CD && strcmp(dist->teacher, "analytic") == 0) {
-        dm_gmm g;
-        const dm_status gs = dm_data_gmm(da, dm_spec_opts(spec, "data"), &g, err);
-        if (gs == DM_E_NOMEM) {
-            st = gs;
+        if ((st = need_mixture(spec, "distill.teacher", "analytic", err)))
             goto out;
-        }
-        if (gs != DM_OK) {
-            st = dm_err(err, DM_E_INPUT, "distill.teacher: analytic needs a Gaussian-mixture dataset (gmm, "
-                        "eight_gaussians); '%s' is not one", da->info.name);
-            goto out;
-        }
-        dm_gmm_free(&g);
         if (dist->init_from_teacher) {
             st = dm_err(err, DM_E_INPUT, "distill.init_from_teacher: the analytic teacher has no weights to start from");
             goto out;
@@ -162,20 +152,9 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
     }
     if ((st = check_conditioning(spec, err)))
         goto out;
-    if (((const dm_eval_opts *)dm_spec_opts(spec, "eval"))->posterior) {
-        dm_gmm g;
-        const dm_status gs = dm_data_gmm(da, dm_spec_opts(spec, "data"), &g, err);
-        if (gs == DM_E_NOMEM) {
-            st = gs;
-            goto out;
-        }
-        if (gs != DM_OK) {
-            st = dm_err(err, DM_E_INPUT, "eval.posterior: the exact posterior needs a Gaussian-mixture dataset (gmm, "
-                        "eight_gaussians); '%s' is not one", da->info.name);
-            goto out;
-        }
-        dm_gmm_free(&g);
-    }
+    if (((const dm_eval_opts *)dm_spec_opts(spec, "eval"))->posterior &&
+        (st = need_mixture(spec, "eval.posterior", "the exact posterior", err)))
+        goto out;
     if (sa == &dm_sampler_ddpm && ((const dm_ddpm_sampler_opts *)dm_spec_opts(spec, "sampler"))->variance == DM_VAR_LEARNED &&
         dm_loss_variance(lo, dm_spec_opts(spec, "diffusion.loss")) != DM_VAR_LEARNED)
         st = dm_err(err, DM_E_INPUT,

@@ -78,5 +78,9 @@ refuse cfg_unconditional 'guidance.type: cfg combines a conditional and an uncon
 refuse cfg_no_dropout 'guidance.type: cfg needs train.label_dropout > 0' "$DIFFLAB" run "${CFG[@]}" train.label_dropout=0
 refuse dropout_unconditional 'train.label_dropout: only a conditional network' \
   "$DIFFLAB" run "${CG[@]}" "guidance={type: none}" train.label_dropout=0.1
+refuse posterior_not_mixture "eval.posterior: the exact posterior needs a Gaussian-mixture dataset.*'moons'" \
+  "$DIFFLAB" run "${CG[@]}" "guidance={type: none}" data=moons eval.posterior=true
+refuse analytic_clf_not_mixture "guidance.classifier: analytic needs a Gaussian-mixture dataset.*'moons'" \
+  "$DIFFLAB" run "${CG[@]}" data=moons guidance.classifier=analytic
 refuse sample_missing 'guidance.classifier: .*nosuchrun' "$DIFFLAB" sample "$gid" guidance.classifier=nosuchrun
 finish
