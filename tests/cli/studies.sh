@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Every study of experiments/ runs end to end in its quick variant (its sweep's quick: section: few
-# steps, one seed) through the one command a study has, `make -f Makefile.runs study STUDY=NAME`,
-# and writes a RESULTS.md whose every table has at least one cell with a number.
+# Every study of experiments/ (the five of the paper ablations, and any other folder whose sweep
+# has a quick: section; experiments/example is a sweep example, not a study) runs end to end in its
+# quick variant (few steps, one seed) through the one command a study has,
+# `make -f Makefile.runs study STUDY=NAME`, and writes a RESULTS.md whose every table has at least
+# one cell with a number; each study has a committed README.md and RESULTS.md.
 . "$(dirname "$0")/lib.sh"
 cd "$SRC"
+studies="ddpm_table2 sde_samplers edm_heun consistency denoising_is_not_unique"
 for dir in experiments/*/; do
-  study=$(basename "$dir")
-  [ -f "$dir/sweep.yaml" ] || continue
+  s=$(basename "$dir")
+  case " $studies " in *" $s "*) ;; *) grep -qs '^quick:' "$dir/sweep.yaml" && studies="$studies $s" ;; esac
+done
+for study in $studies; do
+  dir=experiments/$study
+  [ -f "$dir/sweep.yaml" ] && pass || { fail "$study: no $dir/sweep.yaml"; continue; }
   grep -q '^quick:' "$dir/sweep.yaml" && pass || { fail "$study: its sweep has no quick: section"; continue; }
   for f in README.md RESULTS.md; do
     [ -s "$dir/$f" ] && pass || fail "$study: no committed $f"
