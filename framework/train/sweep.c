@@ -474,20 +474,51 @@ typedef struct combo {
     const char *vals[64];
 } combo;
 
+/* Dots in a key: its depth in the spec ("diffusion.loss" 1, "diffusion.loss.distance" 2). */
+static int key_depth(const char *key)
+{
+    int d = 0;
+    for (; *key; key++)
+        d += *key == '.';
+    return d;
+}
+
+/* The base spec with the sweep's set overrides, the combination's axes and the seed. Overrides
+ * go shallowest key first (stable: set before axes at equal depth), so a whole-section axis
+ * (`diffusion.loss: [{type: cd}, ...]`) never wipes a key inside that section given by another
+ * axis or by set (`diffusion.loss.distance`): the more specific key wins. */
 static dm_status load_combo(const sweep *s, const combo *c, int64_t seed, dm_spec **spec, char *err)
 {
     const size_t n = s->n_set + c->n + 1;
     char **over = dm_calloc(n, sizeof *over);
+    int *depth = dm_calloc(n, sizeof *depth);
     dm_status st = DM_OK;
-    if (!over)
+    if (!over || !depth) {
+        dm_free(over);
+        dm_free(depth);
         return dm_err(err, DM_E_NOMEM, "out of memory");
+    }
     size_t k = 0;
-    for (size_t i = 0; i < s->n_set && !st; i++)
-        if (asprintf(&over[k++], "%s=%s", s->set[i].key, s->set[i].vals[0]) < 0)
+    for (size_t i = 0; i < s->n_set && !st; i++, k++)
+        if (asprintf(&over[k], "%s=%s", s->set[i].key, s->set[i].vals[0]) < 0)
             st = dm_err(err, DM_E_NOMEM, "out of memory");
-    for (size_t i = 0; i < c->n && !st; i++)
-        if (asprintf(&over[k++], "%s=%s", c->keys[i], c->vals[i]) < 0)
+        else
+            depth[k] = key_depth(s->set[i].key);
+    for (size_t i = 0; i < c->n && !st; i++, k++)
+        if (asprintf(&over[k], "%s=%s", c->keys[i], c->vals[i]) < 0)
             st = dm_err(err, DM_E_NOMEM, "out of memory");
+        else
+            depth[k] = key_depth(c->keys[i]);
+    /* Insertion sort by depth: stable. */
+    for (size_t i = 1; i < k && !st; i++)
+        for (size_t j = i; j > 0 && depth[j - 1] > depth[j]; j--) {
+            char *t = over[j];
+            over[j] = over[j - 1];
+            over[j - 1] = t;
+            const int dt = depth[j];
+            depth[j] = depth[j - 1];
+            depth[j - 1] = dt;
+        }
     if (!st && seed >= 0 && asprintf(&over[k++], "seed=%lld", (long long)seed) < 0)
         st = dm_err(err, DM_E_NOMEM, "out of memory");
     if (!st)
@@ -495,6 +526,7 @@ static dm_status load_combo(const sweep *s, const combo *c, int64_t seed, dm_spe
     for (size_t i = 0; i < k; i++)
         free(over[i]);
     dm_free(over);
+    dm_free(depth);
     return st;
 }
 
@@ -668,15 +700,23 @@ static dm_status expand(sweep *s, line **out, size_t *n_out, char *err)
             }
             const dm_root_opts *root = dm_spec_opts(spec, "");
             L->seed = root->seed;
-            if (!st)
-                st = prerequisites(spec, L, err);
-            if (!(st = dm_run_id(spec, L->run_id, sizeof L->run_id, hash, err)) &&
+            st = prerequisites(spec, L, err);
+            if (!st && !(st = dm_run_id(spec, L->run_id, sizeof L->run_id, hash, err)) &&
                 !(st = dm_spec_canonical(spec, 0, &L->spec, err)) && !(L->axes_json = combo_json(&c)))
                 st = dm_err(err, DM_E_NOMEM, "out of memory");
             dm_spec_free(spec);
             nl++;
         }
     }
+    /* Two combinations that make the same run are one run under two labels: an axis does not
+     * change what it seems to (e.g. a value equal to the base's, or keys that override each
+     * other). Refused, naming both. */
+    for (size_t i = 0; i < nl && !st; i++)
+        for (size_t j = 0; j < i && !st; j++)
+            if (strcmp(lines[i].run_id, lines[j].run_id) == 0)
+                st = dm_err(err, DM_E_INPUT, "%s: the combinations %s and %s make the same run %s: an axis does not "
+                            "change the spec there", s->name, lines[j].axes_json ? lines[j].axes_json : "?",
+                            lines[i].axes_json ? lines[i].axes_json : "?", lines[i].run_id);
     for (size_t e = 0; e < s->n_excl && !st; e++)
         if (!s->excl[e].matched)
             st = at(s->excl[e].where, err, DM_E_INPUT, "this exclude matches no combination of the axes", NULL, NULL);

@@ -33,6 +33,25 @@ name: x
 base: base.yaml
 grid: {train.steps: []}
 Y
+bad same_run "x: the combinations .* and .* make the same run sw-" <<'Y'
+name: x
+base: base.yaml
+grid:
+  train.lr: [0.001, 1e-3]
+Y
+# A whole-section axis and a key inside that section: the key wins whatever the order, so the
+# section axis keeps it (four distinct runs, each with its lr).
+cat > nested.yaml <<'Y'
+name: nested
+base: base.yaml
+grid:
+  train.lr: [0.001, 0.002]
+  train: [{steps: 40, batch: 64, n_data: 500}, {steps: 41, batch: 64, n_data: 500}]
+Y
+if expect_exit 0 "$DIFFLAB" --results nested_results sweep nested.yaml; then
+  n=$(grep -c '"lr": *0.002\|lr: 0.002' nested_results/sweeps/nested/specs/*.yaml | awk -F: '{ s += $2 } END { print s }')
+  [ "$n" = 2 ] && pass || fail "nested: train.lr 0.002 in $n of the 4 resolved specs (want 2)"
+fi
 bad zip_unequal "zip_unequal.yaml:5:3: zip lists of unequal length: 'train.steps' has 2 values, 'seed' 3" <<'Y'
 name: x
 base: base.yaml
