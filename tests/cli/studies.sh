@@ -20,7 +20,7 @@ for study in $studies; do
   done
   if expect_exit 0 make --no-print-directory -f Makefile.runs study STUDY="$study" QUICK=1 RESULTS="$TMP/results" \
       DIFFLAB="$DIFFLAB" -j 2; then
-    out=$(ls "$TMP"/results/studies/*_quick/RESULTS.md 2>/dev/null | grep "/${study}_quick/" || true)
+    out=$(sed -n "s/^study $study: //p" "$TMP/out" | tail -n 1)
     if [ -s "$out" ]; then
       tables=$(grep -c '^## ' "$out")
       filled=$(awk '/^## /{ if (h) n += c > 0; h = 1; c = 0 } /^\| .*[0-9][0-9.e+-]* \(n=[0-9]+\)/{ c++ } END { if (h) n += c > 0; print n + 0 }' "$out")
