@@ -25,6 +25,13 @@ static int same_schedule(const dm_spec *a, const dm_spec *b)
     return same;
 }
 
+int dm_guide_needs_run(const dm_spec *spec)
+{
+    const dm_guidance_ops *g = (const dm_guidance_ops *)dm_spec_plugin(spec, "guidance");
+    const dm_classifier_guidance_opts *cg = dm_spec_opts(spec, "guidance");
+    return g->kind == DM_GUIDE_CLASSIFIER && strcmp(cg->classifier, "analytic") != 0;
+}
+
 dm_status dm_guide_check(const char *results, const dm_spec *spec, char *id, size_t nid, char *err)
 {
     const dm_classifier_guidance_opts *cg = dm_spec_opts(spec, "guidance");
@@ -112,6 +119,16 @@ out:
     dm_runrec_free(&rec);
     if (st)
         dm_err_prefix(err, "guidance.classifier: loading run %s", id);
+    return st;
+}
+
+dm_status dm_guide_attach(const char *results, const char *id, dm_trainer *tr, dm_guide *g, char *err)
+{
+    dm_status st = dm_guide_load(results, id, (size_t)tr->eopt->batch, g, err);
+    if (!st)
+        st = dm_trainer_set_classifier(tr, &g->clf, err);
+    if (!st)
+        snprintf(tr->guide_clf_id, sizeof tr->guide_clf_id, "%s", id);
     return st;
 }
 

@@ -326,24 +326,11 @@ static dm_status attach_teacher(run_state *rs, char *err)
         return st;
     }
     /* Classifier guidance: the checked classifier run, or the mixture's exact classifier. */
-    if (rs->clf_id[0]) {
-        const size_t nb = (size_t)rs->tr.eopt->batch;
-        if ((st = dm_guide_load(rs->cfg->results, rs->clf_id, nb, &rs->guide, err)) ||
-            (st = dm_trainer_set_classifier(&rs->tr, &rs->guide.clf, err)))
-            return st;
-        snprintf(rs->tr.guide_clf_id, sizeof rs->tr.guide_clf_id, "%s", rs->clf_id);
-    }
+    if (rs->clf_id[0] && (st = dm_guide_attach(rs->cfg->results, rs->clf_id, &rs->tr, &rs->guide, err)))
+        return st;
     if (rs->tr.guide_clf_id[0] && (st = dm_runrec_set_attr(&rs->rec, "classifier", rs->tr.guide_clf_id, err)))
         return st;
     return DM_OK;
-}
-
-/* A classifier run names its classifier in guidance.classifier (not 'analytic'). */
-static int needs_classifier_run(const dm_spec *spec)
-{
-    const dm_guidance_ops *g = (const dm_guidance_ops *)dm_spec_plugin(spec, "guidance");
-    const dm_classifier_guidance_opts *cg = dm_spec_opts(spec, "guidance");
-    return g->kind == DM_GUIDE_CLASSIFIER && strcmp(cg->classifier, "analytic") != 0;
 }
 
 /* Train (or continue training), sample, evaluate and finish: what a fresh and a resumed run share. */
@@ -454,7 +441,7 @@ static dm_status resume_run(run_state *rs, char *err)
         const char *t = dm_runrec_attr(&rs->rec, "teacher");
         snprintf(rs->teacher_id, sizeof rs->teacher_id, "%s", t ? t : "");
     }
-    if (needs_classifier_run(rs->spec)) {
+    if (dm_guide_needs_run(rs->spec)) {
         const char *c = dm_runrec_attr(&rs->rec, "classifier");
         snprintf(rs->clf_id, sizeof rs->clf_id, "%s", c ? c : "");
     }
@@ -548,7 +535,7 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
         (st = dm_teacher_check(cfg->results, rs.spec, rs.teacher_id, sizeof rs.teacher_id, err)))
         goto out;
     /* So must the classifier of classifier guidance. */
-    if (needs_classifier_run(rs.spec) && (st = dm_guide_check(cfg->results, rs.spec, rs.clf_id, sizeof rs.clf_id, err)))
+    if (dm_guide_needs_run(rs.spec) && (st = dm_guide_check(cfg->results, rs.spec, rs.clf_id, sizeof rs.clf_id, err)))
         goto out;
 
     /* One process per run: wait for another that holds it, then look at what it left. */

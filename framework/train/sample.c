@@ -138,13 +138,30 @@ out:
     return st;
 }
 
+/* Up to L noise levels (ts, L + 1 doubles): the schedule's (L - 1)-step sampling grid with its
+ * clean end replaced by the smallest time (discrete: the first step; continuous: t_min), without
+ * repeats (a discrete grid may already end on the first step). *n gets their count. */
+static dm_status noise_levels(const dm_schedule *s, int L, double *ts, int *n, char *err)
+{
+    dm_status st = s->ops->grid(s, L - 1, ts, err);
+    if (st)
+        return st;
+    ts[L - 1] = s->discrete ? 0.0 : s->t_min;
+    *n = 0;
+    for (int l = 0; l < L; l++)
+        if (*n == 0 || ts[l] != ts[*n - 1])
+            ts[(*n)++] = ts[l];
+    return DM_OK;
+}
+
 dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err)
 {
     const size_t n = (size_t)tr->eopt->n_ref, d = tr->dim, C = tr->n_classes;
     const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
     const dm_schedule *s = &tr->sched;
     enum { LEVELS = 5 };
-    double ts[LEVELS];
+    double ts[LEVELS + 1];
+    int nl = 0;
     dm_net_classifier nc;
     dm_classifier clf;
     dm_rng rng = { 0 };
@@ -156,19 +173,14 @@ dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err)
         st = dm_err(err, DM_E_NOMEM, "out of memory for the classifier's evaluation on %zu points", n);
         goto out;
     }
-    /* Five noise levels: the schedule's 4-step sampling grid, its clean end replaced by the
-     * smallest training time (discrete: the first step; continuous: t_min). */
-    if ((st = s->ops->grid(s, LEVELS - 1, ts, err)))
+    if ((st = noise_levels(s, LEVELS, ts, &nl, err)))
         goto out;
-    ts[LEVELS - 1] = s->discrete ? 0.0 : s->t_min;
     if ((st = dm_rng_init(&rng, dm_seed_derive((uint64_t)tr->eopt->seed, "eval.classifier"), err)) ||
         (st = dm_net_classifier_init(&nc, &clf, &tr->mlp, tr->eopt->use_ema ? tr->ema : tr->params, s, tr->param,
                                      tr->param_opts, tr->sigma_data, batch, err)))
         goto out;
     have_clf = 1;
-    for (int l = 0; l < LEVELS; l++) {
-        if (l > 0 && ts[l] == ts[l - 1])   /* a discrete grid may already end on the first step */
-            continue;
+    for (int l = 0; l < nl; l++) {
         const double t = ts[l], a = s->ops->alpha(s, t), sg = s->ops->sigma(s, t);
         for (size_t q = 0; q < n * d; q++)
             xt[q] = (float)(a * tr->ref_x[q] + sg * dm_rng_normal(&rng));
@@ -215,21 +227,19 @@ dm_status dm_posterior_record(dm_trainer *tr, dm_runrec *rec, const char *png_di
     const size_t n = (size_t)(tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref), d = tr->dim;
     const int L = (int)tr->eopt->posterior_levels;
     const dm_schedule *s = &tr->sched;
-    enum { PICK = 1, DRAWS = 2000 };
+    enum { DRAWS = 2000 };
     dm_gmm g = { 0 };
     dm_rng rng = { 0 };
     double *ts = dm_malloc(sizeof(double) * (size_t)(L + 1));
-    float *draws = dm_malloc(sizeof(float) * PICK * DRAWS * d);
+    float *draws = dm_malloc(sizeof(float) * DRAWS * d);
     dm_status st = ts && draws ? DM_OK : dm_err(err, DM_E_NOMEM, "out of memory for the posterior statistics");
-    if (st || (st = dm_data_gmm(tr->data, tr->data_opts, &g, err)) || (st = s->ops->grid(s, L - 1, ts, err)))
+    int nl = 0;
+    if (st || (st = dm_data_gmm(tr->data, tr->data_opts, &g, err)) || (st = noise_levels(s, L, ts, &nl, err)))
         goto out;
-    ts[L - 1] = s->discrete ? 0.0 : s->t_min;
     /* The run's own seed: replicates of a study see other noise. */
     if ((st = dm_rng_init(&rng, dm_seed_derive((uint64_t)tr->root->seed, "eval.posterior"), err)))
         goto out;
-    for (int l = 0; l < L; l++) {
-        if (l > 0 && ts[l] == ts[l - 1])
-            continue;
+    for (int l = 0; l < nl; l++) {
         const double t = ts[l], a = s->ops->alpha(s, t), sg = s->ops->sigma(s, t);
         dm_posterior_stats ps;
         if ((st = dm_posterior_stats_at(&g, a, sg, tr->ref_x, n, tr->train_x, (size_t)tr->topt->n_data, &rng, &ps,
@@ -248,16 +258,13 @@ dm_status dm_posterior_record(dm_trainer *tr, dm_runrec *rec, const char *png_di
                 goto out;
         /* A picture: draws from the posterior of one noisy point (the first reference point, noised). */
         if (png_dir && d == 2) {
-            for (size_t p = 0; p < PICK && p < n; p++) {
-                double x[64];
-                for (size_t j = 0; j < d; j++)
-                    x[j] = a * tr->ref_x[p * d + j] + sg * dm_rng_normal(&rng);
-                dm_posterior_draw(&g, a, sg, x, DRAWS, &rng, draws + p * DRAWS * d);
-            }
+            double x[2];
+            for (size_t j = 0; j < d; j++)
+                x[j] = a * tr->ref_x[j] + sg * dm_rng_normal(&rng);
+            dm_posterior_draw(&g, a, sg, x, DRAWS, &rng, draws);
             char path[PATH_SIZE];
             if ((st = dm_path_fmt(path, sizeof path, err, "%s/posterior_%02d.png", png_dir, l)) ||
-                (st = dm_png_scatter(path, draws, (n < PICK ? n : PICK) * DRAWS, tr->ref_x, (size_t)tr->eopt->n_ref, d,
-                                     384, err)))
+                (st = dm_png_scatter(path, draws, DRAWS, tr->ref_x, (size_t)tr->eopt->n_ref, d, 384, err)))
                 goto out;
         }
     }
@@ -437,11 +444,8 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
         goto out;
     }
     /* Classifier guidance by a classifier run: checked before anything is written. */
-    const dm_guidance_ops *gu = (const dm_guidance_ops *)dm_spec_plugin(spec, "guidance");
-    const dm_classifier_guidance_opts *cg = dm_spec_opts(spec, "guidance");
     char clf_id[256] = "";
-    if (gu->kind == DM_GUIDE_CLASSIFIER && strcmp(cg->classifier, "analytic") != 0 &&
-        (st = dm_guide_check(cfg->results, spec, clf_id, sizeof clf_id, err)))
+    if (dm_guide_needs_run(spec) && (st = dm_guide_check(cfg->results, spec, clf_id, sizeof clf_id, err)))
         goto out;
     if ((st = dm_trainer_init(&tr, spec, NULL, err)))
         goto out;
@@ -450,12 +454,8 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
         if ((st = dm_ckpt_read(ck, &ck_data, err)) || (st = dm_trainer_restore(&tr, &ck_data, err)))
             goto out;
     }
-    if (clf_id[0]) {
-        if ((st = dm_guide_load(cfg->results, clf_id, (size_t)tr.eopt->batch, &guide, err)) ||
-            (st = dm_trainer_set_classifier(&tr, &guide.clf, err)))
-            goto out;
-        snprintf(tr.guide_clf_id, sizeof tr.guide_clf_id, "%s", clf_id);
-    }
+    if (clf_id[0] && (st = dm_guide_attach(cfg->results, clf_id, &tr, &guide, err)))
+        goto out;
     dm_eval_result res;
     int64_t nfe;
     char set[256];
