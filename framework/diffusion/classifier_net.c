@@ -24,7 +24,7 @@ static dm_status eval(void *ctx, size_t n, const float *x, const double *t, cons
 {
     dm_net_classifier *nc = ctx;
     const size_t d = (size_t)nc->mlp->cfg.in_dim, C = (size_t)nc->mlp->cfg.out_dim;
-    double c_in[1] = { 0 }, tc = 0.0, lsm[256];
+    double tc = 0.0, lsm[256];
     if (C > 256)
         return dm_err(err, DM_E_INPUT, "classifier: at most 256 classes");
     for (size_t i = 0; i < n; i++) {
@@ -33,11 +33,13 @@ static dm_status eval(void *ctx, size_t n, const float *x, const double *t, cons
         if (i == 0 || t[i] != tc) {
             dm_param_coef c;
             dm_param_coef_at(nc->param, nc->param_opts, nc->sched, tc = t[i], nc->sigma_data, &c);
-            c_in[0] = c.c_in;
+            nc->cin[i] = c.c_in;
+        } else {
+            nc->cin[i] = nc->cin[i - 1];
         }
         nc->tin[i] = (float)nc->sched->ops->c_noise(nc->sched, tc);
         for (size_t j = 0; j < d; j++)
-            nc->xin[i * d + j] = (float)(c_in[0] * x[i * d + j]);
+            nc->xin[i * d + j] = (float)(nc->cin[i] * x[i * d + j]);
     }
     dm_mlp_forward(nc->mlp, nc->params, &nc->ws, (int)n, nc->xin, nc->tin, nc->F);
     for (size_t i = 0; i < n; i++) {
@@ -52,15 +54,9 @@ static dm_status eval(void *ctx, size_t n, const float *x, const double *t, cons
     if (!grad)
         return DM_OK;
     dm_mlp_backward(nc->mlp, nc->params, &nc->ws, (int)n, nc->dout, nc->grads, nc->dxin);
-    for (size_t i = 0; i < n; i++) {
-        if (i == 0 || t[i] != tc) {
-            dm_param_coef c;
-            dm_param_coef_at(nc->param, nc->param_opts, nc->sched, tc = t[i], nc->sigma_data, &c);
-            c_in[0] = c.c_in;
-        }
+    for (size_t i = 0; i < n; i++)   /* d log p / dx = c_in d log p / d xin */
         for (size_t j = 0; j < d; j++)
-            grad[i * d + j] = (float)(c_in[0] * nc->dxin[i * d + j]);
-    }
+            grad[i * d + j] = (float)(nc->cin[i] * nc->dxin[i * d + j]);
     return DM_OK;
 }
 
@@ -80,7 +76,8 @@ dm_status dm_net_classifier_init(dm_net_classifier *nc, dm_classifier *clf, cons
     nc->dout = dm_malloc_aligned(sizeof(float) * max_batch * C);
     nc->dxin = dm_malloc_aligned(sizeof(float) * max_batch * d);
     nc->grads = dm_malloc_aligned(sizeof(float) * mlp->n_params);
-    if (!nc->xin || !nc->tin || !nc->F || !nc->dout || !nc->dxin || !nc->grads) {
+    nc->cin = dm_malloc(sizeof(double) * max_batch);
+    if (!nc->xin || !nc->tin || !nc->F || !nc->dout || !nc->dxin || !nc->grads || !nc->cin) {
         dm_net_classifier_free(nc);
         return dm_err(err, DM_E_NOMEM, "out of memory for a classifier of batch %zu", max_batch);
     }
@@ -97,5 +94,7 @@ void dm_net_classifier_free(dm_net_classifier *nc)
     dm_free_aligned(nc->dout);
     dm_free_aligned(nc->dxin);
     dm_free_aligned(nc->grads);
+    dm_free(nc->cin);
     nc->xin = nc->tin = nc->F = nc->dout = nc->dxin = nc->grads = NULL;
+    nc->cin = NULL;
 }

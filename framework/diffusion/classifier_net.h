@@ -19,6 +19,7 @@ typedef struct dm_net_classifier {
     double sigma_data;
     dm_mlp_ws ws;
     float *xin, *tin, *F, *dout, *dxin, *grads;
+    double *cin;   /* (max_batch) each row's c_in, for the gradient's chain rule */
 } dm_net_classifier;
 
 dm_status dm_net_classifier_init(dm_net_classifier *nc, dm_classifier *clf, const dm_mlp *mlp, const float *params,
