@@ -3,7 +3,8 @@
 #   1. expand its sweep (experiments/STUDY/sweep.yaml; --quick: its quick: variant, <name>_quick),
 #   2. run the sweep's lines not done yet through Makefile.runs (JOBS parallel runs),
 #   3. run experiments/STUDY/post.sh if there is one (sampling finished runs with more samplers,
-#      pictures), with DIFFLAB, RESULTS, SWEEP, STUDY_DIR and QUICK (1 or empty) in its environment,
+#      pictures), with DIFFLAB, RESULTS, SWEEP, STUDY_DIR, QUICK (1 or empty) and JOBS in its
+#      environment; scripts/study_lib.sh has its helpers (q, for_each_run),
 #   4. write RESULTS.md from the index: each experiments/STUDY/table*.yaml through `difflab table
 #      --def FILE --sweep NAME`, under the title and the note of the file's first comment line.
 # The full study writes experiments/STUDY/RESULTS.md (committed); --quick writes
@@ -24,7 +25,7 @@ name=$("$DIFFLAB" --results "$RESULTS" sweep "$dir/sweep.yaml" $quick | sed -n '
 [ -n "$name" ] || { echo "study.sh: could not expand $dir/sweep.yaml" >&2; exit 1; }
 make --no-print-directory -f Makefile.runs STUDY= SWEEP="$name" RESULTS="$RESULTS" DIFFLAB="$DIFFLAB" -j "$JOBS"
 if [ -x "$dir/post.sh" ]; then
-  DIFFLAB=$DIFFLAB RESULTS=$RESULTS SWEEP=$name STUDY_DIR=$dir QUICK=${quick:+1} "$dir/post.sh"
+  DIFFLAB=$DIFFLAB RESULTS=$RESULTS SWEEP=$name STUDY_DIR=$dir QUICK=${quick:+1} JOBS=$JOBS "$dir/post.sh"
 fi
 
 if [ -n "$quick" ]; then out=$RESULTS/studies/$name/RESULTS.md; else out=$dir/RESULTS.md; fi

@@ -9,12 +9,10 @@
 # stay in one process (two writers to one run.h5 would race). QUICK: the same on the quick sweep
 # (20 and 1000 steps of 300 samples: a few seconds).
 set -euo pipefail
-export DIFFLAB RESULTS
-q() { "$DIFFLAB" --results "$RESULTS" query "$1" --csv | tail -n +2; }
+. "$(dirname "$0")/../../scripts/study_lib.sh"
 
 one_run() {
   local id=$1 var steps
-  q() { "$DIFFLAB" --results "$RESULTS" query "$1" --csv | tail -n +2; }
   have() {  # have VARIANCE STEPS: swd evals of this run's ddpm samples with these settings
     q "SELECT count(*) FROM evals WHERE run_id = '$id' AND sampler = 'ddpm' AND metric = 'swd'
        AND json_extract(settings, '\$.variance') = '$1' AND json_extract(settings, '\$.steps') = $2"
@@ -30,8 +28,4 @@ one_run() {
   echo "post: $id sampled"
 }
 export -f one_run
-
-q "SELECT s.run_id FROM sweep_runs s JOIN runs r ON r.run_id = s.run_id
-   WHERE s.sweep = '$SWEEP' AND r.status = 'finished' ORDER BY s.run_id" |
-  OMP_NUM_THREADS=$(( $(nproc) / ${JOBS:-1} > 0 ? $(nproc) / ${JOBS:-1} : 1 )) \
-  xargs -r -n 1 -P "${JOBS:-1}" bash -c 'one_run "$1"' _
+for_each_run one_run

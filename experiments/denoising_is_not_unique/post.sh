@@ -4,7 +4,7 @@
 # the name. The full study only (QUICK leaves the committed figures alone).
 set -euo pipefail
 [ -z "${QUICK:-}" ] || exit 0
-q() { "$DIFFLAB" --results "$RESULTS" query "$1" --csv | tail -n +2; }
+. "$(dirname "$0")/../../scripts/study_lib.sh"
 id=$(q "SELECT s.run_id FROM sweep_runs s JOIN runs r ON r.run_id = s.run_id
         JOIN params p ON p.run_id = s.run_id AND p.key = 'data.std'
         WHERE s.sweep = '$SWEEP' AND r.status = 'finished' AND r.seed = 0 AND p.real_value = 0.1")

@@ -10,13 +10,11 @@
 # are skipped. Runs are sampled JOBS at a time (one thread each); samples of one run stay in one
 # process, since two writers to one run.h5 would race. QUICK: N = 10 only, RK45 at 1e-2 only.
 set -euo pipefail
-q() { "$DIFFLAB" --results "$RESULTS" query "$1" --csv | tail -n +2; }
+. "$(dirname "$0")/../../scripts/study_lib.sh"
 if [ -n "${QUICK:-}" ]; then export NS="10" TOLS="1e-2"; else export NS="10 100" TOLS="1e-2 1e-3"; fi
-export DIFFLAB RESULTS
 
 one_run() {  # sample one run with every sampler of the grid not recorded yet
   local id=$1 n m tol
-  q() { "$DIFFLAB" --results "$RESULTS" query "$1" --csv | tail -n +2; }
   have() {  # have SAMPLER CONDITION: count of swd evals of this run matching
     q "SELECT count(*) FROM evals WHERE run_id = '$id' AND sampler = '$1' AND metric = 'swd' AND $2"
   }
@@ -39,8 +37,4 @@ one_run() {  # sample one run with every sampler of the grid not recorded yet
   echo "post: $id sampled"
 }
 export -f one_run
-
-q "SELECT s.run_id FROM sweep_runs s JOIN runs r ON r.run_id = s.run_id
-   WHERE s.sweep = '$SWEEP' AND r.status = 'finished' ORDER BY s.run_id" |
-  OMP_NUM_THREADS=$(( $(nproc) / ${JOBS:-1} > 0 ? $(nproc) / ${JOBS:-1} : 1 )) \
-  xargs -r -n 1 -P "${JOBS:-1}" bash -c 'one_run "$1"' _
+for_each_run one_run
