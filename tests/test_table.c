@@ -20,7 +20,7 @@
 
 #include "core/alloc.h"
 #include "io/index.h"
-#include "io/table.h"
+#include "report/table.h"
 
 /* ------------------------------------------------------------------ temp folder ---- */
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "io/table.h"
+#include "report/table.h"
 
 dm_status dm_cli_table(dm_cli *cli, char *err)
 {

@@ -4,7 +4,7 @@
  * Two queries: one row per (finished run, cell) with the run's value already reduced by --agg
  * (GROUP BY run and keys), and one row per failed or diverged run with its param keys. The cells
  * are then filled in C: mean and the two-pass sample standard deviation, as the group views do. */
-#include "io/table.h"
+#include "report/table.h"
 
 #include <errno.h>
 #include <math.h>

@@ -15,8 +15,8 @@
  * noise baseline) is left out unless --sampler names it.
  * Best: by metric_info.lower_is_better (lower when the metric is not listed); marked only when
  * the best and the runner-up both have n >= 2 and |best - runner-up| > max(their errors). */
-#ifndef DM_IO_TABLE_H
-#define DM_IO_TABLE_H
+#ifndef DM_REPORT_TABLE_H
+#define DM_REPORT_TABLE_H
 
 #include <stddef.h>
 #include <stdio.h>
