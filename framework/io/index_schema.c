@@ -1,24 +1,27 @@
-/* index_schema.c — the SQL schema of results/index.sqlite (version DM_INDEX_SCHEMA_VERSION).
+/* index_schema.c — the SQL schema of results/index.sqlite (version DM_INDEX_SCHEMA_VERSION), and
+ * the steps that put it into a file: creation, migration of an older version, and what later
+ * versions of the program added without changing a table (summary views, metric_info rows).
  *
  * Kept apart from index.c so the schema reads as one piece. Every statement is idempotent
- * (IF NOT EXISTS / OR IGNORE): index.c runs the whole text inside one transaction when it finds
- * user_version = 0; an index of an older version is brought up to date by index.c's migrations
- * (version 2 added the runs.slurm_* columns).
+ * (IF NOT EXISTS / OR IGNORE): dm_ix_create_schema runs the whole text inside one transaction when
+ * index.c finds user_version = 0; an index of an older version is brought up to date by
+ * dm_ix_migrate_schema (version 2 added the runs.slurm_* columns).
  *
  * Standard deviations are sample standard deviations (n - 1), NULL when n < 2, computed in two
  * passes (mean first, then the sum of squared deviations) to avoid the cancellation of the
  * sum-of-squares formula. sqrt() is one of SQLite's math functions, which Debian's library and
- * sqlite3 shell are built with; index.c registers an equivalent on its connections where the
- * library lacks it.
+ * sqlite3 shell are built with; dm_ix_ensure_sqrt registers an equivalent on each connection
+ * where the library lacks it.
  *
  * The summary views (run_summary, group_summary, students) came after schema version 1 without
- * changing a table: index.c adds them to an index that lacks them (as TEMP views on a read-only
- * connection), so they are kept in a macro of their own, used for both. */
-/* Private to index.c, which declares them too (no header for three strings). */
-extern const char dm_index_schema_sql[];
-extern const char dm_index_views_sql[];
-extern const char dm_index_metric_info_sql[];
-extern const char dm_index_views_temp_sql[];
+ * changing a table: dm_ix_ensure_views adds them to an index that lacks them (as TEMP views on a
+ * read-only connection), so they are kept in a macro of their own, used for both. */
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+
+#include "io/index.h"
+#include "io/index_internal.h"
 
 /* Summary views; TEMP is "" or "TEMP " (see docs/sql.md).
  * run_summary: one row per run with its main params, its final training loss and the evals of
@@ -131,12 +134,12 @@ extern const char dm_index_views_temp_sql[];
     "  ON CONFLICT(name) DO UPDATE SET lower_is_better = excluded.lower_is_better, doc = excluded.doc\n" \
     "  WHERE lower_is_better IS NOT excluded.lower_is_better OR doc IS NOT excluded.doc;\n"
 
-const char dm_index_metric_info_sql[] = DM_METRIC_INFO_SQL;
+static const char metric_info_sql[] = DM_METRIC_INFO_SQL;
 
-const char dm_index_views_sql[] = DM_SUMMARY_VIEWS("");
-const char dm_index_views_temp_sql[] = DM_SUMMARY_VIEWS("TEMP ");
+static const char views_sql[] = DM_SUMMARY_VIEWS("");
+static const char views_temp_sql[] = DM_SUMMARY_VIEWS("TEMP ");
 
-const char dm_index_schema_sql[] =
+static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS runs (\n"
     "  run_id TEXT PRIMARY KEY,\n"
     "  name TEXT, config_hash TEXT, group_hash TEXT, seed INTEGER, status TEXT,\n"
@@ -194,3 +197,113 @@ const char dm_index_schema_sql[] =
     "               AND v.sampler IS m.sampler AND v.nfe IS m.nfe AND v.settings IS m.settings\n"
     "  GROUP BY m.group_hash, m.metric, m.sampler, m.nfe, m.settings;\n"
     DM_SUMMARY_VIEWS("");
+
+/* ------------------------------------------------------- creation, migrations ---- */
+
+/* SQLite's own sqrt (SQLITE_ENABLE_MATH_FUNCTIONS) has the same semantics: NULL for NULL or
+ * a negative argument. */
+static void sqrt_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    double x = sqlite3_value_double(argv[0]);
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL || x < 0)
+        sqlite3_result_null(ctx);
+    else
+        sqlite3_result_double(ctx, sqrt(x));
+}
+
+/* The group views need sqrt(); register ours only where the library lacks it. */
+dm_status dm_ix_ensure_sqrt(dm_index *ix, char *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(ix->db, "SELECT sqrt(4.0)", -1, &s, NULL) == SQLITE_OK) {
+        sqlite3_finalize(s);
+        return DM_OK;
+    }
+    if (sqlite3_create_function(ix->db, "sqrt", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                sqrt_fn, NULL, NULL) != SQLITE_OK)
+        return dm_ix_sql_err(ix, err, "registering sqrt()");
+    return DM_OK;
+}
+
+dm_status dm_ix_create_schema(dm_index *ix, void *ctx, char *err)
+{
+    (void)ctx;
+    dm_status st = DM_OK;
+    sqlite3_int64 version = 0;
+    int began = 0;
+    if ((st = dm_ix_exec(ix, "BEGIN IMMEDIATE", "starting the schema transaction", err)))
+        goto out;
+    began = 1;
+    /* Another process may have created it while we waited for the lock. */
+    if ((st = dm_ix_query_int(ix, "PRAGMA user_version", &version, "reading the schema", err)) ||
+        version != 0)
+        goto out;
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", DM_INDEX_SCHEMA_VERSION);
+    if ((st = dm_ix_exec(ix, schema_sql, "creating the schema", err)) ||
+        (st = dm_ix_exec(ix, pragma, "setting the schema version", err)))
+        goto out;
+out:
+    if (began) {
+        if (st)
+            sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+        else if ((st = dm_ix_exec(ix, "COMMIT", "committing the schema", err)))
+            sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return st;
+}
+
+/* Bring a version-1 index (written before the Slurm columns) to the current version: ALTER TABLE
+ * adds the columns, which CREATE TABLE IF NOT EXISTS would not. Old rows get NULLs there (a
+ * reindex fills them from the run files). */
+dm_status dm_ix_migrate_schema(dm_index *ix, void *ctx, char *err)
+{
+    (void)ctx;
+    dm_status st = DM_OK;
+    sqlite3_int64 version = 0;
+    if ((st = dm_ix_exec(ix, "BEGIN IMMEDIATE", "starting the schema migration", err)))
+        return st;
+    /* Another process may have migrated it while we waited for the lock. */
+    if (!(st = dm_ix_query_int(ix, "PRAGMA user_version", &version, "reading the schema", err)) &&
+        version == 1)
+        st = dm_ix_exec(ix, "ALTER TABLE runs ADD COLUMN slurm_job_id INTEGER;"
+                            "ALTER TABLE runs ADD COLUMN slurm_array_job_id INTEGER;"
+                            "ALTER TABLE runs ADD COLUMN slurm_array_task_id INTEGER;"
+                            "PRAGMA user_version = 2;",
+                        "adding the Slurm columns (schema version 1 -> 2)", err);
+    if (st)
+        sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+    else if ((st = dm_ix_exec(ix, "COMMIT", "committing the schema migration", err)))
+        sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
+}
+
+/* The summary views (run_summary, group_summary, students) of an index made before them: added
+ * for good on a writable connection, as TEMP views on a read-only one. */
+dm_status dm_ix_ensure_views(dm_index *ix, void *ctx, char *err)
+{
+    const int readonly = ctx != NULL;
+    sqlite3_int64 n = 0;
+    dm_status st = dm_ix_query_int(ix, "SELECT count(*) FROM sqlite_master WHERE type = 'view' "
+                                       "AND name IN ('run_summary', 'group_summary', 'students')",
+                                   &n, "looking for the summary views", err);
+    if (st || n == 3)
+        return st;
+    if (readonly)
+        return dm_ix_exec(ix, views_temp_sql, "adding the summary views", err);
+    if ((st = dm_ix_exec(ix, "BEGIN IMMEDIATE", "starting the views transaction", err)))
+        return st;
+    if ((st = dm_ix_exec(ix, views_sql, "adding the summary views", err)) ||
+        (st = dm_ix_exec(ix, "COMMIT", "committing the summary views", err)))
+        sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
+}
+
+/* The program's metric_info rows in an index an older program wrote (a no-op write when they are
+ * up to date). Writable connections only: a read-only one reads what is there. */
+dm_status dm_ix_ensure_metric_info(dm_index *ix, void *ctx, char *err)
+{
+    (void)ctx;
+    return dm_ix_exec(ix, metric_info_sql, "updating metric_info", err);
+}
