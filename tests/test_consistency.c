@@ -15,7 +15,6 @@
 #include "core/rng.h"
 #include "diffusion/consistency.h"
 #include "diffusion/denoiser_gmm.h"
-#include "train/cm_step.h"
 #include "diffusion/losses.h"
 #include "diffusion/params.h"
 #include "diffusion/schedules.h"

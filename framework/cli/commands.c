@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "io/reindex.h"
+#include "io/runstore.h"
 #include "io/spec.h"
 #include "train/run.h"
 #include "train/sample.h"
@@ -157,7 +158,7 @@ static void sql_run_alive(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     (void)argc;
     const char *results = sqlite3_user_data(ctx);
     const unsigned char *id = sqlite3_value_text(argv[0]);
-    sqlite3_result_int(ctx, id && dm_run_is_live(results, (const char *)id));
+    sqlite3_result_int(ctx, id && dm_runstore_is_live(results, (const char *)id));
 }
 
 /* A run whose record says running but whose lock no process holds died (kill -9, a lost node):

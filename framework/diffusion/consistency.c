@@ -238,3 +238,29 @@ double dm_cm_multistep_noise(double t_next, double t_min)
         return 0.0;
     return sqrt((t_next - t_min) * (t_next + t_min));
 }
+
+dm_status dm_cm_teacher_step(const dm_denoiser *teacher, int heun, size_t n, const float *x, const double *ts,
+                             const double *tt, float *y, float *D, float *D2, char *err)
+{
+    const size_t d = teacher->dim;
+    dm_status st = teacher->eval(teacher->ctx, n, x, ts, NULL, D, NULL, err);
+    if (st)
+        return st;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) {
+            const size_t q = i * d + j;
+            y[q] = (float)(x[q] + (tt[i] - ts[i]) * (x[q] - D[q]) / ts[i]);
+        }
+    if (!heun)
+        return DM_OK;
+    /* Heun: the slope at the Euler point, averaged with the first. */
+    if ((st = teacher->eval(teacher->ctx, n, y, tt, NULL, D2, NULL, err)))
+        return st;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) {
+            const size_t q = i * d + j;
+            const double d1 = (x[q] - D[q]) / ts[i], d2 = (y[q] - D2[q]) / tt[i];
+            y[q] = (float)(x[q] + (tt[i] - ts[i]) * 0.5 * (d1 + d2));
+        }
+    return DM_OK;
+}

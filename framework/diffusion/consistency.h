@@ -63,6 +63,7 @@
 #include <stdint.h>
 
 #include "core/status.h"
+#include "diffusion/denoiser.h"
 
 /* ---- boundary scalings ---- */
 
@@ -131,5 +132,13 @@ double dm_cm_huber_c(size_t d);
 
 /* The noise std added before evaluating f at t_next: sqrt(t_next^2 - t_min^2), 0 if t_next <= t_min. */
 double dm_cm_multistep_noise(double t_next, double t_min);
+
+/* ---- distillation ---- */
+
+/* One step of the teacher's PF-ODE dx/dsigma = (x - D(x; sigma))/sigma per row, from x at sigma ts
+ * to sigma tt (the teacher's time is sigma): Euler, or Heun (Karras et al. 2022, Algorithm 1; the
+ * consistency_models heun_solver) when heun is set. D, D2: (n, dim) scratch. */
+dm_status dm_cm_teacher_step(const dm_denoiser *teacher, int heun, size_t n, const float *x, const double *ts,
+                             const double *tt, float *y, float *D, float *D2, char *err);
 
 #endif

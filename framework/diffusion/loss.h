@@ -50,7 +50,7 @@ typedef struct dm_loss_ops {
     /* Optional: 1 if training times are drawn by importance sampling (NULL: 0). */
     int (*importance_t)(const void *opts);
     /* A consistency loss (DM_CM_KIND_CT, _ICT, _CD; 0 for the others): the trainer runs its
-     * consistency step (train/cm_step.h) instead of one forward pass and eval. */
+     * consistency step (train/trainer_cm.c) instead of one forward pass and eval. */
     int consistency;
     /* 1: a classifier loss (xent): the network outputs n_classes logits of p(y | x_t), f_cols
      * = n_classes, and the run trains a noisy classifier instead of a denoiser. */

@@ -2,7 +2,7 @@
  * (CD) (Song et al. 2023; Song & Dhariwal 2023; diffusion/consistency.h for the formulas). They
  * need two evaluations of the consistency function per row — the student at the larger time
  * t_{i+1}, the stop-gradient target at t_i — and, for CD, a teacher's ODE step, so the trainer
- * runs them through its consistency step (train/cm_step.h) and these plug-ins have no eval slot;
+ * runs them through its consistency step (train/trainer_cm.c) and these plug-ins have no eval slot;
  * the part that is a plain loss of the student's output is dm_cm_loss_rows. */
 #include <math.h>
 #include <stddef.h>

@@ -27,16 +27,3 @@ out:
     dm_free(proj);
     return st;
 }
-
-dm_status dm_evaluate_record(const dm_eval_cfg *cfg, const float *x, size_t n, const float *ref,
-                             size_t n_ref, size_t d, dm_runrec *rec, const char *sampler,
-                             int64_t nfe, const char *settings_json, dm_eval_result *res,
-                             char *err)
-{
-    dm_status st = dm_evaluate(cfg, x, n, ref, n_ref, d, res, err);
-    if (st)
-        return st;
-    if ((st = dm_runrec_add_eval(rec, "swd", sampler, nfe, settings_json, (int64_t)res->n_swd, res->swd, err)))
-        return st;
-    return dm_runrec_add_eval(rec, "mmd2", sampler, nfe, settings_json, (int64_t)res->n_mmd, res->mmd2, err);
-}

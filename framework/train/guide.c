@@ -6,10 +6,9 @@
 #include "core/alloc.h"
 #include "core/path.h"
 #include "diffusion/losses.h"
-#include "io/runlog.h"
-#include "train/sample.h"
+#include "io/runstore.h"
+#include "train/runref.h"
 #include "train/schema.h"
-#include "train/teacher.h"
 
 /* Same schedule: the same plug-in with the same options (canonical JSON). */
 static int same_schedule(const dm_spec *a, const dm_spec *b)
@@ -35,7 +34,7 @@ int dm_guide_needs_run(const dm_spec *spec)
 dm_status dm_guide_check(const char *results, const dm_spec *spec, char *id, size_t nid, char *err)
 {
     const dm_classifier_guidance_opts *cg = dm_spec_opts(spec, "guidance");
-    char dir[DM_PATH_SIZE], h5[DM_PATH_SIZE], origin[DM_PATH_SIZE + 16];
+    char dir[DM_PATH_SIZE], h5[DM_PATH_SIZE];
     dm_runrec rec;
     dm_runrec_init(&rec);
     dm_spec *cs = NULL;
@@ -43,9 +42,7 @@ dm_status dm_guide_check(const char *results, const dm_spec *spec, char *id, siz
                                         dir, sizeof dir, err);
     if (st)
         goto out;
-    if ((st = dm_path_fmt(h5, sizeof h5, err, "%s/run.h5", dir)))
-        goto out;
-    if ((st = dm_runlog_read(h5, &rec, err))) {
+    if ((st = dm_runstore_read(dir, h5, &rec, err))) {
         dm_err_prefix(err, "guidance.classifier: run %s", id);
         goto out;
     }
@@ -55,8 +52,7 @@ dm_status dm_guide_check(const char *results, const dm_spec *spec, char *id, siz
                     id, status ? status : "of unknown status");
         goto out;
     }
-    snprintf(origin, sizeof origin, "%s/config", h5);
-    if ((st = dm_spec_load_text(&dm_spec_schema, rec.config_yaml, origin, 0, NULL, &cs, err))) {
+    if ((st = dm_runstore_spec(h5, &rec, &dm_spec_schema, 0, NULL, &cs, err))) {
         dm_err_prefix(err, "guidance.classifier: run %s", id);
         goto out;
     }
@@ -90,33 +86,13 @@ out:
 
 dm_status dm_guide_load(const char *results, const char *id, size_t batch, dm_guide *g, char *err)
 {
-    char dir[DM_PATH_SIZE], ck[DM_PATH_SIZE], rid[256], h5[DM_PATH_SIZE], origin[DM_PATH_SIZE + 16];
     memset(g, 0, sizeof *g);
     snprintf(g->run_id, sizeof g->run_id, "%s", id);
-    dm_runrec rec;
-    dm_runrec_init(&rec);
-    dm_ckpt c = { 0 };
-    dm_status st = dm_find_run(results, id, dir, sizeof dir, rid, sizeof rid, err);
-    if (st)
-        goto out;
-    if ((st = dm_path_fmt(h5, sizeof h5, err, "%s/run.h5", dir)) || (st = dm_runlog_read(h5, &rec, err)))
-        goto out;
-    snprintf(origin, sizeof origin, "%s/config", h5);
-    if ((st = dm_spec_load_text(&dm_spec_schema, rec.config_yaml, origin, 0, NULL, &g->spec, err)) ||
-        (st = dm_trainer_init(&g->tr, g->spec, NULL, err)))
-        goto out;
-    g->tr_ready = 1;
-    if ((st = dm_path_fmt(ck, sizeof ck, err, "%s/checkpoint.h5", dir)) || (st = dm_ckpt_read(ck, &c, err)) ||
-        (st = dm_trainer_restore(&g->tr, &c, err)))
-        goto out;
+    dm_status st = dm_runref_load(results, id, &g->spec, &g->tr, &g->tr_ready, err);
     const dm_trainer *t = &g->tr;
-    if ((st = dm_net_classifier_init(&g->nc, &g->clf, &t->mlp, t->eopt->use_ema ? t->ema : t->params, &t->sched,
-                                     t->param, t->param_opts, t->sigma_data, batch, err)))
-        goto out;
-    g->clf_ready = 1;
-out:
-    dm_ckpt_free(&c);
-    dm_runrec_free(&rec);
+    if (!st && !(st = dm_net_classifier_init(&g->nc, &g->clf, &t->mlp, t->eopt->use_ema ? t->ema : t->params,
+                                             &t->sched, t->param, t->param_opts, t->sigma_data, batch, err)))
+        g->clf_ready = 1;
     if (st)
         dm_err_prefix(err, "guidance.classifier: loading run %s", id);
     return st;

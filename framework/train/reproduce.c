@@ -9,8 +9,8 @@
 
 #include "core/path.h"
 #include "io/runlog.h"
+#include "io/runstore.h"
 #include "train/provenance.h"
-#include "train/sample.h"
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -94,9 +94,9 @@ dm_status dm_run_reproduce(const dm_run_cfg *cfg, const char *pat, char *err)
     dm_runrec_init(&was);
     dm_runrec_init(&now);
     int made = 0;
-    dm_status st = dm_find_run(cfg->results, pat, dir, sizeof dir, id, sizeof id, err);
-    if (!st && !(st = dm_path_fmt(h5, sizeof h5, err, "%s/run.h5", dir)))
-        st = dm_runlog_read(h5, &was, err);
+    dm_status st = dm_runstore_find(cfg->results, pat, dir, sizeof dir, id, sizeof id, err);
+    if (!st)
+        st = dm_runstore_read(dir, h5, &was, err);
     if (st)
         goto out;
     const char *status = dm_runrec_attr(&was, "status");

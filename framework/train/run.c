@@ -3,8 +3,6 @@
 #include <cblas.h>
 #include <errno.h>
 #include <signal.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -19,74 +17,16 @@
 #include "eval/evaluate.h"
 #include "io/index.h"
 #include "io/runlog.h"
-#include "train/provenance.h"
-#include "train/sample.h"
-#include "train/sample.h"
-#include "train/schema.h"
+#include "io/runstore.h"
 #include "train/guide.h"
+#include "train/provenance.h"
+#include "train/record.h"
+#include "train/runref.h"
+#include "train/schema.h"
 #include "train/teacher.h"
 #include "train/trainer.h"
 
 #define PATH_SIZE DM_PATH_SIZE
-
-dm_status dm_run_id(const dm_spec *spec, char *id, size_t n, char hash[65], char *err)
-{
-    dm_status st = dm_spec_config_hash(spec, hash, err);
-    if (st)
-        return st;
-    const dm_root_opts *root = dm_spec_opts(spec, "");
-    snprintf(id, n, "%s-%.10s-s%lld", root->name, hash, (long long)root->seed);
-    return DM_OK;
-}
-
-/* Per-run locks: results/locks/<run_id>.lock, held (flock) by the process running the run, so two
- * processes (two sweeps sharing a run, a retry racing a live run) never run one run at once; the
- * lock goes with the process, even on kill -9. */
-static int lock_path(const char *results, const char *id, char *path, size_t n)
-{
-    return snprintf(path, n, "%s/locks/%s.lock", results, id) < (int)n;
-}
-
-int dm_run_is_live(const char *results, const char *id)
-{
-    char p[DM_PATH_SIZE];
-    if (!lock_path(results, id, p, sizeof p))
-        return 0;
-    const int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    const int live = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    close(fd);
-    return live;
-}
-
-/* Take the run's lock, waiting while another process holds it. Returns the descriptor (closed by
- * the caller when the run is over) or -1 with err set. */
-static int take_lock(const char *results, const char *id, FILE *note, char *err)
-{
-    char dir[DM_PATH_SIZE], p[DM_PATH_SIZE];
-    if (dm_path_fmt(dir, sizeof dir, err, "%s/locks", results) || dm_mkdir_p(dir, err))
-        return -1;
-    if (!lock_path(results, id, p, sizeof p)) {
-        dm_err(err, DM_E_INPUT, "path too long for the lock of run %s", id);
-        return -1;
-    }
-    const int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        dm_err(err, DM_E_IO, "cannot open the lock %s: %s", p, strerror(errno));
-        return -1;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        fprintf(note, "run %s: another process is running it; waiting for it to end\n", id);
-        while (flock(fd, LOCK_EX) != 0)
-            if (errno != EINTR) {
-                dm_err(err, DM_E_IO, "cannot lock %s: %s", p, strerror(errno));
-                close(fd);
-                return -1;
-            }
-    }
-    return fd;
-}
 
 static int exists(const char *path)
 {
@@ -265,23 +205,6 @@ static dm_status train_loop(run_state *rs, char *err)
     if (!st)
         st = save_state(rs, err);
     return st;
-}
-
-/* Status of an existing run file, or "" when there is none. */
-static void existing_status(const char *h5, char *status, size_t n)
-{
-    status[0] = 0;
-    if (!exists(h5))
-        return;
-    dm_runrec r;
-    char err[DM_ERR_SIZE];
-    if (dm_runlog_read(h5, &r, err) == DM_OK) {
-        const char *s = dm_runrec_attr(&r, "status");
-        snprintf(status, n, "%s", s ? s : "unknown");
-        dm_runrec_free(&r);
-    } else {
-        snprintf(status, n, "unreadable");
-    }
 }
 
 static void print_summary(const run_state *rs, FILE *out)
@@ -541,7 +464,7 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
     /* One process per run: wait for another that holds it, then look at what it left. */
     if ((st = dm_mkdir_p(cfg->results, err)))
         goto out;
-    if (!cfg->new_repeat && (lock_fd = take_lock(cfg->results, base_id, stderr, err)) < 0) {
+    if (!cfg->new_repeat && (lock_fd = dm_runstore_lock(cfg->results, base_id, stderr, err)) < 0) {
         st = DM_E_IO;
         goto out;
     }
@@ -551,7 +474,7 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
     if ((st = dm_path_fmt(rs.dir, sizeof rs.dir, err, "%s/runs/%s", cfg->results, rs.run_id)) ||
         (st = dm_path_fmt(rs.h5, sizeof rs.h5, err, "%s/run.h5", rs.dir)))
         goto out;
-    existing_status(rs.h5, status, sizeof status);
+    dm_runstore_status(rs.h5, status, sizeof status);
     if (cfg->new_repeat) {
         for (int r = 2; exists(rs.dir); r++) {
             snprintf(rs.run_id, sizeof rs.run_id, "%s-r%d", base_id, r);
@@ -625,14 +548,14 @@ dm_status dm_run_resume(const dm_run_cfg *cfg, const char *pat, char *err)
     char status[32];
     int lock_fd = -1;
     dm_runrec_init(&rs.rec);
-    dm_status st = dm_find_run(cfg->results, pat, rs.dir, sizeof rs.dir, rs.run_id, sizeof rs.run_id, err);
+    dm_status st = dm_runstore_find(cfg->results, pat, rs.dir, sizeof rs.dir, rs.run_id, sizeof rs.run_id, err);
     if (st)
         goto out;
-    if (dm_run_is_live(cfg->results, rs.run_id)) {
+    if (dm_runstore_is_live(cfg->results, rs.run_id)) {
         st = dm_err(err, DM_E_STATE, "run %s is running in another process", rs.run_id);
         goto out;
     }
-    if ((lock_fd = take_lock(cfg->results, rs.run_id, stderr, err)) < 0) {
+    if ((lock_fd = dm_runstore_lock(cfg->results, rs.run_id, stderr, err)) < 0) {
         st = DM_E_IO;
         goto out;
     }
@@ -640,7 +563,7 @@ dm_status dm_run_resume(const dm_run_cfg *cfg, const char *pat, char *err)
         (st = dm_path_fmt(rs.ckpt, sizeof rs.ckpt, err, "%s/checkpoint.h5", rs.dir)) ||
         (st = dm_path_fmt(rs.index_path, sizeof rs.index_path, err, "%s/index.sqlite", cfg->results)))
         goto out;
-    existing_status(rs.h5, status, sizeof status);
+    dm_runstore_status(rs.h5, status, sizeof status);
     if (strcmp(status, "finished") == 0) {
         fprintf(cfg->out, "run %s is finished: nothing to resume\n", rs.run_id);
         goto out;

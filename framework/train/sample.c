@@ -1,6 +1,5 @@
 #include "train/sample.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,312 +7,18 @@
 
 #include "core/alloc.h"
 #include "core/path.h"
-#include "diffusion/classifier_net.h"
-#include "diffusion/samplers.h"
-#include "eval/conditional.h"
-#include "eval/nll.h"
-#include "eval/posterior.h"
 #include "io/index.h"
-#include "io/png.h"
 #include "io/runlog.h"
+#include "io/runstore.h"
 #include "io/spec.h"
 #include "nn/model.h"
-#include "train/run.h"
 #include "train/guide.h"
+#include "train/record.h"
+#include "train/run.h"
 #include "train/schema.h"
+#include "train/trainer.h"
 
 #define PATH_SIZE DM_PATH_SIZE
-
-static dm_eval_cfg eval_cfg(const dm_trainer *tr)
-{
-    return (dm_eval_cfg){ (uint64_t)tr->eopt->seed, (size_t)tr->eopt->swd_projections,
-                          (size_t)tr->eopt->mmd_max };
-}
-
-/* The sampler's settings as JSON, with the guidance of guided samples appended:
- * {"steps":100,"guidance":"cfg","scale":2} (and "classifier":"<run id>"), so evals of one run at
- * several guidance scales are distinct rows that `difflab table --cols settings` can spread. */
-static char *settings_json(const dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts)
-{
-    char *base = dm_opts_json(&sampler->info, sopts);
-    if (!base || tr->guidance->kind == DM_GUIDE_NONE)
-        return base;
-    char scale[32], extra[512];
-    dm_format_real(dm_guidance_scale(tr->guidance, tr->guidance_opts), scale);
-    int k = snprintf(extra, sizeof extra, "\"guidance\":\"%s\",\"scale\":%s", tr->guidance->info.name, scale);
-    if (tr->guidance->kind == DM_GUIDE_CLASSIFIER)
-        snprintf(extra + k, sizeof extra - (size_t)k, ",\"classifier\":\"%s\"", tr->guide_clf_id);
-    const size_t nb = strlen(base);
-    char *out = dm_malloc(nb + strlen(extra) + 2);
-    if (out) {
-        memcpy(out, base, nb - 1);   /* without the closing brace */
-        sprintf(out + nb - 1, "%s%s}", nb > 2 ? "," : "", extra);
-    }
-    dm_free(base);
-    return out;
-}
-
-/* Class-conditional samples: cond_mmd2, class_share, class_var, class_entropy (eval/conditional.h). */
-static dm_status cond_record(dm_trainer *tr, const float *x, size_t n, dm_runrec *rec, const char *sampler,
-                             int64_t nfe, const char *settings, char *err)
-{
-    const size_t C = tr->n_classes;
-    int32_t *y = dm_malloc(sizeof(int32_t) * n);
-    dm_gmm g = { 0 };
-    dm_status st = DM_OK;
-    if (!y)
-        return dm_err(err, DM_E_NOMEM, "out of memory for %zu labels", n);
-    for (size_t i = 0; i < n; i++)
-        y[i] = dm_trainer_sample_class(tr, i);
-    /* The exact posterior, where the dataset is a mixture. */
-    const dm_status gs = dm_data_gmm(tr->data, tr->data_opts, &g, NULL);
-    if (gs == DM_E_NOMEM) {
-        st = dm_err(err, gs, "out of memory for the mixture");
-        goto out;
-    }
-    dm_cond_result r;
-    if ((st = dm_cond_metrics(x, y, n, tr->ref_x, tr->ref_y, (size_t)tr->eopt->n_ref, tr->dim, C,
-                              gs == DM_OK ? &g : NULL, (size_t)tr->eopt->mmd_max, &r, err)))
-        goto out;
-    const struct { const char *name; double v; } rows[] = {
-        { "cond_mmd2", r.cond_mmd2 }, { "class_share", r.class_share },
-        { "class_var", r.class_var }, { "class_entropy", r.class_entropy },
-    };
-    for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++)
-        if (!isnan(rows[k].v) && (st = dm_runrec_add_eval(rec, rows[k].name, sampler, nfe, settings, (int64_t)n,
-                                                          rows[k].v, err)))
-            goto out;
-out:
-    dm_gmm_free(&g);
-    dm_free(y);
-    return st;
-}
-
-dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
-                           dm_runrec *rec, int baseline, const char *png_dir, dm_eval_result *res,
-                           int64_t *nfe, char *set_name_out, char *err)
-{
-    const size_t n = (size_t)tr->eopt->n_samples, d = tr->dim, nr = (size_t)tr->eopt->n_ref;
-    const dm_eval_cfg ec = eval_cfg(tr);
-    dm_status st;
-    char *settings = settings_json(tr, sampler, sopts);
-    float *x = dm_malloc_aligned(sizeof(float) * n * d);
-    if (!settings || !x) {
-        st = dm_err(err, DM_E_NOMEM, "out of memory for %zu samples", n);
-        goto out;
-    }
-    if (baseline) {
-        /* The sampler's own initial noise: how far from the data every sampler starts. */
-        dm_rng *rngs;
-        dm_eval_result base;
-        if ((st = dm_rng_streams_new(dm_seed_derive((uint64_t)tr->root->seed, "eval.noise"), n, &rngs, err)))
-            goto out;
-        dm_sampler_init_noise(&tr->sched, n, d, rngs, x);
-        dm_rng_streams_free(rngs, n);
-        if ((st = dm_evaluate_record(&ec, x, n, tr->ref_x, nr, d, rec, "noise", 0, "{}", &base, err)))
-            goto out;
-    }
-    if ((st = dm_trainer_sample(tr, sampler, sopts, x, nfe, err)))
-        goto out;
-    const char *set_name;
-    if ((st = dm_runrec_add_samples(rec, sampler->info.name, *nfe, settings, (int64_t)n, (int64_t)d, x,
-                                    &set_name, err)))
-        goto out;
-    if (set_name_out)
-        snprintf(set_name_out, 256, "%s", set_name);
-    if ((st = dm_evaluate_record(&ec, x, n, tr->ref_x, nr, d, rec, sampler->info.name, *nfe, settings, res, err)))
-        goto out;
-    if (dm_trainer_samples_conditional(tr) &&
-        (st = cond_record(tr, x, n, rec, sampler->info.name, *nfe, settings, err)))
-        goto out;
-    if (png_dir && d == 2) {
-        char path[PATH_SIZE];
-        if ((st = dm_path_fmt(path, sizeof path, err, "%s/%s.png", png_dir, set_name)))
-            goto out;
-        st = dm_png_scatter(path, x, n, tr->ref_x, nr, d, 512, err);
-    }
-out:
-    dm_free(settings);
-    dm_free_aligned(x);
-    return st;
-}
-
-/* Up to L noise levels (ts, L + 1 doubles): the schedule's (L - 1)-step sampling grid with its
- * clean end replaced by the smallest time (discrete: the first step; continuous: t_min), without
- * repeats (a discrete grid may already end on the first step). *n gets their count. */
-static dm_status noise_levels(const dm_schedule *s, int L, double *ts, int *n, char *err)
-{
-    dm_status st = s->ops->grid(s, L - 1, ts, err);
-    if (st)
-        return st;
-    ts[L - 1] = s->discrete ? 0.0 : s->t_min;
-    *n = 0;
-    for (int l = 0; l < L; l++)
-        if (*n == 0 || ts[l] != ts[*n - 1])
-            ts[(*n)++] = ts[l];
-    return DM_OK;
-}
-
-dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err)
-{
-    const size_t n = (size_t)tr->eopt->n_ref, d = tr->dim, C = tr->n_classes;
-    const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
-    const dm_schedule *s = &tr->sched;
-    enum { LEVELS = 5 };
-    double ts[LEVELS + 1];
-    int nl = 0;
-    dm_net_classifier nc;
-    dm_classifier clf;
-    dm_rng rng = { 0 };
-    float *xt = dm_malloc_aligned(sizeof(float) * n * d);
-    double *logp = dm_malloc(sizeof(double) * batch), *tb = dm_malloc(sizeof(double) * batch);
-    int have_clf = 0;
-    dm_status st;
-    if (!xt || !logp || !tb) {
-        st = dm_err(err, DM_E_NOMEM, "out of memory for the classifier's evaluation on %zu points", n);
-        goto out;
-    }
-    if ((st = noise_levels(s, LEVELS, ts, &nl, err)))
-        goto out;
-    if ((st = dm_rng_init(&rng, dm_seed_derive((uint64_t)tr->eopt->seed, "eval.classifier"), err)) ||
-        (st = dm_net_classifier_init(&nc, &clf, &tr->mlp, tr->eopt->use_ema ? tr->ema : tr->params, s, tr->param,
-                                     tr->param_opts, tr->sigma_data, batch, err)))
-        goto out;
-    have_clf = 1;
-    for (int l = 0; l < nl; l++) {
-        const double t = ts[l], a = s->ops->alpha(s, t), sg = s->ops->sigma(s, t);
-        for (size_t q = 0; q < n * d; q++)
-            xt[q] = (float)(a * tr->ref_x[q] + sg * dm_rng_normal(&rng));
-        double xent = 0.0;
-        size_t hits = 0;
-        for (size_t i0 = 0; i0 < n; i0 += batch) {
-            const size_t m = n - i0 < batch ? n - i0 : batch;
-            for (size_t i = 0; i < m; i++)
-                tb[i] = t;
-            if ((st = clf.eval(clf.ctx, m, xt + i0 * d, tb, tr->ref_y + i0, logp, NULL, err)))
-                goto out;
-            for (size_t i = 0; i < m; i++) {
-                xent -= logp[i];
-                const float *lg = nc.F + i * C;   /* the logits of the pass just made */
-                size_t best = 0;
-                for (size_t k = 1; k < C; k++)
-                    if (lg[k] > lg[best])
-                        best = k;
-                hits += (int32_t)best == tr->ref_y[i0 + i];
-            }
-        }
-        char tj[32], settings[64];
-        dm_format_real(t, tj);
-        snprintf(settings, sizeof settings, "{\"t\":%s}", tj);
-        if ((st = dm_runrec_add_eval(rec, "accuracy", "classifier", 0, settings, (int64_t)n, (double)hits / (double)n,
-                                     err)) ||
-            (st = dm_runrec_add_eval(rec, "xent", "classifier", 0, settings, (int64_t)n, xent / (double)n, err)))
-            goto out;
-    }
-out:
-    if (have_clf)
-        dm_net_classifier_free(&nc);
-    dm_rng_free(&rng);
-    dm_free_aligned(xt);
-    dm_free(logp);
-    dm_free(tb);
-    return st;
-}
-
-dm_status dm_posterior_record(dm_trainer *tr, dm_runrec *rec, const char *png_dir, char *err)
-{
-    if (!tr->eopt->posterior)
-        return DM_OK;
-    const size_t n = (size_t)(tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref), d = tr->dim;
-    const int L = (int)tr->eopt->posterior_levels;
-    const dm_schedule *s = &tr->sched;
-    enum { DRAWS = 2000 };
-    dm_gmm g = { 0 };
-    dm_rng rng = { 0 };
-    double *ts = dm_malloc(sizeof(double) * (size_t)(L + 1));
-    float *draws = dm_malloc(sizeof(float) * DRAWS * d);
-    dm_status st = ts && draws ? DM_OK : dm_err(err, DM_E_NOMEM, "out of memory for the posterior statistics");
-    int nl = 0;
-    if (st || (st = dm_data_gmm(tr->data, tr->data_opts, &g, err)) || (st = noise_levels(s, L, ts, &nl, err)))
-        goto out;
-    /* The run's own seed: replicates of a study see other noise. */
-    if ((st = dm_rng_init(&rng, dm_seed_derive((uint64_t)tr->root->seed, "eval.posterior"), err)))
-        goto out;
-    for (int l = 0; l < nl; l++) {
-        const double t = ts[l], a = s->ops->alpha(s, t), sg = s->ops->sigma(s, t);
-        dm_posterior_stats ps;
-        if ((st = dm_posterior_stats_at(&g, a, sg, tr->ref_x, n, tr->train_x, (size_t)tr->topt->n_data, &rng, &ps,
-                                        err)))
-            goto out;
-        char tj[32], sj[32], settings[96];
-        dm_format_real(t, tj);
-        dm_format_real(sg / a, sj);
-        snprintf(settings, sizeof settings, "{\"t\":%s,\"sigma\":%s}", tj, sj);
-        const struct { const char *name; double v; } rows[] = {
-            { "post_std", ps.std }, { "post_modes", ps.modes }, { "post_modes90", ps.modes90 },
-            { "gap_data", ps.gap_data }, { "gap_mode", ps.gap_mode }, { "denoise_err", ps.err },
-        };
-        for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++)
-            if ((st = dm_runrec_add_eval(rec, rows[k].name, "posterior", 0, settings, (int64_t)n, rows[k].v, err)))
-                goto out;
-        /* A picture: draws from the posterior of one noisy point (the first reference point, noised). */
-        if (png_dir && d == 2) {
-            double x[2];
-            for (size_t j = 0; j < d; j++)
-                x[j] = a * tr->ref_x[j] + sg * dm_rng_normal(&rng);
-            dm_posterior_draw(&g, a, sg, x, DRAWS, &rng, draws);
-            char path[PATH_SIZE];
-            if ((st = dm_path_fmt(path, sizeof path, err, "%s/posterior_%02d.png", png_dir, l)) ||
-                (st = dm_png_scatter(path, draws, DRAWS, tr->ref_x, (size_t)tr->eopt->n_ref, d, 384, err)))
-                goto out;
-        }
-    }
-out:
-    dm_gmm_free(&g);
-    dm_rng_free(&rng);
-    dm_free(ts);
-    dm_free(draws);
-    return st;
-}
-
-/* The DDPM bound (discrete schedules): metrics vlb (nats per point) and vlb_bpd, sampler "ddpm"
- * (the reverse process it bounds), NFE T, the variance in the settings. */
-static dm_status vlb_record(dm_trainer *tr, dm_runrec *rec, char *err)
-{
-    double vlb;
-    int64_t nfe;
-    dm_status st = dm_trainer_vlb(tr, &vlb, &nfe, err);
-    if (st)
-        return st;
-    char settings[64];
-    snprintf(settings, sizeof settings, "{\"variance\":\"%s\"}", dm_var_names[dm_trainer_reverse_variance(tr)]);
-    const int64_t n = tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref;
-    if ((st = dm_runrec_add_eval(rec, "vlb", "ddpm", nfe, settings, n, vlb, err)))
-        return st;
-    return dm_runrec_add_eval(rec, "vlb_bpd", "ddpm", nfe, settings, n, dm_nll_bits_per_dim(-vlb, tr->dim), err);
-}
-
-dm_status dm_nll_record(dm_trainer *tr, dm_runrec *rec, char *err)
-{
-    if (!tr->eopt->nll)
-        return DM_OK;
-    if (tr->sched.discrete)
-        return vlb_record(tr, rec, err);
-    double nll;
-    int64_t nfe;
-    dm_status st = dm_trainer_nll(tr, &nll, &nfe, err);
-    if (st)
-        return st;
-    char settings[128], e[32], tol[32];
-    dm_format_real(DM_NLL_EPS, e);
-    dm_format_real(DM_NLL_TOL, tol);
-    snprintf(settings, sizeof settings, "{\"eps\":%s,\"rtol\":%s,\"atol\":%s}", e, tol, tol);
-    const int64_t n = tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref;
-    if ((st = dm_runrec_add_eval(rec, "nll", "pf_ode", nfe, settings, n, nll, err)))
-        return st;
-    return dm_runrec_add_eval(rec, "bpd", "pf_ode", nfe, settings, n, dm_nll_bits_per_dim(-nll, tr->dim), err);
-}
-
 static int is_spec_file(const char *target)
 {
     struct stat sb;
@@ -361,23 +66,6 @@ static dm_status build_overrides(const dm_sample_cfg *cfg, int n_over, const cha
     return DM_OK;
 }
 
-dm_status dm_find_run(const char *results, const char *pat, char *dir, size_t n, char *id, size_t nid,
-                          char *err)
-{
-    char ipath[PATH_SIZE];
-    dm_index *ix = NULL;
-    dm_status st = dm_path_fmt(ipath, sizeof ipath, err, "%s/index.sqlite", results);
-    if (!st)
-        st = dm_index_open(ipath, 1, &ix, err);
-    if (st)
-        return st;
-    st = dm_index_find_run(ix, pat, id, nid, err);
-    dm_index_close(ix);
-    if (st)
-        return st;
-    return dm_path_fmt(dir, n, err, "%s/runs/%s", results, id);
-}
-
 dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over,
                         const char *const *overrides, char *err)
 {
@@ -418,24 +106,20 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
 
     if ((st = build_overrides(cfg, n_over, overrides, bufs, &over, &n, 1, err)))
         goto out;
-    if ((st = dm_find_run(cfg->results, target, dir, sizeof dir, id, sizeof id, err)))
+    if ((st = dm_runstore_find(cfg->results, target, dir, sizeof dir, id, sizeof id, err)))
         goto out;
-    if ((st = dm_path_fmt(h5, sizeof h5, err, "%s/run.h5", dir)) ||
-        (st = dm_path_fmt(ck, sizeof ck, err, "%s/checkpoint.h5", dir)) ||
+    if ((st = dm_path_fmt(ck, sizeof ck, err, "%s/checkpoint.h5", dir)) ||
         (st = dm_path_fmt(ipath, sizeof ipath, err, "%s/index.sqlite", cfg->results)))
         goto out;
-    if ((st = dm_runlog_read(h5, &rec, err)))
+    if ((st = dm_runstore_read(dir, h5, &rec, err)))
         goto out;
     const char *status = dm_runrec_attr(&rec, "status");
     if (!status || strcmp(status, "finished") != 0) {
         st = dm_err(err, DM_E_STATE, "run %s is %s, not finished: nothing to sample yet", id, status ? status : "of unknown status");
         goto out;
     }
-    char origin[PATH_SIZE];
-    if ((st = dm_path_fmt(origin, sizeof origin, err, "%s/config", h5)))
-        goto out;
-    if ((st = dm_spec_load_text(&dm_spec_schema, rec.config_yaml, origin, 0, NULL, &own, err)) ||
-        (st = dm_spec_load_text(&dm_spec_schema, rec.config_yaml, origin, n, over, &spec, err)) ||
+    if ((st = dm_runstore_spec(h5, &rec, &dm_spec_schema, 0, NULL, &own, err)) ||
+        (st = dm_runstore_spec(h5, &rec, &dm_spec_schema, n, over, &spec, err)) ||
         (st = dm_trainer_check(spec, err)))
         goto out;
     if (((const dm_loss_ops *)dm_spec_plugin(spec, "diffusion.loss"))->classifier) {

@@ -1,52 +1,16 @@
-/* sample.h — sampling a trained (or analytic) model and recording what it gives.
+/* sample.h — `difflab sample RUN|SPEC`.
  *
- * dm_sample_record draws eval.n_samples points with a sampler, stores them as
- * /samples/<sampler>_<nfe> with the sampler's settings, and adds the evals "swd" and "mmd2"
- * against the reference set; with `baseline` it first records the same metrics for the
- * sampler's initial noise (sampler "noise", nfe 0). The common random numbers (DESIGN.md) make
- * every sampler of one run start from the same noise.
- *
- * dm_sample_cmd is `difflab sample RUN|SPEC`: for a finished run it loads the run's spec and its
- * EMA (or training) weights from checkpoint.h5, samples with the sampler named on the command
- * line, and writes the samples, the evals (run.h5 replaced atomically, the index updated) and a
- * PNG of 2-D samples over the reference data next to run.h5. For a spec whose model is analytic
- * it is `difflab run` with the sampler overrides: nothing to train. */
+ * For a finished run it loads the run's spec and its EMA (or training) weights from
+ * checkpoint.h5, samples with the sampler named on the command line, and writes the samples, the
+ * evals (run.h5 replaced atomically, the index updated) and a PNG of 2-D samples over the
+ * reference data next to run.h5. For a spec whose model is analytic it is `difflab run` with the
+ * sampler overrides: nothing to train. */
 #ifndef DM_TRAIN_SAMPLE_H
 #define DM_TRAIN_SAMPLE_H
 
 #include <stdio.h>
 
-#include "eval/evaluate.h"
-#include "io/runrec.h"
-#include "train/trainer.h"
-
-/* png_dir: where to write <set name>.png for 2-D data (NULL: no picture). set_name (256 bytes,
- * may be NULL) receives the sample set's name (runrec.h). */
-dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
-                           dm_runrec *rec, int baseline, const char *png_dir, dm_eval_result *res,
-                           int64_t *nfe, char *set_name, char *err);
-
-/* If eval.nll: the PF-ODE negative log-likelihood of the reference points, recorded as evals
- * "nll" (nats per point) and "bpd" (bits per dimension), sampler "pf_ode". */
-dm_status dm_nll_record(dm_trainer *tr, dm_runrec *rec, char *err);
-
-/* A classifier run (diffusion.loss xent): its accuracy and cross-entropy on the reference points
- * noised at up to five times of the schedule (its 4-step sampling grid with the clean end replaced
- * by the smallest time, duplicates dropped; noise from stream "eval.classifier" of eval.seed), recorded as evals
- * "accuracy" and "xent", sampler "classifier", nfe 0, settings {"t": time}. */
-dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err);
-
-/* If eval.posterior (mixture data): statistics of the exact posterior p(x0 | x_t) of the first
- * eval.nll_n reference points at eval.posterior_levels times (eval/posterior.h), recorded as evals
- * post_std, post_modes, post_modes90, gap_data, gap_mode, denoise_err (sampler "posterior", nfe 0,
- * settings {"t", "sigma": sigma/alpha}); noise from stream "eval.posterior" of the run's seed. With
- * png_dir and 2-D data, posterior_<level>.png: draws from the posterior of one noisy point over the
- * reference data. */
-dm_status dm_posterior_record(dm_trainer *tr, dm_runrec *rec, const char *png_dir, char *err);
-
-/* The run id (id, nid) and folder (dir, n) of a run id or unique prefix pat, from the index of
- * results. */
-dm_status dm_find_run(const char *results, const char *pat, char *dir, size_t n, char *id, size_t nid, char *err);
+#include "core/status.h"
 
 typedef struct dm_sample_cfg {
     const char *results;

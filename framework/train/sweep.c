@@ -23,7 +23,9 @@
 #include "io/runlog.h"
 #include "io/spec.h"
 #include "io/yaml_tree.h"
+#include "io/runstore.h"
 #include "train/run.h"
+#include "train/runref.h"
 #include "train/schema.h"
 
 #define MAX_LINES 100000
@@ -1125,7 +1127,7 @@ dm_status dm_sweep_status(const char *results, const char *name, FILE *out, char
         if (!status[0])
             k = 0;
         else if (strcmp(status, "running") == 0)
-            k = dm_run_is_live(results, id) ? 1 : 5;   /* no live process holds it: it died */
+            k = dm_runstore_is_live(results, id) ? 1 : 5;   /* no live process holds it: it died */
         else if (strcmp(status, "finished") == 0)
             k = 2;
         else if (strcmp(status, "failed") == 0 || strcmp(status, "unreadable") == 0)

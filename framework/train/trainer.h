@@ -72,7 +72,7 @@ typedef struct dm_trainer {
     double *t, *alpha, *sigma, *w, *row_loss;    /* (B) */
     dm_param_coef *coef;                         /* (B) */
 
-    /* consistency models (diffusion.loss ct, ict, cd; train/cm_step.h) */
+    /* consistency models (diffusion.loss ct, ict, cd; train/trainer_cm.c) */
     int cm;                                      /* DM_CM_KIND_*, 0 for the diffusion losses */
     const dm_cm_loss_opts *cm_opts;
     float *target;                               /* (n_params) the target network's EMA; NULL: the student */

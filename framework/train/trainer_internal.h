@@ -1,4 +1,6 @@
-/* cm_step.h — the trainer's step for consistency models (diffusion.loss ct, ict, cd).
+/* trainer_internal.h — what the trainer's own files share; included only by train/trainer*.c.
+ *
+ * trainer_cm.c: the trainer's step for consistency models (diffusion.loss ct, ict, cd).
  *
  * Per step k of K: the grid sigma_0 < ... < sigma_{N-1} (Karras, the schedule's sigma_min and
  * sigma_max, the loss's rho) with N = N(k) (CT, iCT curricula; CD: fixed n); per row an index i
@@ -13,8 +15,8 @@
  * CD) or 1/(sigma_{i+1} - sigma_i) (iCT). f = c_skip x + c_out F (the consistency
  * parameterization), so dL/dF = lambda c_out grad d / B. The eval EMA (train.ema_decay) is kept
  * as for every method. */
-#ifndef DM_TRAIN_CM_STEP_H
-#define DM_TRAIN_CM_STEP_H
+#ifndef DM_TRAIN_TRAINER_INTERNAL_H
+#define DM_TRAIN_TRAINER_INTERNAL_H
 
 #include "train/trainer.h"
 
@@ -25,12 +27,6 @@ void dm_cm_free(dm_trainer *tr);
 /* Draw the batch, run target and student forward, write the loss and tr->dF (the student's
  * forward is the last, so a backward follows). DM_E_INPUT if CD has no teacher. */
 dm_status dm_cm_forward_loss(dm_trainer *tr, double *loss, char *err);
-
-/* One step of the teacher's PF-ODE dx/dsigma = (x - D(x; sigma))/sigma per row, from x at sigma ts
- * to sigma tt (the teacher's time is sigma): Euler, or Heun (Karras et al. 2022, Algorithm 1; the
- * consistency_models heun_solver) when heun is set. D, D2: (n, dim) scratch. */
-dm_status dm_cm_teacher_step(const dm_denoiser *teacher, int heun, size_t n, const float *x, const double *ts,
-                             const double *tt, float *y, float *D, float *D2, char *err);
 
 /* After the optimizer step: move the target EMA (CT, CD with mu > 0). */
 void dm_cm_after_step(dm_trainer *tr);

@@ -1,0 +1,40 @@
+/* record.h — sampling and evaluating a trained (or analytic) model, recorded as evals of its run.
+ *
+ * dm_sample_record draws eval.n_samples points with a sampler, stores them as
+ * /samples/<sampler>_<nfe> with the sampler's settings, and adds the evals "swd" and "mmd2"
+ * against the reference set (eval/evaluate.h computes them, this module records them); with
+ * `baseline` it first records the same metrics for the sampler's initial noise (sampler "noise",
+ * nfe 0). The common random numbers (DESIGN.md) make every sampler of one run start from the same
+ * noise. Pictures go next to run.h5; the record is written by the caller. */
+#ifndef DM_TRAIN_RECORD_H
+#define DM_TRAIN_RECORD_H
+
+#include "eval/evaluate.h"
+#include "io/runrec.h"
+#include "train/trainer.h"
+
+/* png_dir: where to write <set name>.png for 2-D data (NULL: no picture). set_name (256 bytes,
+ * may be NULL) receives the sample set's name (runrec.h). */
+dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
+                           dm_runrec *rec, int baseline, const char *png_dir, dm_eval_result *res,
+                           int64_t *nfe, char *set_name, char *err);
+
+/* If eval.nll: the PF-ODE negative log-likelihood of the reference points, recorded as evals
+ * "nll" (nats per point) and "bpd" (bits per dimension), sampler "pf_ode". */
+dm_status dm_nll_record(dm_trainer *tr, dm_runrec *rec, char *err);
+
+/* A classifier run (diffusion.loss xent): its accuracy and cross-entropy on the reference points
+ * noised at up to five times of the schedule (its 4-step sampling grid with the clean end replaced
+ * by the smallest time, duplicates dropped; noise from stream "eval.classifier" of eval.seed), recorded as evals
+ * "accuracy" and "xent", sampler "classifier", nfe 0, settings {"t": time}. */
+dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err);
+
+/* If eval.posterior (mixture data): statistics of the exact posterior p(x0 | x_t) of the first
+ * eval.nll_n reference points at eval.posterior_levels times (eval/posterior.h), recorded as evals
+ * post_std, post_modes, post_modes90, gap_data, gap_mode, denoise_err (sampler "posterior", nfe 0,
+ * settings {"t", "sigma": sigma/alpha}); noise from stream "eval.posterior" of the run's seed. With
+ * png_dir and 2-D data, posterior_<level>.png: draws from the posterior of one noisy point over the
+ * reference data. */
+dm_status dm_posterior_record(dm_trainer *tr, dm_runrec *rec, const char *png_dir, char *err);
+
+#endif

@@ -1,0 +1,160 @@
+/* trainer_check.c — dm_trainer_check: the spec's plug-ins resolved and checked to fit together,
+ * before anything heavy is built or written. */
+#include "train/trainer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "diffusion/samplers.h"
+#include "nn/model.h"
+
+/* Plug-in checks say "KEY: what is wrong"; prefix the place KEY was given (file:line:col or the
+ * override), as the loader does for its own errors. */
+static dm_status locate(const dm_spec *spec, dm_status st, char *err)
+{
+    if (st == DM_OK || !err)
+        return st;
+    size_t k = strspn(err, "abcdefghijklmnopqrstuvwxyz0123456789_.");
+    if (k == 0 || k >= 256 || err[k] != ':')
+        return st;
+    char key[256], where[512];
+    memcpy(key, err, k);
+    key[k] = 0;
+    dm_spec_where(spec, key, where, sizeof where);
+    dm_err_prefix(err, "%s", where);
+    return st;
+}
+
+static dm_status check_plugins(const dm_spec *spec, char *err);
+
+/* DM_E_INPUT "KEY: WHAT needs a Gaussian-mixture dataset ..." unless the spec's data is a mixture. */
+static dm_status need_mixture(const dm_spec *spec, const char *key, const char *what, char *err)
+{
+    const dm_data_ops *da = (const dm_data_ops *)dm_spec_plugin(spec, "data");
+    dm_gmm g;
+    const dm_status gs = dm_data_gmm(da, dm_spec_opts(spec, "data"), &g, err);
+    if (gs == DM_E_NOMEM)
+        return gs;
+    if (gs != DM_OK)
+        return dm_err(err, DM_E_INPUT, "%s: %s needs a Gaussian-mixture dataset (gmm, eight_gaussians); '%s' is not one",
+                      key, what, da->info.name);
+    dm_gmm_free(&g);
+    return DM_OK;
+}
+
+/* Labels, label dropout, classifier runs and guidance fit the model and the data. */
+static dm_status check_conditioning(const dm_spec *spec, char *err)
+{
+    const dm_data_ops *da = (const dm_data_ops *)dm_spec_plugin(spec, "data");
+    const dm_model_ops *mo = (const dm_model_ops *)dm_spec_plugin(spec, "model");
+    const dm_loss_ops *lo = (const dm_loss_ops *)dm_spec_plugin(spec, "diffusion.loss");
+    const dm_guidance_ops *gu = (const dm_guidance_ops *)dm_spec_plugin(spec, "guidance");
+    const dm_sampler_ops *sa = (const dm_sampler_ops *)dm_spec_plugin(spec, "sampler");
+    const dm_train_opts *to = dm_spec_opts(spec, "train");
+    const size_t C = da->n_classes(dm_spec_opts(spec, "data"));
+    const int cond = mo->conditional(dm_spec_opts(spec, "model"));
+    if (C > 256)
+        return dm_err(err, DM_E_INPUT, "data.type: '%s' has %zu classes; at most 256", da->info.name, C);
+    if ((cond || lo->classifier || gu->kind != DM_GUIDE_NONE) && C < 2)
+        return dm_err(err, DM_E_INPUT, "%s: the dataset '%s' has one class: nothing to condition on",
+                      cond ? "model.conditional" : lo->classifier ? "diffusion.loss.type" : "guidance.type",
+                      da->info.name);
+    if (to->label_dropout > 0 && (!cond || mo->analytic))
+        return dm_err(err, DM_E_INPUT, "train.label_dropout: only a conditional network (model: {type: mlp, "
+                      "conditional: true}) takes labels to drop");
+    if (cond && lo->consistency)
+        return dm_err(err, DM_E_INPUT, "model.conditional: the consistency losses train unconditional models here");
+    if (lo->classifier && (mo->analytic || cond || gu->kind != DM_GUIDE_NONE))
+        return dm_err(err, DM_E_INPUT, "diffusion.loss.type: xent trains a classifier p(y | x_t): it needs an "
+                      "unconditional mlp and no guidance (%s)", mo->analytic ? "the model is analytic"
+                      : cond ? "model.conditional is true" : "guidance is set");
+    if (gu->kind == DM_GUIDE_CFG && !cond)
+        return dm_err(err, DM_E_INPUT, "guidance.type: cfg combines a conditional and an unconditional prediction "
+                      "of one model; set model.conditional: true (and train.label_dropout > 0 for a network)");
+    if (gu->kind == DM_GUIDE_CFG && !mo->analytic && !(to->label_dropout > 0))
+        return dm_err(err, DM_E_INPUT, "guidance.type: cfg needs train.label_dropout > 0: the unconditional "
+                      "prediction is the null class, which training without dropout never shows the network");
+    if (gu->kind == DM_GUIDE_CLASSIFIER) {
+        const dm_classifier_guidance_opts *cg = dm_spec_opts(spec, "guidance");
+        if (!cg->classifier[0])
+            return dm_err(err, DM_E_INPUT, "guidance.classifier: classifier guidance needs a classifier: a finished "
+                          "run trained with diffusion.loss xent (its id, or a spec file with classifier_seed), or "
+                          "'analytic'");
+        const dm_status st = strcmp(cg->classifier, "analytic") == 0
+                                 ? need_mixture(spec, "guidance.classifier", "analytic", err) : DM_OK;
+        if (st)
+            return st;
+    }
+    if (gu->kind != DM_GUIDE_NONE && sa == &dm_sampler_ddpm &&
+        ((const dm_ddpm_sampler_opts *)dm_spec_opts(spec, "sampler"))->variance == DM_VAR_LEARNED)
+        return dm_err(err, DM_E_INPUT, "sampler.variance: learned is not guided; choose beta or beta_tilde with "
+                      "guidance");
+    return DM_OK;
+}
+
+dm_status dm_trainer_check(const dm_spec *spec, char *err)
+{
+    return locate(spec, check_plugins(spec, err), err);
+}
+
+static dm_status check_plugins(const dm_spec *spec, char *err)
+{
+    dm_schedule sched;
+    const dm_schedule_ops *so = (const dm_schedule_ops *)dm_spec_plugin(spec, "diffusion.schedule");
+    const dm_param_ops *po = (const dm_param_ops *)dm_spec_plugin(spec, "diffusion.param");
+    const dm_loss_ops *lo = (const dm_loss_ops *)dm_spec_plugin(spec, "diffusion.loss");
+    const dm_sampler_ops *sa = (const dm_sampler_ops *)dm_spec_plugin(spec, "sampler");
+    const dm_data_ops *da = (const dm_data_ops *)dm_spec_plugin(spec, "data");
+    const dm_model_ops *mo = (const dm_model_ops *)dm_spec_plugin(spec, "model");
+    dm_status st = da->check ? da->check(dm_spec_opts(spec, "data"), err) : DM_OK;
+    if (st)
+        return st;
+    if (mo->analytic && (st = need_mixture(spec, "model.type", "analytic", err)))
+        return st;
+    if ((st = dm_schedule_init(&sched, so, dm_spec_opts(spec, "diffusion.schedule"), err)))
+        goto out;
+    if ((st = po->check(dm_spec_opts(spec, "diffusion.param"), &sched, err)))
+        goto out;
+    if ((st = lo->check(dm_spec_opts(spec, "diffusion.loss"), &sched, po, err)))
+        goto out;
+    if ((st = sa->check(dm_spec_opts(spec, "sampler"), &sched, err)))
+        goto out;
+    const dm_distill_opts *dist = dm_spec_opts(spec, "distill");
+    if (lo->consistency == DM_CM_KIND_CD && !dist->teacher[0]) {
+        st = dm_err(err, DM_E_INPUT, "distill.teacher: the cd loss distills a teacher: name a finished run (its id), "
+                    "a spec file with distill.teacher_seed, or 'analytic'");
+        goto out;
+    }
+    if (lo->consistency != DM_CM_KIND_CD && dist->teacher[0]) {
+        st = dm_err(err, DM_E_INPUT, "distill.teacher: only the cd loss has a teacher; the loss is '%s'", lo->info.name);
+        goto out;
+    }
+    if (lo->consistency == DM_CM_KIND_CD && strcmp(dist->teacher, "analytic") == 0) {
+        if ((st = need_mixture(spec, "distill.teacher", "analytic", err)))
+            goto out;
+        if (dist->init_from_teacher) {
+            st = dm_err(err, DM_E_INPUT, "distill.init_from_teacher: the analytic teacher has no weights to start from");
+            goto out;
+        }
+    }
+    if (mo->analytic && lo->consistency) {
+        st = dm_err(err, DM_E_INPUT, "model.type: analytic has nothing to train; the %s loss trains a network",
+                    lo->info.name);
+        goto out;
+    }
+    if ((st = check_conditioning(spec, err)))
+        goto out;
+    if (((const dm_eval_opts *)dm_spec_opts(spec, "eval"))->posterior &&
+        (st = need_mixture(spec, "eval.posterior", "the exact posterior", err)))
+        goto out;
+    if (sa == &dm_sampler_ddpm && ((const dm_ddpm_sampler_opts *)dm_spec_opts(spec, "sampler"))->variance == DM_VAR_LEARNED &&
+        dm_loss_variance(lo, dm_spec_opts(spec, "diffusion.loss")) != DM_VAR_LEARNED)
+        st = dm_err(err, DM_E_INPUT,
+                    "sampler.variance: learned needs a model trained with a learned variance (diffusion.loss.type: "
+                    "hybrid, or vlb with variance: learned); the loss is '%s'%s",
+                    lo->info.name, mo->analytic ? " and the model analytic" : "");
+out:
+    dm_schedule_free(&sched);
+    return st;
+}
+

@@ -1,0 +1,171 @@
+/* trainer_sample.c — the trained (or analytic) model used: as a denoiser, sampled with a sampler
+ * and guidance, and its likelihood (PF-ODE NLL, the DDPM bound). */
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "diffusion/samplers.h"
+#include "eval/nll.h"
+#include "eval/vlb.h"
+
+dm_status dm_model_denoiser_init(dm_trainer *tr, size_t batch, int use_ema, dm_model_denoiser *md,
+                                 dm_denoiser *den, char *err)
+{
+    md->net = !tr->analytic;
+    if (!md->net) {
+        dm_gmm_denoiser_init(&md->gd, den, &tr->gmm, &tr->sched, batch);
+        return DM_OK;
+    }
+    return dm_net_denoiser_init(&md->nd, den, &tr->mlp, use_ema ? tr->ema : tr->params, &tr->sched,
+                                tr->param, tr->param_opts, tr->sigma_data, tr->conditional ? (int)tr->n_classes : 0,
+                                batch, err);
+}
+
+void dm_model_denoiser_free(dm_model_denoiser *md)
+{
+    if (md->net)
+        dm_net_denoiser_free(&md->nd);
+    md->net = 0;
+}
+
+static dm_status model_denoiser_init(dm_trainer *tr, size_t batch, dm_model_denoiser *md, dm_denoiser *den,
+                                     char *err)
+{
+    return dm_model_denoiser_init(tr, batch, tr->eopt->use_ema, md, den, err);
+}
+
+static void model_denoiser_free(dm_model_denoiser *md) { dm_model_denoiser_free(md); }
+
+dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
+                            float *x, int64_t *nfe, char *err)
+{
+    const size_t n = (size_t)tr->eopt->n_samples;
+    const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
+    dm_model_denoiser md;
+    dm_denoiser den, gden;
+    dm_guided_denoiser gd = { 0 };
+    dm_rng *rngs;
+    int32_t *labels = NULL;
+    const int kind = tr->guidance->kind;
+    dm_status st = dm_rng_streams_new(dm_seed_derive((uint64_t)tr->root->seed, "eval.noise"), n, &rngs, err);
+    if (st)
+        return st;
+    if (dm_trainer_samples_conditional(tr)) {
+        if (!(labels = dm_malloc(sizeof(int32_t) * n))) {
+            st = dm_err(err, DM_E_NOMEM, "out of memory for %zu labels", n);
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+            labels[i] = dm_trainer_sample_class(tr, i);
+    }
+    if ((st = model_denoiser_init(tr, batch, &md, &den, err)))
+        goto out;
+    const dm_denoiser *use = &den;
+    if (kind != DM_GUIDE_NONE) {
+        st = dm_guided_denoiser_init(&gd, &gden, &den, kind, dm_guidance_scale(tr->guidance, tr->guidance_opts),
+                                     tr->guide_clf, &tr->sched, err);
+        use = &gden;
+    }
+    if (!st) {
+        dm_denoiser run = *use;
+        run.y = labels;
+        st = dm_sampler_sample(sampler, sopts, &run, &tr->sched, n, rngs, x, nfe, err);
+    }
+    dm_guided_denoiser_free(&gd);
+    model_denoiser_free(&md);
+out:
+    dm_free(labels);
+    dm_rng_streams_free(rngs, n);
+    return st;
+}
+
+int dm_trainer_samples_conditional(const dm_trainer *tr)
+{
+    return !tr->classifier && (tr->conditional || tr->guidance->kind != DM_GUIDE_NONE);
+}
+
+dm_status dm_trainer_set_classifier(dm_trainer *tr, const dm_classifier *clf, char *err)
+{
+    if (clf->dim != tr->dim)
+        return dm_err(err, DM_E_INPUT, "guidance.classifier: the classifier's data have dimension %zu, the model's %zu",
+                      clf->dim, tr->dim);
+    if (clf->n_classes != tr->n_classes)
+        return dm_err(err, DM_E_INPUT, "guidance.classifier: the classifier has %zu classes, the dataset %zu",
+                      clf->n_classes, tr->n_classes);
+    if (clf->max_batch < (size_t)tr->eopt->batch && clf->max_batch < (size_t)tr->eopt->n_samples)
+        return dm_err(err, DM_E_INPUT, "guidance.classifier: the classifier takes batches of %zu, below eval.batch",
+                      clf->max_batch);
+    tr->guide_clf = clf;
+    return DM_OK;
+}
+
+dm_status dm_trainer_nll(dm_trainer *tr, double *nll, int64_t *nfe, char *err)
+{
+    const size_t n = (size_t)(tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref);
+    const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
+    dm_model_denoiser md;
+    dm_denoiser den;
+    dm_status st;
+    double *logp = dm_malloc(sizeof(double) * n);
+    if (!logp)
+        return dm_err(err, DM_E_NOMEM, "out of memory for %zu log-likelihoods", n);
+    if (!(st = model_denoiser_init(tr, batch, &md, &den, err))) {
+        /* score_sde's likelihood settings: from t = 1e-5, rtol = atol = 1e-5 (FORMULAS.md, RK45).
+         * The Hutchinson probes (above 2-D) come from eval.seed, as the reference points: every
+         * run estimates on the same points with the same probes. */
+        st = dm_nll_pfode(&den, &tr->sched, tr->ref_x, n, DM_NLL_EPS, DM_NLL_TOL, DM_NLL_TOL,
+                          dm_seed_derive((uint64_t)tr->eopt->seed, "eval.hutchinson"), logp, nfe, err);
+        model_denoiser_free(&md);
+    }
+    if (!st) {
+        double sum = 0.0;
+        for (size_t i = 0; i < n; i++)
+            sum += logp[i];
+        *nll = -sum / (double)n;
+    }
+    dm_free(logp);
+    return st;
+}
+
+int dm_trainer_reverse_variance(const dm_trainer *tr)
+{
+    if (tr->sampler == &dm_sampler_ddpm)
+        return ((const dm_ddpm_sampler_opts *)tr->sampler_opts)->variance;
+    return tr->loss_variance >= 0 ? tr->loss_variance : DM_VAR_BETA;
+}
+
+dm_status dm_trainer_vlb(dm_trainer *tr, double *vlb, int64_t *nfe, char *err)
+{
+    const size_t n = (size_t)(tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref);
+    const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
+    dm_model_denoiser md;
+    dm_denoiser den;
+    dm_rng *rngs;
+    double *bound = dm_malloc(sizeof(double) * n);
+    if (!bound)
+        return dm_err(err, DM_E_NOMEM, "out of memory for %zu bounds", n);
+    /* The noise comes from eval.seed, as the reference points: runs compare on the same draws. */
+    dm_status st = dm_rng_streams_new(dm_seed_derive((uint64_t)tr->eopt->seed, "eval.vlb"), n, &rngs, err);
+    if (st) {
+        dm_free(bound);
+        return st;
+    }
+    if (!(st = model_denoiser_init(tr, batch, &md, &den, err))) {
+        st = dm_vlb(&den, &tr->sched, dm_trainer_reverse_variance(tr), tr->ref_x, n, rngs, bound, NULL, NULL, err);
+        model_denoiser_free(&md);
+    }
+    if (!st) {
+        double sum = 0.0;
+        for (size_t i = 0; i < n; i++)
+            sum += bound[i];
+        *vlb = sum / (double)n;
+        *nfe = tr->sched.T;
+    }
+    dm_rng_streams_free(rngs, n);
+    dm_free(bound);
+    return st;
+}
+
