@@ -1,4 +1,4 @@
-#define _GNU_SOURCE 1   /* open_memstream */
+#define _GNU_SOURCE 1   /* environ */
 #include "train/slurm.h"
 
 #include <errno.h>
@@ -15,8 +15,6 @@
 #include "core/path.h"
 #include "io/runlog.h"
 #include "train/sweep.h"
-
-extern char **environ;
 
 char *dm_slurm_array_spec(const long *lines, long n)
 {
