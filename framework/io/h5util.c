@@ -405,3 +405,91 @@ dm_status dm_h5_check_name(const char *what, const char *name, char *err)
                       "contains '/')", what, name ? name : "");
     return DM_OK;
 }
+
+dm_status dm_h5_write_dataset(hid_t loc, const char *name, hid_t lcpl, hid_t ftype, hid_t mtype,
+                              int rank, const hsize_t *dims, const void *buf, hid_t *out_d,
+                              char *err)
+{
+    dm_status st = DM_OK;
+    hid_t space = H5I_INVALID_HID, d = H5I_INVALID_HID;
+    space = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
+    if (space < 0)
+        goto fail;
+    d = H5Dcreate2(loc, name, ftype, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0)
+        goto fail;
+    hssize_t n = H5Sget_simple_extent_npoints(space);
+    if (n > 0 && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        goto fail;
+    if (out_d) {
+        *out_d = d;
+        d = H5I_INVALID_HID;
+    }
+    goto out;
+fail:
+    st = dm_h5_err(err, "writing dataset '%s' failed", name);
+out:
+    if (d >= 0)
+        H5Dclose(d);
+    if (space >= 0)
+        H5Sclose(space);
+    return st;
+}
+
+dm_status dm_h5_write_file(const char *path, const char *kind, dm_h5_fill_fn fill,
+                           const void *what, char *err)
+{
+    dm_status st = DM_OK;
+    dm_h5_quiet q;
+    char *tmp = NULL;
+    hid_t file = H5I_INVALID_HID;
+    int committed = 0;
+    dm_h5_quiet_begin(&q);
+    st = dm_atomic_tmp_path(path, &tmp, err);
+    if (st)
+        goto out;
+    if ((st = dm_h5_create(tmp, &file, err)) || (st = fill(file, what, err)))
+        goto out;
+    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) {
+        st = dm_h5_err(err, "flushing failed");
+        goto out;
+    }
+    herr_t rc = H5Fclose(file);
+    file = H5I_INVALID_HID;
+    if (rc < 0) {
+        st = dm_h5_err(err, "closing failed");
+        goto out;
+    }
+    committed = 1; /* from here on messages come from dm_atomic_commit and name path */
+    st = dm_atomic_commit(tmp, path, err);
+out:
+    if (file >= 0)
+        H5Fclose(file);
+    if (st) {
+        if (tmp)
+            dm_atomic_discard(tmp);
+        if (!committed)
+            dm_err_prefix(err, "cannot write %s %s", kind, path);
+    }
+    dm_free(tmp);
+    dm_h5_quiet_end(&q);
+    return st;
+}
+
+dm_status dm_h5_end_read(hid_t file, dm_status st, const char *path, const char *kind,
+                         const char *file_kind, char *err)
+{
+    if (file >= 0 && H5Fclose(file) < 0 && !st)
+        st = dm_h5_err(err, "closing failed");
+    if (!st)
+        return DM_OK;
+    if (st == DM_E_NOTFOUND && file >= 0)
+        st = DM_E_IO; /* the file exists but lacks a required attribute: corrupt, not missing */
+    if (st == DM_E_NOTFOUND)
+        dm_err(err, st, "%s %s does not exist", kind, path);
+    else if (st == DM_E_IO)
+        dm_err_prefix(err, "%s: not a valid %s", path, file_kind);
+    else
+        dm_err_prefix(err, "reading %s", path);
+    return st;
+}

@@ -1,5 +1,7 @@
 /* h5util.h — private helpers of the io layer: atomic file replacement (atomic.c) and the small
- * HDF5 vocabulary shared by run.h5 and checkpoint.h5 (h5util.c). Not part of the public API. */
+ * HDF5 vocabulary shared by run.h5 and checkpoint.h5 (h5util.c): whole files written atomically,
+ * datasets and typed scalar attributes, and one way of reporting a failed read. Not part of the
+ * public API. */
 #ifndef DM_IO_H5UTIL_H
 #define DM_IO_H5UTIL_H
 
@@ -65,6 +67,27 @@ dm_status dm_h5_link_name(hid_t g, size_t i, char **name, char *err);
 
 /* The vlen UTF-8 string type (caller closes with H5Tclose). */
 hid_t dm_h5_str_type(void);
+
+/* One dataset of `count` rows (rank 1), an (n, d) array (rank 2) or a scalar (rank 0), written
+ * at once; lcpl is H5P_DEFAULT or dm_h5_lcpl_nested(). With out_d the open dataset is handed
+ * back (caller closes with H5Dclose), e.g. to attach attributes. */
+dm_status dm_h5_write_dataset(hid_t loc, const char *name, hid_t lcpl, hid_t ftype, hid_t mtype,
+                              int rank, const hsize_t *dims, const void *buf, hid_t *out_d,
+                              char *err);
+
+/* Write a new HDF5 file at path atomically (atomic.c): fill writes its contents into a fresh
+ * temporary file, which is then flushed, closed and committed. HDF5's error printing is silenced
+ * meanwhile. Failures before the commit are prefixed "cannot write <kind> <path>". */
+typedef dm_status (*dm_h5_fill_fn)(hid_t file, const void *what, char *err);
+dm_status dm_h5_write_file(const char *path, const char *kind, dm_h5_fill_fn fill,
+                           const void *what, char *err);
+
+/* The end of reading a file opened with dm_h5_open: close it (if open) and turn a failure st into
+ * the message every reader gives: "<kind> <path> does not exist" for a missing file,
+ * "<path>: not a valid <file_kind>" for a corrupt one (a required attribute missing from an
+ * existing file counts as corrupt), "reading <path>: ..." otherwise. Returns the final status. */
+dm_status dm_h5_end_read(hid_t file, dm_status st, const char *path, const char *kind,
+                         const char *file_kind, char *err);
 
 /* A name usable as one HDF5 link: non-empty, no '/', not "." (else DM_E_INPUT). */
 dm_status dm_h5_check_name(const char *what, const char *name, char *err);
