@@ -497,6 +497,57 @@ static void check_table(const dm_schedule_ops *ops, const char *name, size_t siz
     }
 }
 
+/* dm_schedule_t_at_ratio against closed forms: VP's sigma/alpha = sqrt(exp(B(t)) - 1) with
+ * B(t) = beta_min t + (beta_max - beta_min) t^2 / 2, so B(t) = ln(1 + r^2); sub-VP's =
+ * (1 - alpha^2)/alpha, so alpha = (sqrt(r^2 + 4) - r)/2; VE's t = ln(r/sigma_min)/ln(sigma_max/sigma_min);
+ * EDM's t = r. A discrete schedule and a ratio the schedule does not reach are refused. */
+static void test_t_at_ratio(void **state)
+{
+    (void)state;
+    char err[DM_ERR_SIZE];
+    dm_schedule vp, svp, ve, edm, cos;
+    const dm_vp_schedule_opts vo = { .beta_min = 0.1, .beta_max = 20, .eps = 1e-5, .t_end = 1e-3 };
+    init_ok(&vp, &dm_schedule_vp, &vo);
+    init_ok(&svp, &dm_schedule_subvp, &vo);
+    init_ok(&ve, &dm_schedule_ve, &ve_defaults);
+    init_ok(&edm, &dm_schedule_edm, &edm_defaults);
+    init_ok(&cos, &dm_schedule_cosine, &cosine_defaults);
+    const double rs[] = { 1e-3, 0.02, 0.5, 3.0, 40.0 };
+    for (size_t k = 0; k < sizeof rs / sizeof rs[0]; k++) {
+        const double r = rs[k], bmin = vo.beta_min, db = vo.beta_max - vo.beta_min;
+        double t;
+        /* VP: solve bmin t + db t^2 / 2 = ln(1 + r^2). */
+        const double B = log1p(r * r), t_vp = (-bmin + sqrt(bmin * bmin + 2 * db * B)) / db;
+        if (t_vp <= 1) {
+            assert_int_equal(dm_schedule_t_at_ratio(&vp, r, "k", &t, err), DM_OK);
+            assert_true(close_rel(t, t_vp, 1e-12));
+        }
+        const double a = (sqrt(r * r + 4) - r) / 2, Bs = -2 * log(a);
+        const double t_svp = (-bmin + sqrt(bmin * bmin + 2 * db * Bs)) / db;
+        if (t_svp <= 1) {
+            assert_int_equal(dm_schedule_t_at_ratio(&svp, r, "k", &t, err), DM_OK);
+            assert_true(close_rel(t, t_svp, 1e-10));
+        }
+        if (r > 0.01) {
+            assert_int_equal(dm_schedule_t_at_ratio(&ve, r, "k", &t, err), DM_OK);
+            assert_true(close_rel(t, log(r / 0.01) / log(50 / 0.01), 1e-12));
+        }
+        assert_int_equal(dm_schedule_t_at_ratio(&edm, r, "k", &t, err), DM_OK);
+        assert_true(close_rel(t, r, 1e-14));
+    }
+    double t;
+    assert_int_equal(dm_schedule_t_at_ratio(&ve, 0.005, "eval.nll_sigma", &t, err), DM_E_INPUT);
+    assert_non_null(strstr(err, "eval.nll_sigma: sigma/alpha = 0.005 is outside the schedule 've'"));
+    assert_int_equal(dm_schedule_t_at_ratio(&edm, 81, "eval.nll_sigma", &t, err), DM_E_INPUT);
+    assert_int_equal(dm_schedule_t_at_ratio(&cos, 0.5, "eval.nll_sigma", &t, err), DM_E_INPUT);
+    assert_non_null(strstr(err, "discrete"));
+    dm_schedule_free(&vp);
+    dm_schedule_free(&svp);
+    dm_schedule_free(&ve);
+    dm_schedule_free(&edm);
+    dm_schedule_free(&cos);
+}
+
 static void test_tables(void **state)
 {
     (void)state;
@@ -518,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_sample_t),
         cmocka_unit_test(test_init_errors),
         cmocka_unit_test(test_tables),
+        cmocka_unit_test(test_t_at_ratio),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

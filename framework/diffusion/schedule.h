@@ -61,4 +61,10 @@ void dm_schedule_free(dm_schedule *s);
 /* abar at a discrete time index, with abar(-1) = 1 (the clean end of the chain). */
 double dm_schedule_abar(const dm_schedule *s, int t);
 
+/* Continuous schedules: the time t in (0, t_max] at which sigma(t)/alpha(t) = ratio (the noise
+ * level that the PF-ODE sees: Karras et al. 2022, eq. 4), by bisection to the last bit of t
+ * (sigma/alpha rises with t on every schedule here). DM_E_INPUT naming `key` for a discrete
+ * schedule or a ratio outside (sigma/alpha at 0, sigma/alpha at t_max]. */
+dm_status dm_schedule_t_at_ratio(const dm_schedule *s, double ratio, const char *key, double *t, char *err);
+
 #endif

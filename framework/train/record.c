@@ -309,10 +309,20 @@ dm_status dm_nll_record(dm_trainer *tr, dm_runrec *rec, char *err)
     dm_status st = dm_trainer_nll(tr, &nll, &nfe, err);
     if (st)
         return st;
-    char settings[128], e[32], tol[32];
-    dm_format_real(DM_NLL_EPS, e);
+    double eps;
+    if ((st = dm_trainer_nll_start(tr, &eps, err)))
+        return st;
+    /* With eval.nll_sigma the start is a noise level: recorded beside its time, so likelihoods of
+     * different schedules compare only from the same sigma/alpha. */
+    char settings[192], e[32], tol[32], sg[48] = "";
+    dm_format_real(eps, e);
     dm_format_real(DM_NLL_TOL, tol);
-    snprintf(settings, sizeof settings, "{\"eps\":%s,\"rtol\":%s,\"atol\":%s}", e, tol, tol);
+    if (tr->eopt->nll_sigma > 0) {
+        char v[32];
+        dm_format_real(tr->eopt->nll_sigma, v);
+        snprintf(sg, sizeof sg, ",\"sigma\":%s", v);
+    }
+    snprintf(settings, sizeof settings, "{\"eps\":%s%s,\"rtol\":%s,\"atol\":%s}", e, sg, tol, tol);
     const int64_t n = tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref;
     if ((st = dm_runrec_add_eval(rec, "nll", "pf_ode", nfe, settings, n, nll, err)))
         return st;

@@ -63,6 +63,9 @@ static const dm_param_desc eval_params[] = {
       "variational bound (discrete schedules)" },
     { "nll_n", DM_OPT_INT, "1000", 1, 1e6, NULL, 0, E(nll_n),
       "reference points of the likelihood (and of the posterior statistics)" },
+    { "nll_sigma", DM_OPT_REAL, "0", 0, 1e6, NULL, 0, E(nll_sigma),
+      "continuous schedules: start the PF-ODE likelihood where sigma/alpha equals this (the data blurred by "
+      "the same noise for every schedule); 0: at t = 1e-5, score_sde's setting" },
     { "posterior", DM_OPT_BOOL, "false", 0, 0, NULL, 0, E(posterior),
       "mixture data: record statistics of the exact posterior p(x0 | x_t) (spread, modes covered, how far "
       "E[x0 | x_t] sits from the data) at posterior_levels times, and a picture of posterior draws at each" },

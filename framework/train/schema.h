@@ -35,6 +35,7 @@ typedef struct dm_train_opts {
 typedef struct dm_eval_opts {
     int64_t n_samples, n_ref, seed, swd_projections, mmd_max, batch, nll_n, posterior_levels;
     bool use_ema, nll, posterior;
+    double nll_sigma;   /* > 0: the PF-ODE likelihood starts where sigma/alpha = nll_sigma */
 } dm_eval_opts;
 
 enum { DM_PROGRESS_AUTO = 0, DM_PROGRESS_BAR, DM_PROGRESS_LINES, DM_PROGRESS_NONE };

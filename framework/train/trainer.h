@@ -145,6 +145,10 @@ dm_status dm_trainer_set_classifier(dm_trainer *tr, const dm_classifier *clf, ch
  * points under the model (EMA weights if eval.use_ema): the mean negative log-likelihood in nats
  * per point. */
 dm_status dm_trainer_nll(dm_trainer *tr, double *nll, int64_t *nfe, char *err);
+/* Where that likelihood starts: t = DM_NLL_EPS (1e-5), or with eval.nll_sigma > 0 the time at
+ * which sigma/alpha = eval.nll_sigma (the same blur of the data for every schedule). DM_E_INPUT
+ * naming eval.nll_sigma when the schedule does not reach it. */
+dm_status dm_trainer_nll_start(const dm_trainer *tr, double *eps, char *err);
 
 /* The reverse-process variance of the model's DDPM bound (eval.nll on a discrete schedule): the
  * spec's ddpm sampler's variance; else the loss's (learned, or the vlb loss's fixed one); else beta. */

@@ -144,8 +144,12 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
     }
     if ((st = check_conditioning(spec, err)))
         goto out;
-    if (((const dm_eval_opts *)dm_spec_opts(spec, "eval"))->posterior &&
-        (st = need_mixture(spec, "eval.posterior", "the exact posterior", err)))
+    const dm_eval_opts *eo = dm_spec_opts(spec, "eval");
+    if (eo->posterior && (st = need_mixture(spec, "eval.posterior", "the exact posterior", err)))
+        goto out;
+    double t_nll;
+    if (eo->nll && eo->nll_sigma > 0 &&
+        (st = dm_schedule_t_at_ratio(&sched, eo->nll_sigma, "eval.nll_sigma", &t_nll, err)))
         goto out;
     if (sa == &dm_sampler_ddpm && ((const dm_ddpm_sampler_opts *)dm_spec_opts(spec, "sampler"))->variance == DM_VAR_LEARNED &&
         dm_loss_variance(lo, dm_spec_opts(spec, "diffusion.loss")) != DM_VAR_LEARNED)

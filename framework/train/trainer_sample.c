@@ -102,6 +102,13 @@ dm_status dm_trainer_set_classifier(dm_trainer *tr, const dm_classifier *clf, ch
     return DM_OK;
 }
 
+dm_status dm_trainer_nll_start(const dm_trainer *tr, double *eps, char *err)
+{
+    *eps = DM_NLL_EPS;
+    return tr->eopt->nll_sigma > 0 ? dm_schedule_t_at_ratio(&tr->sched, tr->eopt->nll_sigma, "eval.nll_sigma", eps, err)
+                                   : DM_OK;
+}
+
 dm_status dm_trainer_nll(dm_trainer *tr, double *nll, int64_t *nfe, char *err)
 {
     const size_t n = (size_t)(tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref);
@@ -109,14 +116,17 @@ dm_status dm_trainer_nll(dm_trainer *tr, double *nll, int64_t *nfe, char *err)
     dm_model_denoiser md;
     dm_denoiser den;
     dm_status st;
+    double eps;
+    if ((st = dm_trainer_nll_start(tr, &eps, err)))
+        return st;
     double *logp = dm_malloc(sizeof(double) * n);
     if (!logp)
         return dm_err(err, DM_E_NOMEM, "out of memory for %zu log-likelihoods", n);
     if (!(st = model_denoiser_init(tr, batch, &md, &den, err))) {
-        /* score_sde's likelihood settings: from t = 1e-5, rtol = atol = 1e-5 (FORMULAS.md, RK45).
-         * The Hutchinson probes (above 2-D) come from eval.seed, as the reference points: every
-         * run estimates on the same points with the same probes. */
-        st = dm_nll_pfode(&den, &tr->sched, tr->ref_x, n, DM_NLL_EPS, DM_NLL_TOL, DM_NLL_TOL,
+        /* score_sde's likelihood settings: from t = 1e-5 (or eval.nll_sigma), rtol = atol = 1e-5
+         * (FORMULAS.md, RK45). The Hutchinson probes (above 2-D) come from eval.seed, as the
+         * reference points: every run estimates on the same points with the same probes. */
+        st = dm_nll_pfode(&den, &tr->sched, tr->ref_x, n, eps, DM_NLL_TOL, DM_NLL_TOL,
                           dm_seed_derive((uint64_t)tr->eopt->seed, "eval.hutchinson"), logp, nfe, err);
         model_denoiser_free(&md);
     }
