@@ -18,6 +18,7 @@
 
 #include "core/alloc.h"
 #include "core/sha256.h"
+#include "io/atomic.h"
 #include "io/runlog.h"
 #include "io/runrec.h"
 

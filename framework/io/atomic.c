@@ -1,6 +1,5 @@
-/* atomic.c — whole-file replacement that survives a crash at any instant: write a temporary
- * file in the same folder (rename is atomic only within one file system), fsync it, rename it
- * over the target, fsync the folder so the rename itself is durable. */
+#include "io/atomic.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,8 +8,6 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
-#include "io/h5util.h"
-#include "io/runlog.h"
 
 /* The folder part of path ("." for a bare name), allocated. */
 static char *folder_of(const char *path)
@@ -50,7 +47,7 @@ void dm_atomic_discard(const char *tmp)
         unlink(tmp);
 }
 
-static int fsync_path(const char *p, int flags)
+int dm_fsync_path(const char *p, int flags)
 {
     int fd;
     do
@@ -69,7 +66,7 @@ dm_status dm_atomic_commit(const char *tmp, const char *path, char *err)
 {
     dm_status st = DM_OK;
     char *dir = NULL;
-    if (fsync_path(tmp, O_RDONLY) != 0) {
+    if (dm_fsync_path(tmp, O_RDONLY) != 0) {
         st = dm_err(err, DM_E_IO, "%s: fsync of the temporary file %s failed: %s", path, tmp,
                     strerror(errno));
         dm_atomic_discard(tmp);
@@ -89,7 +86,7 @@ dm_status dm_atomic_commit(const char *tmp, const char *path, char *err)
     }
     /* Some file systems cannot fsync a folder (EINVAL): the rename is then as durable as that
      * file system makes it, which is all we can do. */
-    if (fsync_path(dir, O_RDONLY | O_DIRECTORY) != 0 && errno != EINVAL && errno != ENOTSUP)
+    if (dm_fsync_path(dir, O_RDONLY | O_DIRECTORY) != 0 && errno != EINVAL && errno != ENOTSUP)
         st = dm_err(err, DM_E_IO, "%s: fsync of its folder %s failed: %s", path, dir,
                     strerror(errno));
 out:

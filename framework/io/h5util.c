@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "core/alloc.h"
+#include "io/atomic.h"
 
 void dm_h5_quiet_begin(dm_h5_quiet *q)
 {

@@ -12,16 +12,6 @@
 
 #include "core/status.h"
 
-/* ---- atomic replacement (atomic.c) ---- */
-
-/* The temporary name for replacing path: "<folder>/.<name>.tmp.<pid>" (caller frees, dm_free). */
-dm_status dm_atomic_tmp_path(const char *path, char **tmp, char *err);
-/* fsync the finished temporary file, rename it over path, fsync the folder. On failure before
- * the rename the temporary file is removed and path is untouched. Messages name path. */
-dm_status dm_atomic_commit(const char *tmp, const char *path, char *err);
-/* Remove a temporary file after a failed write (missing is fine). */
-void dm_atomic_discard(const char *tmp);
-
 /* ---- HDF5 (h5util.c) ---- */
 
 /* Silence HDF5's automatic printing of its error stack for the duration of a public call, and

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "core/path.h"
+#include "io/atomic.h"
 #include "io/index.h"
 #include "io/index_internal.h"
 
@@ -124,21 +125,6 @@ static dm_status query_is(dm_index *ix, const char *sql, const char *want, const
     return st;
 }
 
-static int fsync_path(const char *p, int flags)
-{
-    int fd;
-    do
-        fd = open(p, flags | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
 /* The order matters; see the top of this file:
  *   1. exclusive flock: no process is between opening index.sqlite and binding its -wal/-shm;
  *   2. BEGIN IMMEDIATE on the old index: no commits to it from here on (earlier connections
@@ -175,7 +161,7 @@ dm_status dm_index_replace(dm_index *fresh, const char *path, dm_index_catch_up_
         st = dm_err(err, DM_E_IO, "new index %s: closing it left its WAL behind", tmp);
         goto out;
     }
-    if (fsync_path(tmp, O_RDONLY) != 0) {
+    if (dm_fsync_path(tmp, O_RDONLY) != 0) {
         st = dm_err(err, DM_E_IO, "new index %s: fsync failed: %s", tmp, strerror(errno));
         goto out;
     }
@@ -189,7 +175,7 @@ dm_status dm_index_replace(dm_index *fresh, const char *path, dm_index_catch_up_
     renamed = 1;
     /* Some file systems cannot fsync a folder (EINVAL): the rename is then as durable as that
      * file system makes it. */
-    if (fsync_path(dir, O_RDONLY | O_DIRECTORY) != 0 && errno != EINVAL && errno != ENOTSUP)
+    if (dm_fsync_path(dir, O_RDONLY | O_DIRECTORY) != 0 && errno != EINVAL && errno != ENOTSUP)
         st = dm_err(err, DM_E_IO, "%s: fsync of its folder %s failed: %s", path, dir,
                     strerror(errno));
 out:

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
-#include "io/runlog.h"
+#include "io/atomic.h"
 
 typedef struct membuf {
     unsigned char *p;

@@ -47,8 +47,4 @@ dm_status dm_ckpt_read(const char *path, dm_ckpt *c, char *err);
 const dm_ckpt_entry *dm_ckpt_find(const dm_ckpt *c, const char *name);
 void dm_ckpt_free(dm_ckpt *c);
 
-/* Write `n` bytes to `path` atomically (temp file, fsync, rename, fsync folder): for small text
- * files next to the run (markers, PNGs). */
-dm_status dm_write_file_atomic(const char *path, const void *data, size_t n, char *err);
-
 #endif

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/path.h"
+#include "io/atomic.h"
 #include "io/runlog.h"
 #include "io/runstore.h"
 #include "train/provenance.h"

@@ -13,7 +13,7 @@
 
 #include "core/alloc.h"
 #include "core/path.h"
-#include "io/runlog.h"
+#include "io/atomic.h"
 #include "train/sweep.h"
 
 char *dm_slurm_array_spec(const long *lines, long n)

@@ -16,8 +16,8 @@
 
 #include "core/alloc.h"
 #include "core/path.h"
+#include "io/atomic.h"
 #include "io/index.h"
-#include "io/runlog.h"
 
 #define SWEEP_FILE_MAX (64u << 20)   /* a sweep spec, or a manifest of sweep_expand.c's most lines */
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/path.h"
-#include "io/runlog.h"
+#include "io/atomic.h"
 #include "train/run.h"
 
 static dm_status mark_done(const char *results, const char *name, long line, char *err)
