@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/sha256.h"
 #include "io/spec.h"
+#include "io/spec_internal.h"
 
 #define MAX_LEVELS 32
 
@@ -414,19 +415,6 @@ static void row(keys_out *o, const char *const col[4], const char *label, const 
     fprintf(o->f, "%s\n", line);
 }
 
-static void fmt_bound(double x, char buf[40])
-{
-    if (x == floor(x) && fabs(x) < 1e15) {
-        snprintf(buf, 40, "%.0f", x);
-        return;
-    }
-    for (int p = 1; p <= 17; p++) {
-        snprintf(buf, 40, "%.*g", p, x);
-        if (strtod(buf, NULL) == x)
-            return;
-    }
-}
-
 static const char *type_word(dm_opt_type t)
 {
     static const char *const w[] = {"int", "real", "bool", "string", "choice", "reals"};
@@ -456,8 +444,8 @@ static void param_rows(keys_out *o, const char *path, const dm_plugin *pl, const
         } else if ((p->type == DM_OPT_INT || p->type == DM_OPT_REAL || p->type == DM_OPT_REALS) &&
                    !(p->min == 0 && p->max == 0)) {
             char lo[40], hi[40];
-            fmt_bound(p->min, lo);
-            fmt_bound(p->max, hi);
+            dm_spec_fmt_num(p->min, lo);
+            dm_spec_fmt_num(p->max, hi);
             snprintf(range, sizeof range, "[%s, %s]", lo, hi);
         }
         const char *d = p->def ? p->def : p->type == DM_OPT_REALS ? "[]" : "";

@@ -65,6 +65,9 @@ dm_status dm_spec_set_default(char *err, const char *key, const dm_param_desc *p
 /* A value's text as YAML (an override's value, a table default); empty text is a null scalar.
  * The nodes point at `label`, which must outlive them. */
 dm_status dm_spec_parse_value(const char *text, const char *label, dm_ynode **out, char *err);
+/* The shortest text that reads back to x, for messages and `difflab keys`; whole numbers
+ * without an exponent. */
+void dm_spec_fmt_num(double x, char buf[40]);
 
 /* ---- spec_hint.c ------------------------------------------------------------------------- */
 

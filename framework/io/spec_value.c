@@ -12,8 +12,7 @@
 #include "io/spec_internal.h"
 #include "io/yaml_tree.h"
 
-/* Shortest text that reads back to x, for messages; whole numbers without an exponent. */
-static void fmt_num(double x, char buf[40])
+void dm_spec_fmt_num(double x, char buf[40])
 {
     if (x == floor(x) && fabs(x) < 1e15) {
         snprintf(buf, 40, "%.0f", x);
@@ -84,8 +83,8 @@ static dm_status check_range(char *err, const dm_ynode *v, const char *key, cons
     if (!has_bounds(p) || (x >= p->min && x <= p->max))
         return DM_OK;
     char lo[40], hi[40];
-    fmt_num(p->min, lo);
-    fmt_num(p->max, hi);
+    dm_spec_fmt_num(p->min, lo);
+    dm_spec_fmt_num(p->max, hi);
     return dm_spec_bad(err, v, "%s: %s is out of range [%s, %s]", key, v->text, lo, hi);
 }
 

@@ -17,6 +17,19 @@ dm_status dm_run_id(const dm_spec *spec, char *id, size_t n, char hash[65], char
     return DM_OK;
 }
 
+dm_status dm_run_id_of_file(const char *path, int64_t seed, char *id, size_t nid, char *err)
+{
+    char seedo[64], hash[65];
+    snprintf(seedo, sizeof seedo, "seed=%lld", (long long)seed);
+    const char *over[1] = { seedo };
+    dm_spec *spec = NULL;
+    dm_status st = dm_spec_load_file(&dm_spec_schema, path, 1, over, &spec, err);
+    if (!st)
+        st = dm_run_id(spec, id, nid, hash, err);
+    dm_spec_free(spec);
+    return st;
+}
+
 static int is_file(const char *path)
 {
     struct stat sb;
@@ -32,14 +45,7 @@ dm_status dm_resolve_named_run(const char *results, const char *name, int64_t se
             dm_err_prefix(err, "%s: '%s' is neither a spec file nor a run of the index", key, name);
         return st;
     }
-    char seedo[64], hash[65];
-    snprintf(seedo, sizeof seedo, "seed=%lld", (long long)seed);
-    const char *over[1] = { seedo };
-    dm_spec *spec = NULL;
-    dm_status st = dm_spec_load_file(&dm_spec_schema, name, 1, over, &spec, err);
-    if (!st)
-        st = dm_run_id(spec, id, nid, hash, err);
-    dm_spec_free(spec);
+    dm_status st = dm_run_id_of_file(name, seed, id, nid, err);
     if (st) {
         dm_err_prefix(err, "%s: the spec '%s'", key, name);
         return st;

@@ -14,6 +14,9 @@
 /* The run id of a loaded spec (without a -rN suffix), and its config_hash. */
 dm_status dm_run_id(const dm_spec *spec, char *id, size_t n, char hash[65], char *err);
 
+/* The run id that the spec file at path makes with seed (its own seed replaced). */
+dm_status dm_run_id_of_file(const char *path, int64_t seed, char *id, size_t nid, char *err);
+
 /* A run another run needs, named by run id or prefix, or by spec file and seed: its id and
  * folder. DM_E_NOTFOUND names `key`. */
 dm_status dm_resolve_named_run(const char *results, const char *name, int64_t seed, const char *key, char *id,

@@ -149,14 +149,7 @@ static dm_status prerequisite(const char *name, int64_t seed, const char *key, d
     struct stat sb;
     if (!name[0] || stat(name, &sb) != 0 || !S_ISREG(sb.st_mode))
         return DM_OK;
-    char so[64], hash[65];
-    snprintf(so, sizeof so, "seed=%lld", (long long)seed);
-    const char *over[1] = { so };
-    dm_spec *t = NULL;
-    dm_status st = dm_spec_load_file(&dm_spec_schema, name, 1, over, &t, err);
-    if (!st)
-        st = dm_run_id(t, P->id, sizeof P->id, hash, err);
-    dm_spec_free(t);
+    dm_status st = dm_run_id_of_file(name, seed, P->id, sizeof P->id, err);
     if (st) {
         dm_err_prefix(err, "%s '%s'", key, name);
         return st;
