@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "diffusion/ode_ref.h"
 #include "diffusion/samplers.h"
 #include "nn/model.h"
 
@@ -146,6 +147,9 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
         goto out;
     if (((const dm_eval_opts *)dm_spec_opts(spec, "eval"))->posterior &&
         (st = need_mixture(spec, "eval.posterior", "the exact posterior", err)))
+        goto out;
+    if (((const dm_eval_opts *)dm_spec_opts(spec, "eval"))->ode_err &&
+        (st = dm_ode_ref_check(sa, dm_spec_opts(spec, "sampler"), &sched, err)))
         goto out;
     if (sa == &dm_sampler_ddpm && ((const dm_ddpm_sampler_opts *)dm_spec_opts(spec, "sampler"))->variance == DM_VAR_LEARNED &&
         dm_loss_variance(lo, dm_spec_opts(spec, "diffusion.loss")) != DM_VAR_LEARNED)
