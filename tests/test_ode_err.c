@@ -3,8 +3,9 @@
  * (EDM schedule, Karras grid, rho = 7) the reference's convergence in its tolerance (1e-7 vs
  * 1e-9), Euler's first order (slope of log ode_err against log NFE over 32-256 in [-1.2, -0.8])
  * and Heun's second; the reference's bits independent of the denoiser's batch size; and through
- * train/record.c: the reference stored once as a sample set, found and reused by the next sampler
- * (a planted change to it shows in the next ode_err), one per model (EMA or training weights),
+ * train/record.c: the reference stored once as a sample set, found after a round trip through
+ * run.h5 and reused by the next sampler (a planted change to it shows in the next ode_err), one per
+ * model (EMA or training weights),
  * and the spec check refusing stochastic samplers. */
 #include <math.h>
 #include <setjmp.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "diffusion/denoiser_gmm.h"
@@ -21,6 +24,7 @@
 #include "diffusion/samplers.h"
 #include "diffusion/schedules.h"
 #include "eval/ode_err.h"
+#include "io/runlog.h"
 #include "io/runrec.h"
 #include "io/spec.h"
 #include "train/record.h"
@@ -390,6 +394,22 @@ static void test_record_reuse(void **state)
     assert_int_equal(e->n_samples, 200);
     assert_true(e_euler > 0.005 && e_euler < 0.05);
     assert_true(find_eval(&rec, "ode_err_median", "euler")->value < e_euler);
+    /* Through run.h5 and back (as `difflab sample` finds it): the settings must match to the byte. */
+    char dir[512], path[600];
+    const char *base = getenv("DIFFLAB_TEST_TMP");
+    mkdir(base && *base ? base : "/tmp", 0777);
+    snprintf(dir, sizeof dir, "%s/ode_err.XXXXXX", base && *base ? base : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/run.h5", dir);
+    if (dm_runlog_write(path, &rec, err))
+        fail_msg("%s", err);
+    dm_runrec_free(&rec);
+    dm_runrec_init(&rec);
+    if (dm_runlog_read(path, &rec, err))
+        fail_msg("%s", err);
+    remove(path);
+    rmdir(dir);
+    assert_int_equal(count_refs(&rec, &ref), 1);
     /* Plant a change in the stored reference: a later sampler must measure against it. A shift of
      * 1 in the first coordinate is an RMS of 1/sqrt(2), about 0.5 data stds. */
     for (int64_t i = 0; i < ref->n; i++)
