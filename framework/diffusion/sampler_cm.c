@@ -73,6 +73,14 @@ out:
     return st;
 }
 
+static int deterministic(const void *opts, const char **why)
+{
+    (void)opts;
+    if (why)
+        *why = "solves no ODE: consistency sampling jumps to x0_hat (and adds fresh noise between steps)";
+    return 0;
+}
+
 static const dm_param_desc cm_params[] = {
     { "steps", DM_OPT_INT, "1", 1, 10000, NULL, 0, offsetof(dm_cm_sampler_opts, steps),
       "evaluations: 1 is one-step generation; more alternate adding noise and denoising" },
@@ -87,4 +95,5 @@ const dm_sampler_ops dm_sampler_cm = {
     .check = check,
     .nfe = nfe,
     .sample = sample,
+    .deterministic = deterministic,
 };

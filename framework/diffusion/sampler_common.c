@@ -1,6 +1,8 @@
 /* Helpers every sampler shares. */
 #include "diffusion/samplers.h"
 
+#include "core/alloc.h"
+
 dm_status dm_denoise_all(const dm_denoiser *den, size_t n, const float *x, double t, double *tbuf,
                          float *x0, float *eps, char *err)
 {
@@ -52,5 +54,24 @@ dm_status dm_sampler_sample(const dm_sampler_ops *ops, const void *opts, const d
     dm_status st = ops->sample(opts, den, s, n, rngs, x, err);
     if (!st && nfe_done)
         *nfe_done = ops->nfe(opts, s);
+    return st;
+}
+
+dm_status dm_sampler_grid_span(const dm_schedule *s, int steps, bool denoise, dm_sampler_span *sp,
+                               char *err)
+{
+    if (steps < 1)
+        return dm_err(err, DM_E_INPUT, "sampler.steps: %d; at least 1 is needed", steps);
+    double *ts = dm_malloc(sizeof(double) * (size_t)(steps + 1));
+    if (!ts)
+        return dm_err(err, DM_E_NOMEM, "out of memory for a grid of %d steps", steps);
+    dm_status st = s->ops->grid(s, steps, ts, err);
+    if (!st) {
+        const bool clean = s->ops->sigma(s, ts[steps]) == 0.0;
+        sp->t_first = ts[0];
+        sp->t_last = clean ? ts[steps - 1] : ts[steps];
+        sp->final_denoise = clean || denoise;
+    }
+    dm_free(ts);
     return st;
 }

@@ -95,6 +95,23 @@ out:
     return st;
 }
 
+static int deterministic(const void *opts, const char **why)
+{
+    const dm_ddim_sampler_opts *o = opts;
+    if (o->eta > 0.0) {
+        if (why)
+            *why = "is stochastic with eta > 0: it adds fresh noise at every step but the last";
+        return 0;
+    }
+    return 1;
+}
+
+static dm_status span(const void *opts, const dm_schedule *s, dm_sampler_span *sp, char *err)
+{
+    const dm_ddim_sampler_opts *o = opts;
+    return dm_sampler_grid_span(s, n_steps(o, s), o->denoise, sp, err);
+}
+
 static const dm_param_desc ddim_params[] = {
     { "steps", DM_OPT_INT, "50", 0, 100000, NULL, 0, offsetof(dm_ddim_sampler_opts, steps),
       "number of steps on the schedule's grid; 0 = every step of a discrete schedule" },
@@ -111,4 +128,6 @@ const dm_sampler_ops dm_sampler_ddim = {
     .check = check,
     .nfe = nfe,
     .sample = sample,
+    .deterministic = deterministic,
+    .span = span,
 };

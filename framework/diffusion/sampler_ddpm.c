@@ -94,6 +94,14 @@ out:
     return st;
 }
 
+static int deterministic(const void *opts, const char **why)
+{
+    (void)opts;
+    if (why)
+        *why = "is stochastic: ancestral sampling adds fresh noise at every step but the last";
+    return 0;
+}
+
 static const dm_param_desc ddpm_params[] = {
     { "steps", DM_OPT_INT, "0", 0, 100000, NULL, 0, offsetof(dm_ddpm_sampler_opts, steps),
       "number of reverse steps on an evenly respaced grid; 0 = every step of the schedule" },
@@ -109,4 +117,5 @@ const dm_sampler_ops dm_sampler_ddpm = {
     .check = check,
     .nfe = nfe,
     .sample = sample,
+    .deterministic = deterministic,
 };

@@ -81,6 +81,19 @@ out:
     return st;
 }
 
+static int deterministic(const void *opts, const char **why)
+{
+    (void)opts;
+    (void)why;
+    return 1;
+}
+
+static dm_status span(const void *opts, const dm_schedule *s, dm_sampler_span *sp, char *err)
+{
+    const dm_dpmpp2m_sampler_opts *o = opts;
+    return dm_sampler_grid_span(s, (int)o->steps, o->denoise, sp, err);
+}
+
 static const dm_param_desc dpmpp_params[] = {
     { "steps", DM_OPT_INT, "20", 1, 100000, NULL, 0, offsetof(dm_dpmpp2m_sampler_opts, steps),
       "number of steps on the schedule's grid" },
@@ -98,4 +111,6 @@ const dm_sampler_ops dm_sampler_dpmpp2m = {
     .check = check,
     .nfe = nfe,
     .sample = sample,
+    .deterministic = deterministic,
+    .span = span,
 };

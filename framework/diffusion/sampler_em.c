@@ -50,6 +50,14 @@ out:
     return st;
 }
 
+static int deterministic(const void *opts, const char **why)
+{
+    (void)opts;
+    if (why)
+        *why = "is stochastic: Euler-Maruyama on the reverse SDE adds fresh noise at every step";
+    return 0;
+}
+
 static const dm_param_desc em_params[] = {
     { "steps", DM_OPT_INT, "1000", 1, 100000, NULL, 0, offsetof(dm_em_sampler_opts, steps),
       "number of steps on the schedule's grid (score_sde: N = 1000)" },
@@ -64,4 +72,5 @@ const dm_sampler_ops dm_sampler_em = {
     .check = check,
     .nfe = nfe,
     .sample = sample,
+    .deterministic = deterministic,
 };

@@ -141,6 +141,23 @@ out:
     return st;
 }
 
+static int deterministic(const void *opts, const char **why)
+{
+    const dm_heun_sampler_opts *o = opts;
+    if (o->s_churn > 0.0) {
+        if (why)
+            *why = "leaves the PF-ODE with s_churn > 0: its churn raises the noise level with fresh noise";
+        return 0;
+    }
+    return 1;
+}
+
+static dm_status span(const void *opts, const dm_schedule *s, dm_sampler_span *sp, char *err)
+{
+    const dm_heun_sampler_opts *o = opts;
+    return dm_sampler_grid_span(s, (int)o->steps, o->denoise, sp, err);
+}
+
 static const dm_param_desc heun_params[] = {
     { "steps", DM_OPT_INT, "18", 1, 100000, NULL, 0, offsetof(dm_heun_sampler_opts, steps),
       "number of Heun steps N on the schedule's grid (EDM: 18, NFE 35)" },
@@ -163,4 +180,6 @@ const dm_sampler_ops dm_sampler_heun = {
     .check = check,
     .nfe = nfe,
     .sample = sample,
+    .deterministic = deterministic,
+    .span = span,
 };

@@ -156,6 +156,14 @@ out:
     return st;
 }
 
+static int deterministic(const void *opts, const char **why)
+{
+    (void)opts;
+    if (why)
+        *why = "is stochastic: its predictor and Langevin corrector add fresh noise at every step";
+    return 0;
+}
+
 static const dm_param_desc pc_params[] = {
     { "steps", DM_OPT_INT, "1000", 1, 100000, NULL, 0, offsetof(dm_pc_sampler_opts, steps),
       "number of predictor steps on the schedule's grid (score_sde: N = 1000)" },
@@ -177,4 +185,5 @@ const dm_sampler_ops dm_sampler_pc = {
     .check = check,
     .nfe = nfe,
     .sample = sample,
+    .deterministic = deterministic,
 };

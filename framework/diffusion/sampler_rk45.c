@@ -12,19 +12,13 @@
  * step onto sigma = 0), with `denoise` on VP/VE. One system for the whole batch means shared step
  * sizes: sample i's result depends on the other samples (on n, not on max_batch or threads).
  * NFE: only known afterwards (nfe() returns -1); dm_sampler_sample reports the count of
- * derivative evaluations made (+1 for the denoising step). GSL calls its error handler (abort by
- * default) only on allocation failure of its own objects. */
-#include <gsl/gsl_errno.h>
-#include <gsl/gsl_odeiv2.h>
-#include <math.h>
+ * derivative evaluations made (+1 for the denoising step). The integration is diffusion/ode_rk45.c,
+ * shared with eval.ode_err's reference solution. */
 #include <stddef.h>
 
-#include "core/alloc.h"
 #include "diffusion/ode.h"
+#include "diffusion/ode_rk45.h"
 #include "diffusion/samplers.h"
-
-/* A bound on accepted + rejected steps, so that a stiff or broken denoiser ends in an error. */
-#define RK45_MAX_STEPS 1000000ul
 
 static const char *const methods[] = { "rkf45", "rkck", NULL };
 
@@ -41,98 +35,44 @@ static int64_t nfe(const void *opts, const dm_schedule *s)
     return -1;
 }
 
-typedef struct rhs_ctx {
-    dm_ode_work *w;
-    const dm_denoiser *den;
-    const dm_schedule *s;
-    int64_t count;
-    dm_status st;
-    char *err;
-} rhs_ctx;
-
-static int rhs(double t, const double y[], double dydt[], void *params)
+static int deterministic(const void *opts, const char **why)
 {
-    rhs_ctx *c = params;
-    dm_ode_work *w = c->w;
-    const size_t nd = w->n * w->d;
-    /* The driver hands its own stage vectors; the denoiser reads w->x. */
-#pragma omp parallel for schedule(static)
-    for (size_t q = 0; q < nd; q++)
-        w->x[q] = y[q];
-    c->count++;
-    if ((c->st = dm_ode_eval(w, c->den, t, 0, 1, c->err)))
-        return GSL_EBADFUNC;
-    const double f = c->s->ops->f(c->s, t), k = dm_ode_eps_coef(c->s, t);
-    int bad = 0;
-#pragma omp parallel for schedule(static) reduction(| : bad)
-    for (size_t q = 0; q < nd; q++) {
-        dydt[q] = f * y[q] + k * w->eps[q];
-        bad |= !isfinite(dydt[q]);
-    }
-    if (bad) {
-        c->st = dm_err(c->err, DM_E_NUMERIC, "rk45: the PF-ODE drift is not finite at t = %g", t);
-        return GSL_EBADFUNC;
-    }
-    return GSL_SUCCESS;
+    (void)opts;
+    (void)why;
+    return 1;
+}
+
+/* The range of run() below, with the final map: always on EDM, `denoise` on VP/VE. */
+static dm_status span(const void *opts, const dm_schedule *s, dm_sampler_span *sp, char *err)
+{
+    const dm_rk45_sampler_opts *o = opts;
+    return dm_sampler_grid_span(s, 2, o->denoise, sp, err);
 }
 
 static dm_status run(const dm_rk45_sampler_opts *o, const dm_denoiser *den, const dm_schedule *s,
                      size_t n, dm_rng *rngs, float *x, int64_t *nfe_done, char *err)
 {
     dm_ode_work w;
-    double *y = NULL;
-    gsl_odeiv2_driver *drv = NULL;
+    int64_t count = 0;
     /* The grid of two steps gives the range: VP/VE (1, mid, t_end); EDM (sigma_max, sigma_min, 0). */
     dm_status st = dm_ode_work_init(&w, den, s, n, 2, err);
     if (st)
         return st;
-    const size_t nd = n * w.d;
-    rhs_ctx c = { .w = &w, .den = den, .s = s, .err = err };
     const double t0 = w.ts[0], t1 = w.ts[w.last];
-    if (nd == 0)
-        goto done;
-    y = dm_malloc_aligned(sizeof(double) * nd);
-    if (!y) {
-        st = dm_err(err, DM_E_NOMEM, "out of memory for sampling %zu points", n);
-        goto out;
+    if (n * w.d > 0) {
+        dm_ode_start(&w, s, rngs, x);
+        if ((st = dm_ode_rk45(&w, den, s, t0, t1, o->method, o->rtol, o->atol, "rk45", &count, err)))
+            goto out;
     }
-    dm_ode_start(&w, s, rngs, x);
-    for (size_t q = 0; q < nd; q++)
-        y[q] = w.x[q];
-    gsl_odeiv2_system sys = { rhs, NULL, nd, &c };
-    drv = gsl_odeiv2_driver_alloc_y_new(&sys, o->method == DM_RK45_RKCK ? gsl_odeiv2_step_rkck
-                                                                          : gsl_odeiv2_step_rkf45,
-                                        (t1 - t0) * 1e-3, o->atol, o->rtol);
-    if (!drv) {
-        st = dm_err(err, DM_E_NOMEM, "rk45: GSL could not allocate its driver for %zu values", nd);
-        goto out;
-    }
-    gsl_odeiv2_driver_set_nmax(drv, RK45_MAX_STEPS);
-    double t = t0;
-    const int gs = gsl_odeiv2_driver_apply(drv, &t, t1, y);
-    if (gs != GSL_SUCCESS) {
-        if (c.st)
-            st = c.st;
-        else
-            st = dm_err(err, DM_E_NUMERIC, "rk45: the ODE solver stopped at t = %g (%s) after %lld "
-                        "evaluations", t, gsl_strerror(gs), (long long)c.count);
-        goto out;
-    }
-    for (size_t q = 0; q < nd; q++)
-        w.x[q] = y[q];
-done:
     if (w.clean || o->denoise) {
         if ((st = dm_ode_denoise(&w, den, t1, err)))
             goto out;
-        c.count++;
+        count++;
     }
     dm_ode_finish(&w, x);
     if (nfe_done)
-        *nfe_done = c.count;
+        *nfe_done = count;
 out:
-    if (drv)
-        gsl_odeiv2_driver_free(drv);
-    dm_free_aligned(y);
     dm_ode_work_free(&w);
     return st;
 }
@@ -168,4 +108,6 @@ const dm_sampler_ops dm_sampler_rk45 = {
     .nfe = nfe,
     .sample = sample,
     .sample_counted = sample_counted,
+    .deterministic = deterministic,
+    .span = span,
 };

@@ -130,7 +130,9 @@
     "  ('post_modes90', -1, 'fewest components holding 90% of the exact posterior'),\n" \
     "  ('gap_data', -1, 'distance from E[x0 | x_t] to the nearest data point'),\n" \
     "  ('gap_mode', -1, 'distance from E[x0 | x_t] to the nearest component mean, in its stds'),\n" \
-    "  ('denoise_err', -1, 'distance from E[x0 | x_t] to the clean point that made x_t')\n" \
+    "  ('denoise_err', -1, 'distance from E[x0 | x_t] to the clean point that made x_t'),\n" \
+    "  ('ode_err', 1, 'deterministic sampler: mean over samples of the RMS distance, in data stds, to the PF-ODE solved by RK45 at 1e-9 from the same noise'),\n" \
+    "  ('ode_err_median', 1, 'deterministic sampler: median over samples of the RMS distance, in data stds, to the PF-ODE reference')\n" \
     "  ON CONFLICT(name) DO UPDATE SET lower_is_better = excluded.lower_is_better, doc = excluded.doc\n" \
     "  WHERE lower_is_better IS NOT excluded.lower_is_better OR doc IS NOT excluded.doc;\n"
 

@@ -7,9 +7,11 @@
 #include "core/alloc.h"
 #include "core/path.h"
 #include "diffusion/classifier_net.h"
+#include "diffusion/ode_ref.h"
 #include "diffusion/samplers.h"
 #include "eval/conditional.h"
 #include "eval/nll.h"
+#include "eval/ode_err.h"
 #include "eval/posterior.h"
 #include "io/png.h"
 #include "train/schema.h"
@@ -94,6 +96,81 @@ out:
     return st;
 }
 
+/* The JSON object obj (from dm_opts_json) with one more member ("key":value) before its closing
+ * brace; a new string, NULL without memory. */
+static char *json_with(const char *obj, const char *member)
+{
+    const size_t nb = strlen(obj), nm = strlen(member);
+    char *out = dm_malloc(nb + nm + 2);
+    if (out) {
+        memcpy(out, obj, nb - 1);
+        sprintf(out + nb - 1, "%s%s}", nb > 2 ? "," : "", member);
+    }
+    return out;
+}
+
+/* The reference set of rec with these settings, n rows of d (NULL if none). */
+static const float *ode_ref_find(const dm_runrec *rec, const char *settings, size_t n, size_t d)
+{
+    for (size_t i = 0; i < rec->n_samples; i++) {
+        const dm_sample_set *s = &rec->samples[i];
+        if (strcmp(s->sampler, dm_ode_ref_sampler.info.name) == 0 && strcmp(s->settings_json, settings) == 0 &&
+            s->n == (int64_t)n && s->d == (int64_t)d)
+            return s->x;
+    }
+    return NULL;
+}
+
+/* eval.ode_err: the first m = min(eval.ode_err_n, n) samples x of `sampler` against the PF-ODE
+ * reference over its span (diffusion/ode_ref.h), recorded as evals "ode_err" (mean) and
+ * "ode_err_median" with the sampler's own (sampler, nfe, settings) and n = m. The reference is a
+ * sample set "ode_ref" whose settings are its span, stepper, tolerances, n, the weights (ema,
+ * weights or analytic) and the guidance: found in rec when an earlier sampler of the run made it
+ * (run.h5 keeps it, so `difflab sample` reuses it), else solved through dm_trainer_sample (the
+ * samplers' own denoiser, guidance, labels and noise streams) and added. */
+static dm_status ode_err_record(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts, const float *x,
+                                dm_runrec *rec, int64_t nfe, const char *settings, char *err)
+{
+    const size_t n = (size_t)tr->eopt->n_samples, d = tr->dim;
+    const size_t m = (size_t)tr->eopt->ode_err_n < n ? (size_t)tr->eopt->ode_err_n : n;
+    char *base = NULL, *ref_settings = NULL;
+    float *buf = NULL;
+    dm_ode_ref_opts ro;
+    dm_status st = dm_ode_ref_opts_for(sampler, sopts, &tr->sched, DM_ODE_REF_TOL, (int64_t)m, &ro, err);
+    if (st)
+        return st;
+    const char *model = tr->analytic          ? "\"model\":\"analytic\""
+                        : tr->eopt->use_ema ? "\"model\":\"ema\""
+                                            : "\"model\":\"weights\"";
+    if (!(base = settings_json(tr, &dm_ode_ref_sampler, &ro)) || !(ref_settings = json_with(base, model))) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory for the reference's settings");
+        goto out;
+    }
+    const float *ref = ode_ref_find(rec, ref_settings, m, d);
+    if (!ref) {
+        int64_t ref_nfe;
+        if (!(buf = dm_malloc_aligned(sizeof(float) * n * d))) {
+            st = dm_err(err, DM_E_NOMEM, "out of memory for the reference of %zu samples", n);
+            goto out;
+        }
+        if ((st = dm_trainer_sample(tr, &dm_ode_ref_sampler, &ro, buf, &ref_nfe, err)) ||
+            (st = dm_runrec_add_samples(rec, dm_ode_ref_sampler.info.name, ref_nfe, ref_settings, (int64_t)m,
+                                        (int64_t)d, buf, NULL, err)))
+            goto out;
+        ref = buf;
+    }
+    dm_ode_err_result r;
+    if ((st = dm_ode_err(x, ref, m, d, tr->data_std, NULL, &r, err)) ||
+        (st = dm_runrec_add_eval(rec, "ode_err", sampler->info.name, nfe, settings, (int64_t)m, r.mean, err)))
+        goto out;
+    st = dm_runrec_add_eval(rec, "ode_err_median", sampler->info.name, nfe, settings, (int64_t)m, r.median, err);
+out:
+    dm_free(base);
+    dm_free(ref_settings);
+    dm_free_aligned(buf);
+    return st;
+}
+
 dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
                            dm_runrec *rec, int baseline, const char *png_dir, dm_eval_result *res,
                            int64_t *nfe, char *set_name_out, char *err)
@@ -135,8 +212,12 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
         char path[PATH_SIZE];
         if ((st = dm_path_fmt(path, sizeof path, err, "%s/%s.png", png_dir, set_name)))
             goto out;
-        st = dm_png_scatter(path, x, n, tr->ref_x, nr, d, 512, err);
+        if ((st = dm_png_scatter(path, x, n, tr->ref_x, nr, d, 512, err)))
+            goto out;
     }
+    /* Last: a new reference set may move the record's sample sets (set_name points into them). */
+    if (tr->eopt->ode_err)
+        st = ode_err_record(tr, sampler, sopts, x, rec, *nfe, settings, err);
 out:
     dm_free(settings);
     dm_free_aligned(x);

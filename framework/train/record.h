@@ -5,7 +5,11 @@
  * against the reference set (eval/evaluate.h computes them, this module records them); with
  * `baseline` it first records the same metrics for the sampler's initial noise (sampler "noise",
  * nfe 0). The common random numbers (DESIGN.md) make every sampler of one run start from the same
- * noise. Pictures go next to run.h5; the record is written by the caller. */
+ * noise. With eval.ode_err (deterministic samplers on continuous schedules, checked by
+ * dm_trainer_check) it also adds "ode_err" and "ode_err_median" (eval/ode_err.h) against the
+ * PF-ODE reference (diffusion/ode_ref.h), stored once per span, weights, guidance and n as the
+ * sample set /samples/ode_ref_<nfe> and reused from the record by later samplers of the run.
+ * Pictures go next to run.h5; the record is written by the caller. */
 #ifndef DM_TRAIN_RECORD_H
 #define DM_TRAIN_RECORD_H
 

@@ -72,6 +72,13 @@ static const dm_param_desc eval_params[] = {
     { "posterior_levels", DM_OPT_INT, "8", 2, 100, NULL, 0, E(posterior_levels),
       "times of the posterior statistics: the schedule's sampling grid of this many points, its clean end "
       "replaced by the smallest time" },
+    { "ode_err", DM_OPT_BOOL, "false", 0, 0, NULL, 0, E(ode_err),
+      "deterministic samplers: record ode_err and ode_err_median, each sample's RMS distance (in data stds) to "
+      "the PF-ODE solved by RK45 at tolerance 1e-9 from the same noise over the sampler's span (stored once as "
+      "/samples/ode_ref_*); continuous schedules only" },
+    { "ode_err_n", DM_OPT_INT, "1000", 1, 1e7, NULL, 0, E(ode_err_n),
+      "samples compared by ode_err (the first min(ode_err_n, n_samples)); the reference costs thousands of "
+      "evaluations per sample" },
     DM_OPT_END,
 };
 #undef E

@@ -36,6 +36,9 @@ typedef struct dm_eval_opts {
     int64_t n_samples, n_ref, seed, swd_projections, mmd_max, batch, nll_n, posterior_levels;
     bool use_ema, nll, posterior;
     double nll_sigma;   /* > 0: the PF-ODE likelihood starts where sigma/alpha = nll_sigma */
+    /* eval.ode_err: the sampler's distance to the PF-ODE reference (train/record.c) */
+    bool ode_err;
+    int64_t ode_err_n;
 } dm_eval_opts;
 
 enum { DM_PROGRESS_AUTO = 0, DM_PROGRESS_BAR, DM_PROGRESS_LINES, DM_PROGRESS_NONE };

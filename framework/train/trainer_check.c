@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "diffusion/ode_ref.h"
 #include "diffusion/samplers.h"
 #include "nn/model.h"
 
@@ -150,6 +151,9 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
     double t_nll;
     if (eo->nll && eo->nll_sigma > 0 &&
         (st = dm_schedule_t_at_ratio(&sched, eo->nll_sigma, "eval.nll_sigma", &t_nll, err)))
+        goto out;
+    if (((const dm_eval_opts *)dm_spec_opts(spec, "eval"))->ode_err &&
+        (st = dm_ode_ref_check(sa, dm_spec_opts(spec, "sampler"), &sched, err)))
         goto out;
     if (sa == &dm_sampler_ddpm && ((const dm_ddpm_sampler_opts *)dm_spec_opts(spec, "sampler"))->variance == DM_VAR_LEARNED &&
         dm_loss_variance(lo, dm_spec_opts(spec, "diffusion.loss")) != DM_VAR_LEARNED)
