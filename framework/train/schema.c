@@ -62,13 +62,19 @@ static const dm_param_desc eval_params[] = {
       "also record the likelihood of reference points: the PF-ODE NLL (continuous schedules) or the DDPM "
       "variational bound (discrete schedules)" },
     { "nll_n", DM_OPT_INT, "1000", 1, 1e6, NULL, 0, E(nll_n),
-      "reference points of the likelihood (and of the posterior statistics)" },
+      "reference points of the likelihood (and of the posterior statistics and model_err)" },
     { "posterior", DM_OPT_BOOL, "false", 0, 0, NULL, 0, E(posterior),
       "mixture data: record statistics of the exact posterior p(x0 | x_t) (spread, modes covered, how far "
       "E[x0 | x_t] sits from the data) at posterior_levels times, and a picture of posterior draws at each" },
     { "posterior_levels", DM_OPT_INT, "8", 2, 100, NULL, 0, E(posterior_levels),
       "times of the posterior statistics: the schedule's sampling grid of this many points, its clean end "
       "replaced by the smallest time" },
+    { "model_err", DM_OPT_BOOL, "false", 0, 0, NULL, 0, E(model_err),
+      "mixture data: record model_err, the mean |D_theta(x, t) - D*(x, t)|^2 / d against the exact denoiser on "
+      "the first nll_n reference points noised (stream eval.model_err of eval.seed) at each model_err_levels" },
+    { "model_err_levels", DM_OPT_REALS, "[0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10]", 1e-6, 1e6, NULL, 0,
+      E(model_err_levels),
+      "noise levels sigma/alpha of model_err (the schedule's time of each; discrete schedules: the nearest step)" },
     DM_OPT_END,
 };
 #undef E

@@ -35,6 +35,8 @@ typedef struct dm_train_opts {
 typedef struct dm_eval_opts {
     int64_t n_samples, n_ref, seed, swd_projections, mmd_max, batch, nll_n, posterior_levels;
     bool use_ema, nll, posterior;
+    bool model_err;              /* mixture data: |D_theta - D*|^2 / d at each of model_err_levels */
+    dm_reals model_err_levels;   /* the levels sigma/alpha of model_err */
 } dm_eval_opts;
 
 enum { DM_PROGRESS_AUTO = 0, DM_PROGRESS_BAR, DM_PROGRESS_LINES, DM_PROGRESS_NONE };
