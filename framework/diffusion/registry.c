@@ -46,5 +46,6 @@ const dm_plugin *const dm_sampler_registry[] = {
     &dm_sampler_rk45.info,
     &dm_sampler_dpmpp2m.info,
     &dm_sampler_cm.info,
+    &dm_sampler_exact.info,
     NULL,
 };

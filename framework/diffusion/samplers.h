@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "data/dataset.h"
 #include "diffusion/ddpm_step.h"
 #include "diffusion/sampler.h"
 
@@ -86,6 +87,12 @@ typedef struct dm_cm_sampler_opts {
 } dm_cm_sampler_opts;
 
 extern const dm_sampler_ops dm_sampler_cm;
+
+/* "exact": direct draws from the data's Gaussian mixture (sampler_exact.c), the floor row; no
+ * options, NFE 0. Its denoiser is the carrier below (any other is refused): the mixture g
+ * (borrowed) with the rows' labels in den->y as usual. */
+extern const dm_sampler_ops dm_sampler_exact;
+void dm_sampler_exact_denoiser(dm_denoiser *den, const dm_gmm *g);
 
 /* Sample and report in *nfe_done (may be NULL) the denoiser evaluations per sample actually made:
  * ops->nfe() for fixed-step samplers; for adaptive ones (rk45: nfe() is -1, the count is known only

@@ -30,4 +30,9 @@ double dm_mmd_bandwidth(const float *ref, size_t n, size_t d);
 dm_status dm_mmd2_unbiased(const float *a, size_t na, const float *b, size_t nb, size_t d,
                            double h, double *out, char *err);
 
+/* dm_mmd2_unbiased at nh bandwidths h (nh) in one pass over the pairs: out (nh), out[q] equal to
+ * dm_mmd2_unbiased(..., h[q], ...) bit for bit (the same sums in the same order). */
+dm_status dm_mmd2_unbiased_multi(const float *a, size_t na, const float *b, size_t nb, size_t d, const double *h,
+                                 size_t nh, double *out, char *err);
+
 #endif

@@ -132,7 +132,13 @@
     "  ('gap_mode', -1, 'distance from E[x0 | x_t] to the nearest component mean, in its stds'),\n" \
     "  ('denoise_err', -1, 'distance from E[x0 | x_t] to the clean point that made x_t'),\n" \
     "  ('ode_err', 1, 'deterministic sampler: mean over samples of the RMS distance, in data stds, to the PF-ODE solved by RK45 at 1e-9 from the same noise'),\n" \
-    "  ('ode_err_median', 1, 'deterministic sampler: median over samples of the RMS distance, in data stds, to the PF-ODE reference')\n" \
+    "  ('ode_err_median', 1, 'deterministic sampler: median over samples of the RMS distance, in data stds, to the PF-ODE reference'),\n" \
+    "  ('mmd2_ms', 1, 'unbiased squared MMD to the reference set, mean over RBF bandwidths from the data''s finest to its global scale (settings.mmd_h)'),\n" \
+    "  ('data_nll', -1, 'mixture data: mean -log p_data of the samples (nats per point); rewards collapse: read beside mode_recall and mode_chi2'),\n" \
+    "  ('in_mode99', -1, 'mixture data: share of samples within the 0.99 chi2_d quantile of a component; rewards collapse: read beside mode_recall and mode_chi2'),\n" \
+    "  ('mode_recall', 0, 'mixture data: share of components holding at least half their expected count'),\n" \
+    "  ('mode_chi2', 1, 'mixture data: Pearson X^2 of the samples'' component counts against the weights (about K - 1 for exact draws)'),\n" \
+    "  ('model_err', 1, 'mixture data: mean |D_theta - D*|^2 / d against the exact denoiser at settings.sigma = sigma/alpha')\n" \
     "  ON CONFLICT(name) DO UPDATE SET lower_is_better = excluded.lower_is_better, doc = excluded.doc\n" \
     "  WHERE lower_is_better IS NOT excluded.lower_is_better OR doc IS NOT excluded.doc;\n"
 

@@ -10,6 +10,9 @@
 #include "diffusion/ode_ref.h"
 #include "diffusion/samplers.h"
 #include "eval/conditional.h"
+#include "eval/mixture_metrics.h"
+#include "eval/mmd_scale.h"
+#include "eval/model_err.h"
 #include "eval/nll.h"
 #include "eval/ode_err.h"
 #include "eval/posterior.h"
@@ -109,6 +112,35 @@ static char *json_with(const char *obj, const char *member)
     return out;
 }
 
+/* ,"NAME":[v0,v1,...] of the kernel's DM_MMD_SCALES values, appended at *k in buf. */
+static void put_list(char *buf, size_t size, size_t *k, const char *name, const double *v)
+{
+    *k += (size_t)snprintf(buf + *k, size - *k, ",\"%s\":[", name);
+    for (int b = 0; b < DM_MMD_SCALES; b++) {
+        char num[32];
+        dm_format_real(v[b], num);
+        *k += (size_t)snprintf(buf + *k, size - *k, "%s%s", b ? "," : "", num);
+    }
+    *k += (size_t)snprintf(buf + *k, size - *k, "]");
+}
+
+/* The sampler's settings with the kernel of mmd2_ms appended:
+ * {...,"mmd_h":[0.1,0.231,...],"mmd_kappa":[0.0417,...]}. */
+static char *with_kernel(const char *settings, const dm_mmd_kernel *kern)
+{
+    char list[2 * DM_MMD_SCALES * 34 + 64];
+    size_t k = 0;
+    put_list(list, sizeof list, &k, "mmd_h", kern->h);
+    put_list(list, sizeof list, &k, "mmd_kappa", kern->kappa);
+    const size_t ns = strlen(settings);
+    char *out = dm_malloc(ns + k + 2);
+    if (out) {
+        memcpy(out, settings, ns - 1);   /* without the closing brace */
+        sprintf(out + ns - 1, "%s}", list + (ns > 2 ? 0 : 1));   /* no comma after an empty "{" */
+    }
+    return out;
+}
+
 /* The reference set of rec with these settings, n rows of d (NULL if none). */
 static const float *ode_ref_find(const dm_runrec *rec, const char *settings, size_t n, size_t d)
 {
@@ -171,6 +203,57 @@ out:
     return st;
 }
 
+/* Metrics of a sample set at the data's scale: mmd2_ms (its kernel in its settings,
+ * eval/mmd_scale.h) for every dataset, and on mixture data the exact-density metrics
+ * data_nll, in_mode99, mode_recall, mode_chi2 (eval/mixture_metrics.h) against the distribution
+ * the set was drawn for (labels: the balanced classes of a class-conditional set). */
+static dm_status scale_mixture_record(dm_trainer *tr, const float *x, size_t n, int conditional, dm_runrec *rec,
+                                      const char *sampler, int64_t nfe, const char *settings, char *err)
+{
+    const size_t d = tr->dim, nr = (size_t)tr->eopt->n_ref, cap = (size_t)tr->eopt->mmd_max;
+    dm_gmm g = { 0 };
+    int32_t *y = NULL;
+    char *hs = NULL;
+    dm_status st = dm_data_gmm(tr->data, tr->data_opts, &g, NULL);
+    const int mixture = st == DM_OK;
+    if (st == DM_E_NOMEM)
+        return dm_err(err, st, "out of memory for the mixture");
+    dm_mmd_kernel kern;
+    double v;
+    if ((st = dm_mmd_kernel_of(mixture ? &g : NULL, tr->ref_x, nr, d, &kern, err)) ||
+        (st = dm_mmd2_ms(x, n < cap ? n : cap, tr->ref_x, nr < cap ? nr : cap, d, &kern, &v, err)))
+        goto out;
+    if (!(hs = with_kernel(settings, &kern))) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory for the settings of mmd2_ms");
+        goto out;
+    }
+    if ((st = dm_runrec_add_eval(rec, "mmd2_ms", sampler, nfe, hs, (int64_t)(n < cap ? n : cap), v, err)) || !mixture)
+        goto out;
+    if (conditional) {
+        if (!(y = dm_malloc(sizeof(int32_t) * n))) {
+            st = dm_err(err, DM_E_NOMEM, "out of memory for %zu labels", n);
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+            y[i] = dm_trainer_sample_class(tr, i);
+    }
+    dm_mix_result r;
+    if ((st = dm_mixture_metrics(&g, x, y, n, &r, err)))
+        goto out;
+    const struct { const char *name; double v; } rows[] = {
+        { "data_nll", r.data_nll }, { "in_mode99", r.in_mode99 },
+        { "mode_recall", r.mode_recall }, { "mode_chi2", r.mode_chi2 },
+    };
+    for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++)
+        if ((st = dm_runrec_add_eval(rec, rows[k].name, sampler, nfe, settings, (int64_t)n, rows[k].v, err)))
+            goto out;
+out:
+    dm_free(hs);
+    dm_free(y);
+    dm_gmm_free(&g);
+    return st;
+}
+
 dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
                            dm_runrec *rec, int baseline, const char *png_dir, dm_eval_result *res,
                            int64_t *nfe, char *set_name_out, char *err)
@@ -192,7 +275,8 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
             goto out;
         dm_sampler_init_noise(&tr->sched, n, d, rngs, x);
         dm_rng_streams_free(rngs, n);
-        if ((st = evaluate_record(&ec, x, n, tr->ref_x, nr, d, rec, "noise", 0, "{}", &base, err)))
+        if ((st = evaluate_record(&ec, x, n, tr->ref_x, nr, d, rec, "noise", 0, "{}", &base, err)) ||
+            (st = scale_mixture_record(tr, x, n, 0, rec, "noise", 0, "{}", err)))
             goto out;
     }
     if ((st = dm_trainer_sample(tr, sampler, sopts, x, nfe, err)))
@@ -203,7 +287,9 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
         goto out;
     if (set_name_out)
         snprintf(set_name_out, 256, "%s", set_name);
-    if ((st = evaluate_record(&ec, x, n, tr->ref_x, nr, d, rec, sampler->info.name, *nfe, settings, res, err)))
+    if ((st = evaluate_record(&ec, x, n, tr->ref_x, nr, d, rec, sampler->info.name, *nfe, settings, res, err)) ||
+        (st = scale_mixture_record(tr, x, n, dm_trainer_samples_conditional(tr), rec, sampler->info.name, *nfe,
+                                   settings, err)))
         goto out;
     if (dm_trainer_samples_conditional(tr) &&
         (st = cond_record(tr, x, n, rec, sampler->info.name, *nfe, settings, err)))
@@ -359,6 +445,56 @@ out:
     dm_rng_free(&rng);
     dm_free(ts);
     dm_free(draws);
+    return st;
+}
+
+dm_status dm_model_err_record(dm_trainer *tr, dm_runrec *rec, char *err)
+{
+    if (!tr->eopt->model_err)
+        return DM_OK;
+    const size_t n = (size_t)(tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref), d = tr->dim;
+    const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
+    const dm_reals *lv = &tr->eopt->model_err_levels;
+    dm_gmm g = { 0 };
+    dm_rng rng = { 0 };
+    dm_model_denoiser md;
+    dm_gmm_denoiser gd;
+    dm_denoiser model, exact;
+    int have_model = 0;
+    float *eps = dm_malloc(sizeof(float) * n * d);
+    dm_status st = eps ? DM_OK : dm_err(err, DM_E_NOMEM, "out of memory for model_err's %zu points", n);
+    if (st || (st = dm_data_gmm(tr->data, tr->data_opts, &g, err)))
+        goto out;
+    /* eval.seed, as the reference points: every run is measured on the same noisy points, and one
+     * draw of the noise serves every level (a level's value does not depend on the others). */
+    if ((st = dm_rng_init(&rng, dm_seed_derive((uint64_t)tr->eopt->seed, "eval.model_err"), err)))
+        goto out;
+    for (size_t q = 0; q < n * d; q++)
+        eps[q] = (float)dm_rng_normal(&rng);
+    if ((st = dm_model_denoiser_init(tr, batch, tr->eopt->use_ema, &md, &model, err)))
+        goto out;
+    have_model = 1;
+    dm_gmm_denoiser_init(&gd, &exact, &g, &tr->sched, batch);
+    /* A conditional model is compared on the reference points' own classes, with D*(x, t, y). */
+    const int32_t *y = tr->conditional ? tr->ref_y : NULL;
+    for (size_t l = 0; l < lv->n; l++) {
+        double t, level, v;
+        if ((st = dm_model_err_time(&tr->sched, lv->v[l], "eval.model_err_levels", &t, &level, err)) ||
+            (st = dm_model_err(&model, &exact, &tr->sched, t, tr->ref_x, eps, y, n, &v, err)))
+            goto out;
+        char tj[32], sj[32], settings[96];
+        dm_format_real(t, tj);
+        dm_format_real(level, sj);
+        snprintf(settings, sizeof settings, "{\"t\":%s,\"sigma\":%s}", tj, sj);
+        if ((st = dm_runrec_add_eval(rec, "model_err", "model", 0, settings, (int64_t)n, v, err)))
+            goto out;
+    }
+out:
+    if (have_model)
+        dm_model_denoiser_free(&md);
+    dm_gmm_free(&g);
+    dm_rng_free(&rng);
+    dm_free(eps);
     return st;
 }
 

@@ -2,7 +2,9 @@
  *
  * dm_sample_record draws eval.n_samples points with a sampler, stores them as
  * /samples/<sampler>_<nfe> with the sampler's settings, and adds the evals "swd" and "mmd2"
- * against the reference set (eval/evaluate.h computes them, this module records them); with
+ * against the reference set (eval/evaluate.h computes them, this module records them), "mmd2_ms"
+ * (eval/mmd_scale.h; its bandwidths appended to its settings as "mmd_h") and, on mixture data,
+ * "data_nll", "in_mode99", "mode_recall", "mode_chi2" (eval/mixture_metrics.h); with
  * `baseline` it first records the same metrics for the sampler's initial noise (sampler "noise",
  * nfe 0). The common random numbers (DESIGN.md) make every sampler of one run start from the same
  * noise. With eval.ode_err (deterministic samplers on continuous schedules, checked by
@@ -40,5 +42,13 @@ dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err);
  * png_dir and 2-D data, posterior_<level>.png: draws from the posterior of one noisy point over the
  * reference data. */
 dm_status dm_posterior_record(dm_trainer *tr, dm_runrec *rec, const char *png_dir, char *err);
+
+/* If eval.model_err (mixture data): at each level sigma/alpha of eval.model_err_levels, the mean
+ * |D_theta - D*|^2 / d of the model's denoiser (EMA weights if eval.use_ema) against the exact
+ * one on the first eval.nll_n reference points noised at that level (eval/model_err.h; one noise
+ * draw from stream "eval.model_err" of eval.seed serves every level and every run), recorded as
+ * eval "model_err", sampler "model", nfe 0, settings {"t", "sigma": sigma/alpha}. A conditional
+ * model is compared with the reference points' classes. */
+dm_status dm_model_err_record(dm_trainer *tr, dm_runrec *rec, char *err);
 
 #endif

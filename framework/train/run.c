@@ -283,7 +283,8 @@ static dm_status run_body(run_state *rs, char *err)
                           : ((st = dm_sample_record(&rs->tr, rs->tr.sampler, rs->tr.sampler_opts, &rs->rec, 1, rs->dir,
                                                     &res, &nfe, NULL, err)) ||
                              (st = dm_nll_record(&rs->tr, &rs->rec, err)) ||
-                             (st = dm_posterior_record(&rs->tr, &rs->rec, rs->dir, err)))) {
+                             (st = dm_posterior_record(&rs->tr, &rs->rec, rs->dir, err)) ||
+                             (st = dm_model_err_record(&rs->tr, &rs->rec, err)))) {
         if (st == DM_E_NUMERIC) {   /* finite weights, non-finite samples: the model diverged all the same */
             char msg[DM_ERR_SIZE];
             snprintf(msg, sizeof msg, "%s (sampling after step %lld)", err, (long long)rs->tr.step);

@@ -62,7 +62,7 @@ static const dm_param_desc eval_params[] = {
       "also record the likelihood of reference points: the PF-ODE NLL (continuous schedules) or the DDPM "
       "variational bound (discrete schedules)" },
     { "nll_n", DM_OPT_INT, "1000", 1, 1e6, NULL, 0, E(nll_n),
-      "reference points of the likelihood (and of the posterior statistics)" },
+      "reference points of the likelihood (and of the posterior statistics and model_err)" },
     { "nll_sigma", DM_OPT_REAL, "0", 0, 1e6, NULL, 0, E(nll_sigma),
       "continuous schedules: start the PF-ODE likelihood where sigma/alpha equals this (the data blurred by "
       "the same noise for every schedule); 0: at t = 1e-5, score_sde's setting" },
@@ -79,6 +79,12 @@ static const dm_param_desc eval_params[] = {
     { "ode_err_n", DM_OPT_INT, "1000", 1, 1e7, NULL, 0, E(ode_err_n),
       "samples compared by ode_err (the first min(ode_err_n, n_samples)); the reference costs thousands of "
       "evaluations per sample" },
+    { "model_err", DM_OPT_BOOL, "false", 0, 0, NULL, 0, E(model_err),
+      "mixture data: record model_err, the mean |D_theta(x, t) - D*(x, t)|^2 / d against the exact denoiser on "
+      "the first nll_n reference points noised (stream eval.model_err of eval.seed) at each model_err_levels" },
+    { "model_err_levels", DM_OPT_REALS, "[0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10]", 1e-6, 1e6, NULL, 0,
+      E(model_err_levels),
+      "noise levels sigma/alpha of model_err (the schedule's time of each; discrete schedules: the nearest step)" },
     DM_OPT_END,
 };
 #undef E

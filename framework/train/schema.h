@@ -39,6 +39,8 @@ typedef struct dm_eval_opts {
     /* eval.ode_err: the sampler's distance to the PF-ODE reference (train/record.c) */
     bool ode_err;
     int64_t ode_err_n;
+    bool model_err;              /* mixture data: |D_theta - D*|^2 / d at each of model_err_levels */
+    dm_reals model_err_levels;   /* the levels sigma/alpha of model_err */
 } dm_eval_opts;
 
 enum { DM_PROGRESS_AUTO = 0, DM_PROGRESS_BAR, DM_PROGRESS_LINES, DM_PROGRESS_NONE };

@@ -7,6 +7,7 @@
 
 #include "diffusion/ode_ref.h"
 #include "diffusion/samplers.h"
+#include "eval/model_err.h"
 #include "nn/model.h"
 
 /* Plug-in checks say "KEY: what is wrong"; prefix the place KEY was given (file:line:col or the
@@ -93,6 +94,30 @@ static dm_status check_conditioning(const dm_spec *spec, char *err)
     return DM_OK;
 }
 
+/* eval.model_err: mixture data, a model with a denoiser, and every level on the schedule. */
+static dm_status check_model_err(const dm_spec *spec, const dm_schedule *sched, char *err)
+{
+    const dm_eval_opts *eo = dm_spec_opts(spec, "eval");
+    if (!eo->model_err)
+        return DM_OK;
+    dm_status st = need_mixture(spec, "eval.model_err", "model_err (against the exact denoiser)", err);
+    if (st)
+        return st;
+    if (((const dm_loss_ops *)dm_spec_plugin(spec, "diffusion.loss"))->classifier)
+        return dm_err(err, DM_E_INPUT, "eval.model_err: a classifier run (diffusion.loss xent) has no denoiser to "
+                      "compare with the exact one");
+    const dm_reals *lv = &eo->model_err_levels;
+    if (lv->n == 0 || lv->rows != 0)
+        return dm_err(err, DM_E_INPUT, "eval.model_err_levels: needs a flat list of at least one noise level "
+                      "sigma/alpha, e.g. [0.1, 1, 10]");
+    for (size_t l = 0; l < lv->n; l++) {
+        double t, actual;
+        if ((st = dm_model_err_time(sched, lv->v[l], "eval.model_err_levels", &t, &actual, err)))
+            return st;
+    }
+    return DM_OK;
+}
+
 dm_status dm_trainer_check(const dm_spec *spec, char *err)
 {
     return locate(spec, check_plugins(spec, err), err);
@@ -154,6 +179,10 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
         goto out;
     if (((const dm_eval_opts *)dm_spec_opts(spec, "eval"))->ode_err &&
         (st = dm_ode_ref_check(sa, dm_spec_opts(spec, "sampler"), &sched, err)))
+        goto out;
+    if (sa == &dm_sampler_exact && (st = need_mixture(spec, "sampler.type", "exact (draws from the data's mixture)", err)))
+        goto out;
+    if ((st = check_model_err(spec, &sched, err)))
         goto out;
     if (sa == &dm_sampler_ddpm && ((const dm_ddpm_sampler_opts *)dm_spec_opts(spec, "sampler"))->variance == DM_VAR_LEARNED &&
         dm_loss_variance(lo, dm_spec_opts(spec, "diffusion.loss")) != DM_VAR_LEARNED)

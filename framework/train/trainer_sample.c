@@ -39,6 +39,26 @@ static dm_status model_denoiser_init(dm_trainer *tr, size_t batch, dm_model_deno
 
 static void model_denoiser_free(dm_model_denoiser *md) { dm_model_denoiser_free(md); }
 
+/* The exact pseudo-sampler: the data's mixture (the trainer's own for an analytic model) in the
+ * sampler's carrier denoiser, with the rows' labels; no model and no guidance (a class-conditional
+ * set draws p(x0 | y) whatever the guidance scale). trainer_check refuses it on other data. */
+static dm_status exact_sample(dm_trainer *tr, const void *sopts, const int32_t *labels, dm_rng *rngs, float *x,
+                              int64_t *nfe, char *err)
+{
+    dm_gmm own = { 0 };
+    dm_status st = tr->gmm.k ? DM_OK : dm_data_gmm(tr->data, tr->data_opts, &own, err);
+    if (st)
+        return st == DM_E_INPUT ? dm_err(err, st, "sampler.type: exact needs a Gaussian-mixture dataset (gmm, "
+                                         "eight_gaussians); '%s' is not one", tr->data->info.name) : st;
+    dm_denoiser carrier;
+    dm_sampler_exact_denoiser(&carrier, tr->gmm.k ? &tr->gmm : &own);
+    carrier.y = labels;
+    st = dm_sampler_sample(&dm_sampler_exact, sopts, &carrier, &tr->sched, (size_t)tr->eopt->n_samples, rngs, x, nfe,
+                           err);
+    dm_gmm_free(&own);
+    return st;
+}
+
 dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
                             float *x, int64_t *nfe, char *err)
 {
@@ -60,6 +80,10 @@ dm_status dm_trainer_sample(dm_trainer *tr, const dm_sampler_ops *sampler, const
         }
         for (size_t i = 0; i < n; i++)
             labels[i] = dm_trainer_sample_class(tr, i);
+    }
+    if (sampler == &dm_sampler_exact) {
+        st = exact_sample(tr, sopts, labels, rngs, x, nfe, err);
+        goto out;
     }
     if ((st = model_denoiser_init(tr, batch, &md, &den, err)))
         goto out;
