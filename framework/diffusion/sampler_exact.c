@@ -99,6 +99,14 @@ static const dm_param_desc exact_params[] = {
     DM_OPT_END,
 };
 
+static int deterministic(const void *opts, const char **why)
+{
+    (void)opts;
+    if (why)
+        *why = "draws from the data distribution itself and follows no ODE";
+    return 0;
+}
+
 const dm_sampler_ops dm_sampler_exact = {
     .info = { "exact",
               "direct draws from the data's Gaussian mixture (mixture data only; NFE 0): the floor of every "
@@ -106,4 +114,5 @@ const dm_sampler_ops dm_sampler_exact = {
     .check = check,
     .nfe = nfe,
     .sample = sample,
+    .deterministic = deterministic,
 };

@@ -52,6 +52,8 @@ if expect_exit 2 "$DIFFLAB" sample "$id" --sampler heun sampler.s_churn=40; then
 if expect_exit 2 "$DIFFLAB" sample "$id" --sampler ddim sampler.eta=1; then
   expect_out "eval.ode_err: sampler 'ddim' is stochastic with eta > 0"; fi
 if expect_exit 2 "$DIFFLAB" sample "$id" "sampler={type: cm}"; then expect_out "eval.ode_err: sampler 'cm' solves no ODE"; fi
+if expect_exit 2 "$DIFFLAB" sample "$id" "sampler={type: exact}"; then
+  expect_out "eval.ode_err: sampler 'exact' draws from the data distribution itself and follows no ODE"; fi
 if expect_exit 2 "$DIFFLAB" run exact.yaml diffusion.schedule=vp sampler=em; then
   expect_out "eval.ode_err: sampler 'em' is stochastic"; fi
 if expect_exit 2 "$DIFFLAB" run exact.yaml diffusion.schedule=ddpm_linear diffusion.param=eps diffusion.loss=mse sampler=ddpm; then
