@@ -251,6 +251,35 @@ static void test_divergence_reported(void **state)
     dm_spec_free(spec);
 }
 
+/* eval.nll_sigma: the likelihood of the data blurred by sigma/alpha, whatever the schedule. With the
+ * exact score, VP and sub-VP share one PF-ODE in sigma/alpha (alpha and the end sigma/alpha are
+ * the same), so their NLLs from sigma/alpha = 0.05 agree to the solver's tolerance, although the
+ * two reach that level at different times t and with different alpha(t); without the rescaling to
+ * x_t / alpha they differ by about d |log alpha_VP - log alpha_subVP| = 2.4e-3 nats. */
+static void test_nll_from_a_noise_level(void **state)
+{
+    (void)state;
+    char err[DM_ERR_SIZE];
+    double nll[2];
+    const char *scheds[2] = { "diffusion.schedule={type: vp}", "diffusion.schedule={type: subvp}" };
+    for (int k = 0; k < 2; k++) {
+        const char *over[] = { "data=eight_gaussians", "model=analytic", scheds[k], "diffusion.param=eps",
+                               "sampler=euler", "eval.nll=true", "eval.nll_n=40", "eval.nll_sigma=0.05" };
+        dm_spec *spec = load_over(8, over);
+        dm_trainer tr;
+        assert_int_equal(dm_trainer_init(&tr, spec, NULL, err), DM_OK);
+        double eps;
+        assert_int_equal(dm_trainer_nll_start(&tr, &eps, err), DM_OK);
+        const double r = tr.sched.ops->sigma(&tr.sched, eps) / tr.sched.ops->alpha(&tr.sched, eps);
+        assert_true(fabs(r - 0.05) < 1e-12);
+        int64_t nfe;
+        assert_int_equal(dm_trainer_nll(&tr, &nll[k], &nfe, err), DM_OK);
+        dm_trainer_free(&tr);
+        dm_spec_free(spec);
+    }
+    assert_true(fabs(nll[0] - nll[1]) < 2e-4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_consistency_resume_and_boundary),
         cmocka_unit_test(test_net_denoiser_consistent),
         cmocka_unit_test(test_divergence_reported),
+        cmocka_unit_test(test_nll_from_a_noise_level),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

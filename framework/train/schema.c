@@ -64,8 +64,9 @@ static const dm_param_desc eval_params[] = {
     { "nll_n", DM_OPT_INT, "1000", 1, 1e6, NULL, 0, E(nll_n),
       "reference points of the likelihood (and of the posterior statistics and model_err)" },
     { "nll_sigma", DM_OPT_REAL, "0", 0, 1e6, NULL, 0, E(nll_sigma),
-      "continuous schedules: start the PF-ODE likelihood where sigma/alpha equals this (the data blurred by "
-      "the same noise for every schedule); 0: at t = 1e-5, score_sde's setting" },
+      "continuous schedules: the PF-ODE likelihood of the data blurred by this noise level, the density of "
+      "x0 + nll_sigma eps at x0 (x_t / alpha at the time where sigma/alpha = nll_sigma), the same for every "
+      "schedule; 0: of x_t at t = 1e-5, score_sde's setting" },
     { "posterior", DM_OPT_BOOL, "false", 0, 0, NULL, 0, E(posterior),
       "mixture data: record statistics of the exact posterior p(x0 | x_t) (spread, modes covered, how far "
       "E[x0 | x_t] sits from the data) at posterior_levels times, and a picture of posterior draws at each" },

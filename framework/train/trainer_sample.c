@@ -137,20 +137,30 @@ dm_status dm_trainer_nll(dm_trainer *tr, double *nll, int64_t *nfe, char *err)
 {
     const size_t n = (size_t)(tr->eopt->nll_n < tr->eopt->n_ref ? tr->eopt->nll_n : tr->eopt->n_ref);
     const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
+    const size_t d = tr->dim;
     dm_model_denoiser md;
     dm_denoiser den;
     dm_status st;
     double eps;
     if ((st = dm_trainer_nll_start(tr, &eps, err)))
         return st;
+    /* From a noise level (eval.nll_sigma): the density of y = x_t / alpha = x0 + (sigma/alpha) eps
+     * at y = x0, the same blurred data for every schedule. With q_t the density of x_t,
+     * log p_y(x0) = log q_t(alpha x0) + d log alpha, so the flow starts at alpha x0. */
+    const double a = tr->eopt->nll_sigma > 0 ? tr->sched.ops->alpha(&tr->sched, eps) : 1.0;
     double *logp = dm_malloc(sizeof(double) * n);
-    if (!logp)
-        return dm_err(err, DM_E_NOMEM, "out of memory for %zu log-likelihoods", n);
+    float *x0 = a != 1.0 ? dm_malloc_aligned(sizeof(float) * n * d) : NULL;
+    if (!logp || (a != 1.0 && !x0)) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory for %zu log-likelihoods", n);
+        goto out;
+    }
+    for (size_t q = 0; x0 && q < n * d; q++)
+        x0[q] = (float)(a * tr->ref_x[q]);
     if (!(st = model_denoiser_init(tr, batch, &md, &den, err))) {
         /* score_sde's likelihood settings: from t = 1e-5 (or eval.nll_sigma), rtol = atol = 1e-5
          * (FORMULAS.md, RK45). The Hutchinson probes (above 2-D) come from eval.seed, as the
          * reference points: every run estimates on the same points with the same probes. */
-        st = dm_nll_pfode(&den, &tr->sched, tr->ref_x, n, eps, DM_NLL_TOL, DM_NLL_TOL,
+        st = dm_nll_pfode(&den, &tr->sched, x0 ? x0 : tr->ref_x, n, eps, DM_NLL_TOL, DM_NLL_TOL,
                           dm_seed_derive((uint64_t)tr->eopt->seed, "eval.hutchinson"), logp, nfe, err);
         model_denoiser_free(&md);
     }
@@ -158,9 +168,11 @@ dm_status dm_trainer_nll(dm_trainer *tr, double *nll, int64_t *nfe, char *err)
         double sum = 0.0;
         for (size_t i = 0; i < n; i++)
             sum += logp[i];
-        *nll = -sum / (double)n;
+        *nll = -(sum / (double)n + (double)d * log(a));
     }
+out:
     dm_free(logp);
+    dm_free_aligned(x0);
     return st;
 }
 
