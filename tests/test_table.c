@@ -218,7 +218,11 @@ static void test_cells_exact(void **state)
     near(x->mean, 2);
     near(x->std, 1);
     near(x->err, 1);
-    assert_true(x->best); /* 2 vs 5: apart by 3 > max(1, sqrt 2) */
+    /* 2 (n = 3) vs 5 (n = 2): Welch t = 2.598, df = 1.684, one-sided p = 0.0722 >= 0.05, not
+     * marked (issue 14: the old rule, apart by 3 > max(1, sqrt 2), marked it) */
+    assert_false(x->best);
+    assert_false(x->paired);
+    assert_true(fabs(x->p - 0.0721831) < 1e-6);
     x = cell(t, "ddim", "10");
     assert_int_equal(x->n, 2);
     near(x->mean, 5);
@@ -389,20 +393,25 @@ static void test_formats(void **state)
     def_of(&d, "rows=sampler.type", "cols=nfe", "metric=swd", "nfe=10", NULL);
     dm_table *t = build_ok(f, &d);
     char *s = written(t, DM_TABLE_MD);
+    /* issue 14: the legend states the test and its level; 2 vs 5 is not marked (Welch p = 0.072) */
     assert_string_equal(s,
-        "swd: mean ± std over runs (n); lower is better; bold: best of its column by more than "
-        "the std\n"
+        "swd: mean ± std over seeds (n; a seed's repeats are averaged first); lower is better; "
+        "bold: better than the runner-up of its column by a one-sided Welch t-test across seeds "
+        "(a paired t-test over per-seed differences where both cells hold the same runs) at "
+        "α = 0.05, never with n < 2\n"
         "\n"
         "| sampler.type | nfe=10 |\n"
         "|---|---:|\n"
         "| ddim | 5 ± 1.4 (n=2) |\n"
-        "| ddpm | **2 ± 1** (n=3, 1 failed) |\n"
+        "| ddpm | 2 ± 1 (n=3, 1 failed) |\n"
         "| euler | — (2 failed) |\n");
     free(s);
     s = written(t, DM_TABLE_LATEX);
     assert_string_equal(s,
-        "% swd: mean ± std over runs (n); lower is better; bold: best of its column by more than "
-        "the std\n"
+        "% swd: mean ± std over seeds (n; a seed's repeats are averaged first); lower is better; "
+        "bold: better than the runner-up of its column by a one-sided Welch t-test across seeds "
+        "(a paired t-test over per-seed differences where both cells hold the same runs) at "
+        "α = 0.05, never with n < 2\n"
         "\\begin{tabular}{lr}\n"
         "\\toprule\n"
         " & \\multicolumn{1}{c}{nfe} \\\\\n"
@@ -410,17 +419,18 @@ static void test_formats(void **state)
         "sampler.type & 10 \\\\\n"
         "\\midrule\n"
         "ddim & 5 $\\pm$ 1.4 (n=2) \\\\\n"
-        "ddpm & \\textbf{2 $\\pm$ 1} (n=3, 1 failed) \\\\\n"
+        "ddpm & 2 $\\pm$ 1 (n=3, 1 failed) \\\\\n"
         "euler & --- (2 failed) \\\\\n"
         "\\bottomrule\n"
         "\\end{tabular}\n");
     free(s);
+    /* CSV: issue 14 appends repeats, p (the best mean's test against the runner-up) and config */
     s = written(t, DM_TABLE_CSV);
-    assert_string_equal(s,
-        "sampler.type,nfe,mean,std,n,failed,best\n"
-        "ddim,10,5,1.4142135623730951,2,0,0\n"
-        "ddpm,10,2,1,3,1,1\n"
-        "euler,10,,,0,2,0\n");
+    assert_non_null(strstr(s,
+        "sampler.type,nfe,mean,std,n,failed,best,repeats,p,config\n"
+        "ddim,10,5,1.4142135623730951,2,0,0,0,,\n"
+        "ddpm,10,2,1,3,1,0,0,0.0721"));
+    assert_non_null(strstr(s, ",\neuler,10,,,0,2,0,0,,\n"));
     free(s);
     dm_table_free(t);
     dm_table_def_free(&d);
@@ -429,7 +439,7 @@ static void test_formats(void **state)
     def_of(&d, "rows=data.type,sampler.type", "metric=loss", "err=sem", NULL);
     t = build_ok(f, &d);
     s = written(t, DM_TABLE_LATEX);
-    assert_non_null(strstr(s, "% loss (last of each run's series): mean ± sem over runs (n)"));
+    assert_non_null(strstr(s, "% loss (last of each run's series): mean ± sem over seeds (n"));
     assert_non_null(strstr(s, "\\begin{tabular}{llr}\n\\toprule\ndata.type & sampler.type & loss \\\\\n"));
     assert_non_null(strstr(s, "eight\\_gaussians & ddpm & 2 $\\pm$ 1 (n=2, 1 failed) \\\\\n"));
     assert_non_null(strstr(s, "eight\\_gaussians & euler & --- (2 failed) \\\\\n"));
@@ -439,8 +449,8 @@ static void test_formats(void **state)
     def_of(&d, "rows=settings", "metric=swd", "sampler=ddim", "nfe=10", NULL);
     t = build_ok(f, &d);
     s = written(t, DM_TABLE_CSV);
-    assert_string_equal(s, "settings,mean,std,n,failed,best\n"
-                           "\"{\"\"eta\"\":0}\",5,1.4142135623730951,2,0,0\n");
+    assert_string_equal(s, "settings,mean,std,n,failed,best,repeats,p,config\n"
+                           "\"{\"\"eta\"\":0}\",5,1.4142135623730951,2,0,0,0,,\n");
     free(s);
     dm_table_free(t);
     dm_table_def_free(&d);
