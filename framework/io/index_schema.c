@@ -1,6 +1,7 @@
 /* index_schema.c — the SQL schema of results/index.sqlite (version DM_INDEX_SCHEMA_VERSION), and
  * the steps that put it into a file: creation, migration of an older version, and what later
- * versions of the program added without changing a table (summary views, metric_info rows).
+ * versions of the program added or changed without changing a table (the views, metric_info
+ * rows).
  *
  * Kept apart from index.c so the schema reads as one piece. Every statement is idempotent
  * (IF NOT EXISTS / OR IGNORE): dm_ix_create_schema runs the whole text inside one transaction when

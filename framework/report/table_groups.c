@@ -292,9 +292,12 @@ static int note_split(dm_tctx *c, size_t base)
         n += c->frows[k].base == base;
     used = 0;
     for (; c->split[base][nk]; ++nk) {
-        int w = snprintf(keys + used, sizeof keys - used, "%s%s", nk ? ", " : "", c->split[base][nk]);
+        int w = nk < 12 ? snprintf(keys + used, sizeof keys - used, "%s%s", nk ? ", " : "",
+                                   c->split[base][nk]) : 0;
         used = w < 0 || (size_t)w >= sizeof keys - used ? sizeof keys - 1 : used + (size_t)w;
     }
+    if (nk > 12)
+        snprintf(keys + used, sizeof keys - used, " and %zu more", nk - 12);
     return dm_table_add_note(&c->notes, &c->n_notes, "row %s holds runs of %zu configs that differ "
                              "in %s (neither a row nor a column key): split into one row per "
                              "config (column config); add such a key to --rows, select with "

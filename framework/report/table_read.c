@@ -529,7 +529,8 @@ dm_status dm_table_read(dm_tctx *c, char *err)
 {
     sqlite3_stmt *js = NULL;
     dm_status st;
-    if ((st = dm_table_prep(c->db, "SELECT key, atom, type FROM json_each(CASE WHEN json_valid(?1) "
+    /* value: an atom's SQL value, or the JSON text of an array or object (a list of times) */
+    if ((st = dm_table_prep(c->db, "SELECT key, value, type FROM json_each(CASE WHEN json_valid(?1) "
                                    "THEN ?1 ELSE json_object('', ?1) END)", &js, err)))
         return st;
     if (!(st = read_finished(c, js, err)) && !(st = read_failed(c, err)) &&
