@@ -124,6 +124,13 @@ static char *sub_of(const dm_tctx *c, char *const *keys, long desc, long ident)
     return s;
 }
 
+/* A key naming a plug-in choice (`*.type`, `sampler`): shown first. */
+static int plugin_key(const char *k)
+{
+    size_t n = strlen(k);
+    return !strcmp(k, "sampler") || (n > 5 && !strcmp(k + n - 5, ".type"));
+}
+
 /* The label of a split row: its split keys' values, plug-in choices (`*.type`, `sampler`) first,
  * at most three, then how many more. */
 static char *label_of(char *const *keys, const char *sub)
@@ -141,9 +148,7 @@ static char *label_of(char *const *keys, const char *sub)
     buf[0] = '\0';
     for (int pass = 0; pass < 2; ++pass)
         for (size_t i = 0; i < n; ++i) {
-            size_t kl = strlen(keys[i]);
-            int first = !strcmp(keys[i], "sampler") || (kl > 5 && !strcmp(keys[i] + kl - 5, ".type"));
-            if (first != (pass == 0) || shown == SHOW)
+            if (plugin_key(keys[i]) != (pass == 0) || shown == SHOW)
                 continue;
             size_t vl = strcspn(vals[i], "\x1f");
             int w = snprintf(buf + used, sizeof buf - used, "%s%s=%.*s", shown ? ", " : "",
@@ -290,14 +295,22 @@ static int note_split(dm_tctx *c, size_t base)
     }
     for (size_t k = 0; k < c->n_frows; ++k)
         n += c->frows[k].base == base;
+    /* plug-in choices first, as in the labels; at most 12 */
     used = 0;
-    for (; c->split[base][nk]; ++nk) {
-        int w = nk < 12 ? snprintf(keys + used, sizeof keys - used, "%s%s", nk ? ", " : "",
-                                   c->split[base][nk]) : 0;
-        used = w < 0 || (size_t)w >= sizeof keys - used ? sizeof keys - 1 : used + (size_t)w;
-    }
-    if (nk > 12)
-        snprintf(keys + used, sizeof keys - used, " and %zu more", nk - 12);
+    size_t shown = 0;
+    for (int pass = 0; pass < 2; ++pass)
+        for (size_t i = 0; c->split[base][i]; ++i) {
+            if (plugin_key(c->split[base][i]) != (pass == 0) || shown == 12)
+                continue;
+            int w = snprintf(keys + used, sizeof keys - used, "%s%s", shown ? ", " : "",
+                             c->split[base][i]);
+            used = w < 0 || (size_t)w >= sizeof keys - used ? sizeof keys - 1 : used + (size_t)w;
+            ++shown;
+        }
+    while (c->split[base][nk])
+        ++nk;
+    if (nk > shown)
+        snprintf(keys + used, sizeof keys - used, " and %zu more", nk - shown);
     return dm_table_add_note(&c->notes, &c->n_notes, "row %s holds runs of %zu configs that differ "
                              "in %s (neither a row nor a column key): split into one row per "
                              "config (column config); add such a key to --rows, select with "
