@@ -3,8 +3,11 @@
  *   difflab table [--def FILE.yaml] --rows KEY[,KEY] [--cols KEY] --metric NAME [--sweep NAME]
  *                 [--where SQL] [--agg last|mean|min|max] [--err std|sem]
  *                 [--sampler NAME[,NAME]] [--nfe N[,N]] [--settings TEXT] [--format md|latex|csv]
+ *                 [--merge KEY[,KEY]] [--floor]
  *
- * A --def file sets the same options (YAML mapping); the command line overrides it. */
+ * A --def file sets the same options (YAML mapping); the command line overrides it. Notes go to
+ * stderr: rows split by config (the keys their runs differ in), columns without a floor, runs
+ * whose several evals one cell reduced. */
 #include <stdio.h>
 #include <string.h>
 
@@ -50,6 +53,8 @@ dm_status dm_cli_table(dm_cli *cli, char *err)
     if ((st = dm_index_open(path, 1, &ix, err)) || (st = dm_table_build(ix, &d, &t, err)))
         goto out;
     st = dm_table_write(t, d.fmt, cli->out, err);
+    for (size_t i = 0; !st && i < t->n_notes; ++i)
+        fprintf(stderr, "difflab: note: %s\n", t->notes[i]);
     if (!st && t->n_multi)
         fprintf(stderr, "difflab: note: %zu run%s had several matching evals in one cell (other "
                 "NFE or settings), reduced by --agg %s; --nfe, --settings or nfe as a key keep "

@@ -162,7 +162,10 @@ static void sql_run_alive(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 }
 
 /* A run whose record says running but whose lock no process holds died (kill -9, a lost node):
- * shown as "dead" (`difflab run` or `difflab resume` continues it). */
+ * shown as "dead" (`difflab run` or `difflab resume` continues it). swd and mmd2 are those of the
+ * run's own sampler (its spec's sampler.type, with its own settings: run_summary's main sample
+ * set), named with its NFE; empty when that sampler has no evals (never another sampler's, such
+ * as one `difflab sample` added later). */
 static dm_status cmd_runs(dm_cli *cli, char *err)
 {
     static const char sql[] =
@@ -170,11 +173,11 @@ static dm_status cmd_runs(dm_cli *cli, char *err)
         " CASE WHEN r.status = 'running' AND NOT run_alive(r.run_id) THEN 'dead' ELSE r.status END AS status,"
         " r.seed, r.created, r.heartbeat, printf('%.1f', r.wall_s) AS wall_s,"
         " (SELECT printf('%.4g', value) FROM last_metrics m WHERE m.run_id = r.run_id AND m.key = 'loss') AS loss,"
-        " (SELECT printf('%.4g', value) FROM evals e WHERE e.run_id = r.run_id AND e.metric = 'swd'"
-        "   AND e.sampler <> 'noise' ORDER BY e.rowid DESC LIMIT 1) AS swd,"
-        " (SELECT printf('%.4g', value) FROM evals e WHERE e.run_id = r.run_id AND e.metric = 'mmd2'"
-        "   AND e.sampler <> 'noise' ORDER BY e.rowid DESC LIMIT 1) AS mmd2"
-        " FROM runs r ORDER BY r.created, r.run_id";
+        " s.sampler AS sampler,"
+        " CASE WHEN s.eval_sampler IS s.sampler THEN s.nfe END AS nfe,"
+        " CASE WHEN s.eval_sampler IS s.sampler AND s.swd IS NOT NULL THEN printf('%.4g', s.swd) END AS swd,"
+        " CASE WHEN s.eval_sampler IS s.sampler AND s.mmd2 IS NOT NULL THEN printf('%.4g', s.mmd2) END AS mmd2"
+        " FROM runs r LEFT JOIN run_summary s ON s.run_id = r.run_id ORDER BY r.created, r.run_id";
     dm_index *ix = NULL;
     dm_status st = open_index(cli, &ix, err);
     if (!st && sqlite3_create_function(dm_index_db(ix), "run_alive", 1, SQLITE_UTF8, (void *)cli->results,

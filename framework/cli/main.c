@@ -10,7 +10,8 @@
  *   difflab reindex
  *   difflab table --rows KEY[,KEY] [--cols KEY] --metric NAME [--sweep NAME] [--where SQL]
  *                 [--agg last|mean|min|max] [--err std|sem] [--sampler S[,S]] [--nfe N[,N]]
- *                 [--settings TEXT] [--format md|latex|csv] [--def FILE.yaml]
+ *                 [--settings TEXT] [--format md|latex|csv] [--def FILE.yaml] [--merge KEY[,KEY]]
+ *                 [--floor]
  *
  * Global options: --results DIR (default $DIFFLAB_RESULTS or ./results). Exit codes: 0 success,
  * 2 bad input (nothing written), 1 any other failure. */
@@ -71,6 +72,9 @@ static void usage(FILE *out)
           "                          (table) only these evals (settings: a substring of the JSON)\n"
           "  --format md|latex|csv   (table) Markdown (default), LaTeX booktabs, CSV (one line per cell)\n"
           "  --def FILE.yaml         (table) a table definition file; options given here override it\n"
+          "  --merge KEY[,KEY]       (table) pool runs whose specs differ in these keys (otherwise a\n"
+          "                          row whose runs differ outside the row and column keys is split)\n"
+          "  --floor                 (table) add the row of the sampler exact (draws from the data)\n"
           "  -h, --help              this help\n",
           out);
 }
@@ -94,10 +98,12 @@ int main(int argc, char **argv)
         { "where", required_argument, NULL, TOPT + 4 },    { "agg", required_argument, NULL, TOPT + 5 },
         { "err", required_argument, NULL, TOPT + 6 },      { "format", required_argument, NULL, TOPT + 7 },
         { "nfe", required_argument, NULL, TOPT + 8 },      { "settings", required_argument, NULL, TOPT + 9 },
+        { "merge", required_argument, NULL, TOPT + 10 },   { "floor", no_argument, NULL, TOPT + 11 },
         { NULL, 0, NULL, 0 },
     };
     static const char *const table_opts[] = { "sweep", "rows", "cols", "metric", "where",
-                                              "agg", "err", "format", "nfe", "settings" };
+                                              "agg", "err", "format", "nfe", "settings",
+                                              "merge", "floor" };
     dm_cli cli = { .results = getenv("DIFFLAB_RESULTS"), .fmt = DM_QUERY_TABLE, .out = stdout };
     char err[DM_ERR_SIZE] = "";
     int rc = 2, opt;
@@ -141,7 +147,7 @@ int main(int argc, char **argv)
                     goto out;
                 }
                 cli.table_opts[cli.n_table_opts][0] = table_opts[opt - TOPT];
-                cli.table_opts[cli.n_table_opts++][1] = optarg;
+                cli.table_opts[cli.n_table_opts++][1] = optarg ? optarg : "true"; /* --floor */
                 break;
             }
             usage(stderr);

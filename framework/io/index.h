@@ -2,7 +2,8 @@
  *
  * Tables: runs, sweep_runs, params (typed: int_value / real_value / text_value), metrics,
  * evals, metric_info; views: last_metrics (last value per run and key), group_evals and
- * group_metrics (mean, std, n per group_hash across seeds). Schema version in PRAGMA user_version.
+ * group_metrics (mean, std, n per group_hash across seeds: one value per seed, repeats counted
+ * apart), run_summary, group_summary, students. Schema version in PRAGMA user_version.
  * Writers use WAL, a busy timeout, and one short BEGIN IMMEDIATE transaction per run upsert;
  * a lock met where SQLite's busy handler does not apply is retried with backoff (index.c says
  * where and why), so many processes can open and write it at the same instant.

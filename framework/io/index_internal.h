@@ -88,8 +88,8 @@ dm_status dm_ix_create_schema(dm_index *ix, void *ctx, char *err);
 /* dm_ix_op: a version-1 index brought to the current version. */
 dm_status dm_ix_migrate_schema(dm_index *ix, void *ctx, char *err);
 
-/* dm_ix_op: the summary views of an index made before them; ctx non-NULL on a read-only
- * connection (TEMP views). */
+/* dm_ix_op: the views of an index made before their current version (or before them); ctx
+ * non-NULL on a read-only connection (TEMP views shadow the file's). */
 dm_status dm_ix_ensure_views(dm_index *ix, void *ctx, char *err);
 
 /* dm_ix_op: the program's metric_info rows (writable connections only). */

@@ -1,6 +1,7 @@
 /* index_schema.c — the SQL schema of results/index.sqlite (version DM_INDEX_SCHEMA_VERSION), and
  * the steps that put it into a file: creation, migration of an older version, and what later
- * versions of the program added without changing a table (summary views, metric_info rows).
+ * versions of the program added or changed without changing a table (the views, metric_info
+ * rows).
  *
  * Kept apart from index.c so the schema reads as one piece. Every statement is idempotent
  * (IF NOT EXISTS / OR IGNORE): dm_ix_create_schema runs the whole text inside one transaction when
@@ -13,9 +14,17 @@
  * sqlite3 shell are built with; dm_ix_ensure_sqrt registers an equivalent on each connection
  * where the library lacks it.
  *
- * The summary views (run_summary, group_summary, students) came after schema version 1 without
- * changing a table: dm_ix_ensure_views adds them to an index that lacks them (as TEMP views on a
- * read-only connection), so they are kept in a macro of their own, used for both. */
+ * The views (group_metrics, group_evals, run_summary, group_summary, students) change without a
+ * change to any table: each carries the marker DM_VIEWS_MARK in its SQL, and dm_ix_ensure_views
+ * replaces every view of an index that lacks the current marker (an index written by an older
+ * difflab, whatever its schema version), or, on a read-only connection, shadows them with TEMP
+ * views of the current text (SQLite resolves an unqualified name in temp first). They are kept
+ * in a macro of their own, used for both.
+ *
+ * Replicates are seeds: the group views reduce a group's runs to one value per seed first (the
+ * mean of the seed's runs: a `--new` repeat, or a run that differs only in its name, has the
+ * same config and seed, hence the same bits), and n counts seeds; `repeats` counts the runs
+ * beyond one per seed. A repeat never shrinks a standard deviation. */
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -23,16 +32,62 @@
 #include "io/index.h"
 #include "io/index_internal.h"
 
-/* Summary views; TEMP is "" or "TEMP " (see docs/sql.md).
+/* The views' version, in a comment inside each view's SQL (kept there by SQLite): an index whose
+ * views lack it gets them replaced. 2: seeds as replicates (group views), run_summary's main
+ * sample set matched on every sampler setting, and its eval_sampler. */
+#define DM_VIEWS_MARK "difflab views 2"
+#define DM_VIEW_NAMES "'group_metrics', 'group_evals', 'run_summary', 'group_summary', 'students'"
+
+/* The views; TEMP is "" or "TEMP " (see docs/sql.md). Standard deviations over the per-seed values.
+ * group_metrics: the last value of each series of each run, one value per (group, seed) (their
+ *   mean), then n (seeds with a value), mean and std over the seeds, and repeats.
+ * group_evals: the same per (group, metric, sampler, nfe, settings): evals of other sampler
+ *   settings (e.g. DDIM eta) are other numbers, grouped apart.
  * run_summary: one row per run with its main params, its final training loss and the evals of
- *   its main sample set: the run's own sampler (sampler.type) at its own steps when the settings
- *   record them, else the first one recorded; never 'noise'. nll and vlb: the first recorded.
- * group_summary: one row per group_hash (one config across seeds): counts by status, and mean /
- *   std (n - 1, two passes, NULL below 2 values) over its finished runs of final_loss, swd, mmd2.
+ *   its main sample set: the run's own sampler (sampler.type) with its own settings (every
+ *   field of the eval's settings that is a sampler.* param equal to it; else its own steps),
+ *   else the first one recorded; never 'noise' nor 'exact'. eval_sampler names the sampler of
+ *   that set. nll and vlb: the first recorded.
+ * group_summary: one row per group_hash (one config across seeds): counts by status, the seeds
+ *   of its finished runs (n) and the finished runs beyond one per seed (repeats), and mean / std
+ *   over those seeds (each the mean of its finished runs) of final_loss, swd, mmd2.
  * students: runs with a teacher (consistency distillation) beside their teacher's summary; the
  *   teacher columns are NULL for the analytic teacher (teacher = 'analytic'). */
-#define DM_SUMMARY_VIEWS(TEMP)                                                                     \
-    "CREATE " TEMP "VIEW IF NOT EXISTS run_summary AS\n"                                          \
+#define DM_VIEWS(TEMP)                                                                             \
+    "CREATE " TEMP "VIEW IF NOT EXISTS group_metrics AS /* " DM_VIEWS_MARK " */\n"                \
+    "  WITH v AS (SELECT r.group_hash AS group_hash, r.seed AS seed, l.key AS key,\n"             \
+    "                    l.value AS value\n"                                                      \
+    "             FROM last_metrics l JOIN runs r ON r.run_id = l.run_id),\n"                     \
+    "       s AS (SELECT group_hash, key, seed, count(value) AS runs, avg(value) AS value\n"      \
+    "             FROM v GROUP BY group_hash, key, seed),\n"                                      \
+    "       m AS (SELECT group_hash, key, count(value) AS n, sum(runs) - count(value) AS repeats,\n" \
+    "                    avg(value) AS mean FROM s GROUP BY group_hash, key)\n"                   \
+    "  SELECT m.group_hash AS group_hash, m.key AS key, m.n AS n, m.mean AS mean,\n"              \
+    "         CASE WHEN m.n < 2 THEN NULL\n"                                                      \
+    "              ELSE sqrt(sum((s.value - m.mean) * (s.value - m.mean)) / (m.n - 1)) END AS std,\n" \
+    "         m.repeats AS repeats\n"                                                             \
+    "  FROM m JOIN s ON s.group_hash IS m.group_hash AND s.key = m.key\n"                         \
+    "  GROUP BY m.group_hash, m.key;\n"                                                           \
+    "CREATE " TEMP "VIEW IF NOT EXISTS group_evals AS /* " DM_VIEWS_MARK " */\n"                  \
+    "  WITH v AS (SELECT r.group_hash AS group_hash, r.seed AS seed, e.metric AS metric,\n"       \
+    "                    e.sampler AS sampler, e.nfe AS nfe, e.settings AS settings,\n"           \
+    "                    e.value AS value\n"                                                      \
+    "             FROM evals e JOIN runs r ON r.run_id = e.run_id),\n"                            \
+    "       s AS (SELECT group_hash, metric, sampler, nfe, settings, seed, count(value) AS runs,\n" \
+    "                    avg(value) AS value\n"                                                   \
+    "             FROM v GROUP BY group_hash, metric, sampler, nfe, settings, seed),\n"           \
+    "       m AS (SELECT group_hash, metric, sampler, nfe, settings, count(value) AS n,\n"        \
+    "                    sum(runs) - count(value) AS repeats, avg(value) AS mean\n"               \
+    "             FROM s GROUP BY group_hash, metric, sampler, nfe, settings)\n"                  \
+    "  SELECT m.group_hash AS group_hash, m.metric AS metric, m.sampler AS sampler,\n"            \
+    "         m.nfe AS nfe, m.settings AS settings, m.n AS n, m.mean AS mean,\n"                  \
+    "         CASE WHEN m.n < 2 THEN NULL\n"                                                      \
+    "              ELSE sqrt(sum((s.value - m.mean) * (s.value - m.mean)) / (m.n - 1)) END AS std,\n" \
+    "         m.repeats AS repeats\n"                                                             \
+    "  FROM m JOIN s ON s.group_hash IS m.group_hash AND s.metric = m.metric\n"                   \
+    "               AND s.sampler IS m.sampler AND s.nfe IS m.nfe AND s.settings IS m.settings\n" \
+    "  GROUP BY m.group_hash, m.metric, m.sampler, m.nfe, m.settings;\n"                          \
+    "CREATE " TEMP "VIEW IF NOT EXISTS run_summary AS /* " DM_VIEWS_MARK " */\n"                  \
     "  WITH p AS (SELECT run_id,\n"                                                               \
     "      max(CASE WHEN key = 'data.type' THEN text_value END) AS data,\n"                       \
     "      max(CASE WHEN key = 'model.type' THEN text_value END) AS model,\n"                     \
@@ -48,10 +103,14 @@
     "  me AS (SELECT e.run_id AS run_id, e.sampler AS sampler, e.nfe AS nfe,\n"                   \
     "           e.settings AS settings,\n"                                                        \
     "           row_number() OVER (PARTITION BY e.run_id ORDER BY (e.sampler IS p.sampler) DESC,\n" \
+    "             (NOT EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(e.settings)\n"        \
+    "                 THEN e.settings ELSE '{}' END) j\n"                                         \
+    "               JOIN params q ON q.run_id = e.run_id AND q.key = 'sampler.' || j.key\n"       \
+    "               WHERE coalesce(q.int_value, q.real_value, q.text_value) IS NOT j.atom)) DESC,\n" \
     "             (CASE WHEN json_valid(e.settings) THEN json_extract(e.settings, '$.steps') END\n" \
     "              IS p.sampler_steps) DESC, e.rowid) AS k\n"                                     \
     "         FROM evals e LEFT JOIN p ON p.run_id = e.run_id\n"                                  \
-    "         WHERE e.metric IN ('swd', 'mmd2') AND e.sampler IS NOT 'noise')\n"                  \
+    "         WHERE e.metric IN ('swd', 'mmd2') AND e.sampler NOT IN ('noise', 'exact'))\n"       \
     "  SELECT r.run_id AS run_id, r.name AS name, r.status AS status, r.seed AS seed,\n"          \
     "         r.group_hash AS group_hash, r.teacher AS teacher, p.data AS data,\n"                \
     "         p.model AS model, p.schedule AS schedule, p.param AS param,\n"                      \
@@ -70,32 +129,39 @@
     "          ORDER BY e.rowid LIMIT 1) AS nll,\n"                                               \
     "         (SELECT e.value FROM evals e WHERE e.run_id = r.run_id AND e.metric = 'vlb'\n"      \
     "          ORDER BY e.rowid LIMIT 1) AS vlb,\n"                                               \
-    "         r.wall_s AS wall_s, r.created AS created\n"                                         \
+    "         r.wall_s AS wall_s, r.created AS created, me.sampler AS eval_sampler\n"             \
     "  FROM runs r LEFT JOIN p ON p.run_id = r.run_id\n"                                          \
     "  LEFT JOIN me ON me.run_id = r.run_id AND me.k = 1;\n"                                      \
-    "CREATE " TEMP "VIEW IF NOT EXISTS group_summary AS\n"                                        \
-    "  WITH f AS (SELECT group_hash, avg(final_loss) AS lm, count(final_loss) AS ln,\n"           \
-    "                    avg(swd) AS sm, count(swd) AS sn, avg(mmd2) AS mm, count(mmd2) AS mn\n"  \
-    "             FROM run_summary WHERE status = 'finished' GROUP BY group_hash)\n"              \
-    "  SELECT s.group_hash AS group_hash, min(s.name) AS name, min(s.data) AS data,\n"            \
-    "         min(s.model) AS model, min(s.schedule) AS schedule, min(s.param) AS param,\n"       \
-    "         min(s.loss_type) AS loss_type, min(s.sampler) AS sampler,\n"                        \
-    "         min(s.sampler_steps) AS sampler_steps, min(s.train_steps) AS train_steps,\n"        \
-    "         min(s.nfe) AS nfe, count(*) AS n_runs, sum(s.status = 'finished') AS n,\n"          \
-    "         sum(s.status IN ('failed', 'diverged')) AS n_failed,\n"                             \
+    "CREATE " TEMP "VIEW IF NOT EXISTS group_summary AS /* " DM_VIEWS_MARK " */\n"                \
+    "  WITH s AS (SELECT group_hash, seed, count(*) AS runs, avg(final_loss) AS final_loss,\n"    \
+    "                    avg(swd) AS swd, avg(mmd2) AS mmd2\n"                                    \
+    "             FROM run_summary WHERE status = 'finished' GROUP BY group_hash, seed),\n"       \
+    "       f AS (SELECT group_hash, count(*) AS n, sum(runs) - count(*) AS repeats,\n"           \
+    "                    avg(final_loss) AS lm, count(final_loss) AS ln, avg(swd) AS sm,\n"       \
+    "                    count(swd) AS sn, avg(mmd2) AS mm, count(mmd2) AS mn\n"                  \
+    "             FROM s GROUP BY group_hash),\n"                                                 \
+    "       d AS (SELECT s.group_hash AS group_hash,\n"                                           \
+    "                    sum((s.final_loss - f.lm) * (s.final_loss - f.lm)) AS lss,\n"            \
+    "                    sum((s.swd - f.sm) * (s.swd - f.sm)) AS sss,\n"                          \
+    "                    sum((s.mmd2 - f.mm) * (s.mmd2 - f.mm)) AS mss\n"                         \
+    "             FROM s JOIN f ON f.group_hash IS s.group_hash GROUP BY s.group_hash)\n"         \
+    "  SELECT g.group_hash AS group_hash, min(g.name) AS name, min(g.data) AS data,\n"            \
+    "         min(g.model) AS model, min(g.schedule) AS schedule, min(g.param) AS param,\n"       \
+    "         min(g.loss_type) AS loss_type, min(g.sampler) AS sampler,\n"                        \
+    "         min(g.sampler_steps) AS sampler_steps, min(g.train_steps) AS train_steps,\n"        \
+    "         min(g.nfe) AS nfe, count(*) AS n_runs, coalesce(f.n, 0) AS n,\n"                    \
+    "         coalesce(f.repeats, 0) AS repeats,\n"                                               \
+    "         sum(g.status IN ('failed', 'diverged')) AS n_failed,\n"                             \
     "         f.lm AS final_loss_mean,\n"                                                         \
-    "         CASE WHEN f.ln < 2 THEN NULL ELSE sqrt(sum(CASE WHEN s.status = 'finished' THEN\n"  \
-    "           (s.final_loss - f.lm) * (s.final_loss - f.lm) END) / (f.ln - 1)) END\n"          \
-    "           AS final_loss_std,\n"                                                             \
+    "         CASE WHEN f.ln < 2 THEN NULL ELSE sqrt(d.lss / (f.ln - 1)) END AS final_loss_std,\n" \
     "         f.sm AS swd_mean,\n"                                                                \
-    "         CASE WHEN f.sn < 2 THEN NULL ELSE sqrt(sum(CASE WHEN s.status = 'finished' THEN\n"  \
-    "           (s.swd - f.sm) * (s.swd - f.sm) END) / (f.sn - 1)) END AS swd_std,\n"             \
+    "         CASE WHEN f.sn < 2 THEN NULL ELSE sqrt(d.sss / (f.sn - 1)) END AS swd_std,\n"       \
     "         f.mm AS mmd2_mean,\n"                                                               \
-    "         CASE WHEN f.mn < 2 THEN NULL ELSE sqrt(sum(CASE WHEN s.status = 'finished' THEN\n"  \
-    "           (s.mmd2 - f.mm) * (s.mmd2 - f.mm) END) / (f.mn - 1)) END AS mmd2_std\n"           \
-    "  FROM run_summary s LEFT JOIN f ON f.group_hash IS s.group_hash\n"                          \
-    "  GROUP BY s.group_hash;\n"                                                                  \
-    "CREATE " TEMP "VIEW IF NOT EXISTS students AS\n"                                             \
+    "         CASE WHEN f.mn < 2 THEN NULL ELSE sqrt(d.mss / (f.mn - 1)) END AS mmd2_std\n"       \
+    "  FROM run_summary g LEFT JOIN f ON f.group_hash IS g.group_hash\n"                          \
+    "  LEFT JOIN d ON d.group_hash IS g.group_hash\n"                                             \
+    "  GROUP BY g.group_hash;\n"                                                                  \
+    "CREATE " TEMP "VIEW IF NOT EXISTS students AS /* " DM_VIEWS_MARK " */\n"                     \
     "  SELECT s.run_id AS run_id, s.name AS name, s.status AS status, s.seed AS seed,\n"          \
     "         s.loss_type AS loss_type, s.sampler AS sampler, s.nfe AS nfe,\n"                    \
     "         s.final_loss AS final_loss, s.swd AS swd, s.mmd2 AS mmd2,\n"                        \
@@ -144,8 +210,8 @@
 
 static const char metric_info_sql[] = DM_METRIC_INFO_SQL;
 
-static const char views_sql[] = DM_SUMMARY_VIEWS("");
-static const char views_temp_sql[] = DM_SUMMARY_VIEWS("TEMP ");
+static const char views_sql[] = DM_VIEWS("");
+static const char views_temp_sql[] = DM_VIEWS("TEMP ");
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS runs (\n"
@@ -179,32 +245,7 @@ static const char schema_sql[] =
     /* SQLite documents that with max() the bare columns come from the row holding the max. */
     "CREATE VIEW IF NOT EXISTS last_metrics AS\n"
     "  SELECT run_id, key, max(step) AS step, value FROM metrics GROUP BY run_id, key;\n"
-    "CREATE VIEW IF NOT EXISTS group_metrics AS\n"
-    "  WITH v AS (SELECT r.group_hash AS group_hash, l.key AS key, l.value AS value\n"
-    "             FROM last_metrics l JOIN runs r ON r.run_id = l.run_id),\n"
-    "       m AS (SELECT group_hash, key, count(value) AS n, avg(value) AS mean\n"
-    "             FROM v GROUP BY group_hash, key)\n"
-    "  SELECT m.group_hash AS group_hash, m.key AS key, m.n AS n, m.mean AS mean,\n"
-    "         CASE WHEN m.n < 2 THEN NULL\n"
-    "              ELSE sqrt(sum((v.value - m.mean) * (v.value - m.mean)) / (m.n - 1)) END AS std\n"
-    "  FROM m JOIN v ON v.group_hash IS m.group_hash AND v.key = m.key\n"
-    "  GROUP BY m.group_hash, m.key;\n"
-    /* Evals of different sampler settings (e.g. DDIM eta) are different numbers: grouped apart. */
-    "CREATE VIEW IF NOT EXISTS group_evals AS\n"
-    "  WITH v AS (SELECT r.group_hash AS group_hash, e.metric AS metric, e.sampler AS sampler,\n"
-    "                    e.nfe AS nfe, e.settings AS settings, e.value AS value\n"
-    "             FROM evals e JOIN runs r ON r.run_id = e.run_id),\n"
-    "       m AS (SELECT group_hash, metric, sampler, nfe, settings,\n"
-    "                    count(value) AS n, avg(value) AS mean\n"
-    "             FROM v GROUP BY group_hash, metric, sampler, nfe, settings)\n"
-    "  SELECT m.group_hash AS group_hash, m.metric AS metric, m.sampler AS sampler,\n"
-    "         m.nfe AS nfe, m.settings AS settings, m.n AS n, m.mean AS mean,\n"
-    "         CASE WHEN m.n < 2 THEN NULL\n"
-    "              ELSE sqrt(sum((v.value - m.mean) * (v.value - m.mean)) / (m.n - 1)) END AS std\n"
-    "  FROM m JOIN v ON v.group_hash IS m.group_hash AND v.metric = m.metric\n"
-    "               AND v.sampler IS m.sampler AND v.nfe IS m.nfe AND v.settings IS m.settings\n"
-    "  GROUP BY m.group_hash, m.metric, m.sampler, m.nfe, m.settings;\n"
-    DM_SUMMARY_VIEWS("");
+    DM_VIEWS("");
 
 /* ------------------------------------------------------- creation, migrations ---- */
 
@@ -287,23 +328,31 @@ dm_status dm_ix_migrate_schema(dm_index *ix, void *ctx, char *err)
     return st;
 }
 
-/* The summary views (run_summary, group_summary, students) of an index made before them: added
- * for good on a writable connection, as TEMP views on a read-only one. */
+/* The views of an index made before their current version (DM_VIEWS_MARK; or before them):
+ * replaced for good on a writable connection (all of them in one transaction, after checking
+ * again under the write lock that no other process did it meanwhile), shadowed by TEMP views
+ * on a read-only one. */
+static const char views_current_sql[] =
+    "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND name IN (" DM_VIEW_NAMES ") "
+    "AND instr(sql, '" DM_VIEWS_MARK " */') > 0";
+
 dm_status dm_ix_ensure_views(dm_index *ix, void *ctx, char *err)
 {
     const int readonly = ctx != NULL;
     sqlite3_int64 n = 0;
-    dm_status st = dm_ix_query_int(ix, "SELECT count(*) FROM sqlite_master WHERE type = 'view' "
-                                       "AND name IN ('run_summary', 'group_summary', 'students')",
-                                   &n, "looking for the summary views", err);
-    if (st || n == 3)
+    dm_status st = dm_ix_query_int(ix, views_current_sql, &n, "looking for the views", err);
+    if (st || n == 5)
         return st;
     if (readonly)
-        return dm_ix_exec(ix, views_temp_sql, "adding the summary views", err);
+        return dm_ix_exec(ix, views_temp_sql, "adding the views", err);
     if ((st = dm_ix_exec(ix, "BEGIN IMMEDIATE", "starting the views transaction", err)))
         return st;
-    if ((st = dm_ix_exec(ix, views_sql, "adding the summary views", err)) ||
-        (st = dm_ix_exec(ix, "COMMIT", "committing the summary views", err)))
+    if (!(st = dm_ix_query_int(ix, views_current_sql, &n, "looking for the views", err)) && n != 5 &&
+        !(st = dm_ix_exec(ix, "DROP VIEW IF EXISTS students; DROP VIEW IF EXISTS group_summary; "
+                              "DROP VIEW IF EXISTS run_summary; DROP VIEW IF EXISTS group_evals; "
+                              "DROP VIEW IF EXISTS group_metrics;", "replacing the views", err)))
+        st = dm_ix_exec(ix, views_sql, "adding the views", err);
+    if (st || (st = dm_ix_exec(ix, "COMMIT", "committing the views", err)))
         sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
     return st;
 }

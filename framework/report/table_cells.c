@@ -1,143 +1,70 @@
-/* table_cells.c — the pivot: the rows of the two queries grouped into cells by their key values,
- * then filled in C: mean and the two-pass sample standard deviation, as the group views do; the
- * failed runs counted per cell; the best of each column marked. */
+/* table_cells.c — the pivot: the build in order (table_internal.h), and the cells: the values
+ * of one cell grouped by seed, each seed's one value the mean of its repeats, then the mean and
+ * the two-pass sample standard deviation over the seeds, as the group views do; the failed runs
+ * counted per cell; the floor row; the best of each column (table_stats.c). */
 #include "report/table_internal.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
 
-/* ----------------------------------------------------------------------- values ---- */
+/* ---------------------------------------------------------------------- seeds ---- */
 
-/* A key value: NULL, a number (int or real; text is its display) or text; WILD matches any
- * (an eval field of a failed run). */
-enum { KV_NULL, KV_NUM, KV_TEXT, KV_WILD };
-typedef struct kv {
-    int kind;
-    double d;
-    char *s; /* display text (owned); NULL for KV_NULL and KV_WILD */
-} kv;
-
-static int kv_read(kv *k, sqlite3_stmt *s, int c)
+static int val_cmp(const void *a, const void *b)
 {
-    char buf[48];
-    k->s = NULL;
-    k->d = 0;
-    switch (sqlite3_column_type(s, c)) {
-    case SQLITE_NULL: k->kind = KV_NULL; return 0;
-    case SQLITE_INTEGER:
-        k->kind = KV_NUM;
-        k->d = (double)sqlite3_column_int64(s, c);
-        snprintf(buf, sizeof buf, "%lld", (long long)sqlite3_column_int64(s, c));
-        break;
-    case SQLITE_FLOAT:
-        k->kind = KV_NUM;
-        k->d = sqlite3_column_double(s, c);
-        dm_table_format_real(buf, sizeof buf, k->d);
-        break;
-    default: {
-        const char *t = (const char *)sqlite3_column_text(s, c);
-        k->kind = KV_TEXT;
-        return (k->s = dm_strdup(t ? t : "")) ? 0 : -1;
-    }
-    }
-    return (k->s = dm_strdup(buf)) ? 0 : -1;
-}
-
-/* Order: NULL, numbers (by value), text (bytewise). */
-static int kv_cmp(const kv *a, const kv *b)
-{
-    if (a->kind != b->kind)
-        return a->kind < b->kind ? -1 : 1;
-    if (a->kind == KV_NUM) {
-        if (a->d != b->d)
-            return a->d < b->d ? -1 : 1;
-        return strcmp(a->s, b->s);
-    }
-    if (a->kind == KV_TEXT)
-        return strcmp(a->s, b->s);
+    const dm_tval *x = a, *y = b;
+    if (x->cell != y->cell)
+        return x->cell < y->cell ? -1 : 1;
+    if (x->seed != y->seed)
+        return x->seed < y->seed ? -1 : 1;
+    if (x->run != y->run)
+        return x->run < y->run ? -1 : 1;
     return 0;
 }
 
-static int kv_match(const kv *cell, const kv *run)
+void dm_tval_sort(dm_tval *v, size_t n)
 {
-    return run->kind == KV_WILD || kv_cmp(cell, run) == 0;
+    if (n > 1)
+        qsort(v, n, sizeof *v, val_cmp);
 }
 
-/* An axis: distinct tuples of `width` values. */
-typedef struct axis {
-    size_t width, n, cap;
-    kv *v; /* n * width */
-} axis;
-
-static void axis_free(axis *a)
+void dm_table_seeds(const dm_tval *v, size_t n, size_t n_cells, dm_tseed *seeds, size_t *off,
+                    size_t *repeats)
 {
-    for (size_t i = 0; i < a->n * a->width; ++i)
-        dm_free(a->v[i].s);
-    dm_free(a->v);
-}
-
-static int tuple_cmp(const kv *a, const kv *b, size_t w)
-{
-    for (size_t i = 0; i < w; ++i) {
-        int c = kv_cmp(&a[i], &b[i]);
-        if (c)
-            return c;
-    }
-    return 0;
-}
-
-/* The index of tuple t in a (added if new; the axis copies the text). -1 when out of memory. */
-static long axis_find_add(axis *a, const kv *t)
-{
-    for (size_t i = 0; i < a->n; ++i)
-        if (!tuple_cmp(&a->v[i * a->width], t, a->width))
-            return (long)i;
-    if (a->n == a->cap) {
-        size_t nc = a->cap ? 2 * a->cap : 16;
-        kv *p = dm_realloc(a->v, nc * (a->width ? a->width : 1) * sizeof *p);
-        if (!p)
-            return -1;
-        a->v = p;
-        a->cap = nc;
-    }
-    kv *dst = &a->v[a->n * a->width];
-    for (size_t i = 0; i < a->width; ++i) {
-        dst[i] = t[i];
-        if (t[i].s && !(dst[i].s = dm_strdup(t[i].s))) {
-            for (size_t j = 0; j < i; ++j)
-                dm_free(dst[j].s);
-            return -1;
+    size_t m = 0, i = 0;
+    for (size_t k = 0; k < n_cells; ++k) {
+        off[k] = m;
+        repeats[k] = 0;
+        while (i < n && v[i].cell == k) {
+            size_t j = i;
+            double s = 0;
+            while (j < n && v[j].cell == k && v[j].seed == v[i].seed)
+                s += v[j++].v;
+            seeds[m++] = (dm_tseed){v[i].seed, v[i].run, s / (double)(j - i)};
+            repeats[k] += j - i - 1;
+            i = j;
         }
     }
-    return (long)a->n++;
+    off[n_cells] = m;
 }
 
-/* Sorted order of the axis: order[k] = the index of the k-th smallest tuple (insertion sort:
- * axes are short). */
-static size_t *axis_order(const axis *a)
+void dm_table_fill_cell(dm_table_cell *x, const dm_tseed *s, size_t n, dm_table_errbar eb)
 {
-    size_t *o = dm_malloc((a->n ? a->n : 1) * sizeof *o);
-    if (!o)
-        return NULL;
-    for (size_t i = 0; i < a->n; ++i) {
-        size_t j = i;
-        while (j > 0 && tuple_cmp(&a->v[o[j - 1] * a->width], &a->v[i * a->width], a->width) > 0) {
-            o[j] = o[j - 1];
-            --j;
-        }
-        o[j] = i;
-    }
-    return o;
+    double mean = 0, ss = 0;
+    for (size_t i = 0; i < n; ++i)
+        mean += s[i].v;
+    mean = n ? mean / (double)n : NAN;
+    for (size_t i = 0; i < n; ++i)
+        ss += (s[i].v - mean) * (s[i].v - mean);
+    x->n = n;
+    x->mean = mean;
+    x->std = n >= 2 ? sqrt(ss / (double)(n - 1)) : NAN;
+    x->err = eb == DM_TABLE_SEM ? x->std / sqrt((double)n) : x->std;
+    x->p = NAN;
 }
-
-/* One value of a finished run in one cell. */
-typedef struct rec {
-    size_t row, col;
-    double v;
-} rec;
 
 /* ------------------------------------------------------------------------ build ---- */
 
@@ -154,243 +81,197 @@ void dm_table_free(dm_table *t)
         for (size_t i = 0; i < t->n_rows * t->n_row_keys; ++i)
             dm_free(t->row_labels[i]);
     dm_free(t->row_labels);
+    if (t->row_config)
+        for (size_t i = 0; i < t->n_rows; ++i)
+            dm_free(t->row_config[i]);
+    dm_free(t->row_config);
     if (t->col_labels)
         for (size_t i = 0; i < t->n_cols; ++i)
             dm_free(t->col_labels[i]);
     dm_free(t->col_labels);
     dm_free(t->cells);
+    for (size_t i = 0; i < t->n_notes; ++i)
+        dm_free(t->notes[i]);
+    dm_free(t->notes);
     dm_free(t);
 }
 
-static char *label_of(const kv *k)
+static char *label_of(const dm_tkv *k)
 {
-    return dm_strdup(k->kind == KV_NULL ? "(none)" : k->s ? k->s : "");
+    return dm_strdup(k->kind == DM_TKV_NULL ? "(none)" : k->s ? k->s : "");
 }
 
-/* 1 if a is better than b. */
-static int better(double a, double b, int lower)
+/* The table's frame: keys, labels, cells (zeroed), from the groups' rows. */
+static dm_status frame(dm_tctx *c, const size_t *co, dm_table **out, char *err)
 {
-    return lower ? a < b : a > b;
-}
-
-static void mark_best(dm_table *t)
-{
-    if (t->lower_is_better < 0)   /* a descriptive metric: no best */
-        return;
-    for (size_t c = 0; c < t->n_cols; ++c) {
-        dm_table_cell *best = NULL, *second = NULL;
-        for (size_t r = 0; r < t->n_rows; ++r) {
-            dm_table_cell *x = &t->cells[r * t->n_cols + c];
-            if (x->n == 0)
-                continue;
-            if (!best || better(x->mean, best->mean, t->lower_is_better)) {
-                second = best;
-                best = x;
-            } else if (!second || better(x->mean, second->mean, t->lower_is_better)) {
-                second = x;
-            }
-        }
-        if (best && second && best->n >= 2 && second->n >= 2 &&
-            fabs(best->mean - second->mean) > fmax(best->err, second->err))
-            best->best = 1;
+    const size_t nr = c->nr, rows = c->n_frows + (c->d->floor ? 1 : 0), cols = c->cols.n;
+    dm_table *t = dm_calloc(1, sizeof *t);
+    *out = t;
+    if (!t)
+        goto nomem;
+    t->n_rows = rows;
+    t->n_cols = cols;
+    t->n_row_keys = nr;
+    t->has_floor = c->d->floor;
+    t->training = c->training;
+    t->n_multi = c->training ? 0 : c->n_multi;
+    t->agg = c->d->agg;
+    t->errbar = c->d->errbar;
+    if (!(t->metric = dm_strdup(c->d->metric)) || !(t->row_keys = dm_calloc(nr, sizeof *t->row_keys)) ||
+        (c->d->col && !(t->col_key = dm_strdup(c->d->col))) ||
+        !(t->row_labels = dm_calloc(rows * nr, sizeof *t->row_labels)) ||
+        !(t->row_config = dm_calloc(rows, sizeof *t->row_config)) ||
+        !(t->col_labels = dm_calloc(cols, sizeof *t->col_labels)) ||
+        !(t->cells = dm_calloc(rows * cols, sizeof *t->cells)))
+        goto nomem;
+    for (size_t i = 0; i < nr; ++i)
+        if (!(t->row_keys[i] = dm_strdup(c->d->rows[i])))
+            goto nomem;
+    for (size_t k = 0; k < c->n_frows; ++k) {
+        for (size_t i = 0; i < nr; ++i)
+            if (!(t->row_labels[k * nr + i] = label_of(&c->rows.v[c->frows[k].base * nr + i])))
+                goto nomem;
+        if (!(t->row_config[k] = dm_strdup(c->frows[k].label)))
+            goto nomem;
+        t->has_config |= c->frows[k].label[0] != '\0';
     }
+    if (c->d->floor) {
+        for (size_t i = 0; i < nr; ++i)
+            if (!(t->row_labels[(rows - 1) * nr + i] = dm_strdup(i ? "" : "exact (floor)")))
+                goto nomem;
+        if (!(t->row_config[rows - 1] = dm_strdup("floor")))
+            goto nomem;
+    }
+    for (size_t k = 0; k < cols; ++k)
+        if (!(t->col_labels[k] = c->d->col ? label_of(&c->cols.v[co[k]]) : dm_strdup(c->d->metric)))
+            goto nomem;
+    for (size_t k = 0; k < rows * cols; ++k)
+        t->cells[k] = (dm_table_cell){.mean = NAN, .std = NAN, .err = NAN, .p = NAN};
+    return DM_OK;
+nomem:
+    return dm_err(err, DM_E_NOMEM, "out of memory building the table");
+}
+
+/* Cells of the finished runs (one value per seed), marked best; the failed counts. */
+static dm_status fill(dm_tctx *c, dm_table *t, const size_t *crank, char *err)
+{
+    const size_t nc = t->n_cols, n_cells = c->n_frows * nc;
+    dm_tval *v = dm_malloc((c->n_recs ? c->n_recs : 1) * sizeof *v);
+    dm_tseed *seeds = dm_malloc((c->n_recs ? c->n_recs : 1) * sizeof *seeds);
+    size_t *off = dm_malloc((t->n_rows * nc + 1) * sizeof *off);
+    size_t *rep = dm_malloc((n_cells ? n_cells : 1) * sizeof *rep);
+    size_t *frows = dm_malloc((c->n_frows ? c->n_frows : 1) * sizeof *frows);
+    dm_status st = DM_OK;
+    if (!v || !seeds || !off || !rep || !frows) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory building the table");
+        goto out;
+    }
+    for (size_t i = 0; i < c->n_recs; ++i) {
+        const dm_trec *r = &c->recs[i];
+        v[i] = (dm_tval){r->frow * nc + crank[r->col], c->runs[r->run].seed, r->run, r->v};
+    }
+    dm_tval_sort(v, c->n_recs);
+    dm_table_seeds(v, c->n_recs, n_cells, seeds, off, rep);
+    for (size_t k = n_cells; k < t->n_rows * nc; ++k) /* the floor row holds no seeds here */
+        off[k + 1] = off[n_cells];
+    for (size_t k = 0; k < n_cells; ++k) {
+        dm_table_fill_cell(&t->cells[k], seeds + off[k], off[k + 1] - off[k], c->d->errbar);
+        t->cells[k].repeats = rep[k];
+    }
+    for (size_t f = 0; f < c->n_fails; ++f) {
+        const dm_tkv *fk = &c->fails[f * c->nk];
+        long n = dm_table_failed_rows(c, f, frows);
+        for (long j = 0; j < n; ++j)
+            for (size_t col = 0; col < c->cols.n; ++col)
+                if (!c->d->col || dm_tkv_match(&c->cols.v[col], &fk[c->nr]))
+                    t->cells[frows[j] * nc + crank[col]].failed++;
+    }
+    if (c->d->floor &&
+        (st = dm_table_floor_cells(c, t, crank, &t->cells[(t->n_rows - 1) * nc], err)))
+        goto out;
+    dm_table_mark_best(t, seeds, off);
+out:
+    dm_free(v);
+    dm_free(seeds);
+    dm_free(off);
+    dm_free(rep);
+    dm_free(frows);
+    return st;
 }
 
 dm_status dm_table_build(dm_index *ix, const dm_table_def *d, dm_table **out, char *err)
 {
-    sqlite3 *db = dm_index_db(ix);
-    const char *keys[DM_TABLE_MAX_KEYS + 1];
-    size_t nr = (size_t)d->n_rows, nk = 0;
-    int training = 0, rc;
+    dm_tctx c;
     dm_status st;
     sqlite3_stmt *s = NULL;
     char *sql = NULL;
-    axis rows = {.width = nr}, cols = {.width = d->col ? 1 : 0};
-    rec *recs = NULL;
-    size_t n_recs = 0, cap_recs = 0, n_multi = 0;
-    kv *fails = NULL; /* n_fails * nk */
-    size_t n_fails = 0, cap_fails = 0;
     size_t *ro = NULL, *co = NULL, *rrank = NULL, *crank = NULL;
-    kv tuple[DM_TABLE_MAX_KEYS + 1];
     dm_table *t = NULL;
+    int rc;
+    memset(&c, 0, sizeof c);
     *out = NULL;
-
+    c.db = dm_index_db(ix);
+    c.d = d;
     for (int i = 0; i < d->n_rows; ++i)
-        keys[nk++] = d->rows[i];
+        c.keys[c.nk++] = d->rows[i];
+    c.nr = c.nk;
     if (d->col)
-        keys[nk++] = d->col;
-    if ((st = dm_table_check_def(db, d, keys, nk, &training, err)))
+        c.keys[c.nk++] = d->col;
+    c.rows.width = c.nr;
+    c.cols.width = d->col ? 1 : 0;
+    if ((st = dm_table_check_def(c.db, d, c.keys, c.nk, &c.training, err)))
         return st;
-
-    /* Finished runs: one value per (run, cell). */
-    if ((st = dm_table_prep(db, sql = dm_table_finished_sql(d, keys, nk, training), &s, err)))
+    for (size_t i = 0; i < c.nk; ++i)
+        c.kinds[i] = dm_table_key_kind(c.keys[i], c.training);
+    if ((st = dm_table_read(&c, err)))
         goto out;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int bad = 0;
-        for (size_t i = 0; i < nk; ++i)
-            bad |= kv_read(&tuple[i], s, (int)i + 1);
-        long ri = bad ? -1 : axis_find_add(&rows, tuple);
-        long ci = ri < 0 ? -1 : axis_find_add(&cols, tuple + nr);
-        for (size_t i = 0; i < nk; ++i)
-            dm_free(tuple[i].s);
-        if (ci < 0)
-            goto nomem;
-        if (n_recs == cap_recs) {
-            size_t nc = cap_recs ? 2 * cap_recs : 64;
-            rec *p = dm_realloc(recs, nc * sizeof *p);
-            if (!p)
-                goto nomem;
-            recs = p;
-            cap_recs = nc;
-        }
-        if (sqlite3_column_int64(s, (int)nk + 1) > 1)
-            n_multi++;
-        recs[n_recs++] = (rec){(size_t)ri, (size_t)ci, sqlite3_column_double(s, (int)nk + 2)};
-    }
-    if (rc != SQLITE_DONE)
-        goto sqlfail;
-    sqlite3_finalize(s);
-    s = NULL;
-    sqlite3_free(sql);
-
-    /* Failed and diverged runs: their param keys (eval fields match anything). A row or column
-     * of theirs alone is added when every key of it is known. */
-    if ((st = dm_table_prep(db, sql = dm_table_failed_sql(d, keys, nk), &s, err)))
-        goto out;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (n_fails == cap_fails) {
-            size_t nc = cap_fails ? 2 * cap_fails : 16;
-            kv *p = dm_realloc(fails, nc * (nk ? nk : 1) * sizeof *p);
-            if (!p)
-                goto nomem;
-            fails = p;
-            cap_fails = nc;
-        }
-        kv *f = &fails[n_fails * nk];
-        int bad = 0, wild_r = 0, wild_c = 0;
-        for (size_t i = 0; i < nk; ++i) {
-            bad |= kv_read(&f[i], s, (int)i + 1);
-            if (dm_table_is_eval_field(keys[i]) && strcmp(keys[i], "sampler") != 0) {
-                f[i].kind = KV_WILD;
-                *(i < nr ? &wild_r : &wild_c) = 1;
-            }
-        }
-        ++n_fails;
-        if (bad || (!wild_r && axis_find_add(&rows, f) < 0) ||
-            (!wild_c && axis_find_add(&cols, f + nr) < 0))
-            goto nomem;
-    }
-    if (rc != SQLITE_DONE)
-        goto sqlfail;
-    sqlite3_finalize(s);
-    s = NULL;
-    sqlite3_free(sql);
-    sql = NULL;
-
-    if (rows.n == 0 || cols.n == 0) {
+    if (c.rows.n == 0 || c.cols.n == 0) {
         st = dm_err(err, DM_E_NOTFOUND, "table: no finished run%s has a value of '%s'%s (%zu "
                     "failed or diverged)", d->sweep ? " of the sweep" : "", d->metric,
                     d->where || d->n_samplers || d->n_nfes || d->settings
-                        ? " that passes the filters" : "", n_fails);
+                        ? " that passes the filters" : "", c.n_fails);
         goto out;
     }
-
-    /* The table, in sorted order. */
-    if (!(ro = axis_order(&rows)) || !(co = axis_order(&cols)) ||
-        !(rrank = dm_malloc(rows.n * sizeof *rrank)) || !(crank = dm_malloc(cols.n * sizeof *crank)) ||
-        !(t = dm_calloc(1, sizeof *t)))
-        goto nomem;
-    for (size_t k = 0; k < rows.n; ++k)
+    if (!(ro = dm_taxis_order(&c.rows)) || !(co = dm_taxis_order(&c.cols)) ||
+        !(rrank = dm_malloc(c.rows.n * sizeof *rrank)) || !(crank = dm_malloc(c.cols.n * sizeof *crank))) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory building the table");
+        goto out;
+    }
+    for (size_t k = 0; k < c.rows.n; ++k)
         rrank[ro[k]] = k;
-    for (size_t k = 0; k < cols.n; ++k)
+    for (size_t k = 0; k < c.cols.n; ++k)
         crank[co[k]] = k;
-    t->training = training;
-    t->n_multi = training ? 0 : n_multi;
-    t->agg = d->agg;
-    t->errbar = d->errbar;
-    t->n_rows = rows.n;
-    t->n_cols = cols.n;
-    t->n_row_keys = nr;
-    if (!(t->metric = dm_strdup(d->metric)) || !(t->row_keys = dm_calloc(nr, sizeof *t->row_keys)) ||
-        (d->col && !(t->col_key = dm_strdup(d->col))) ||
-        !(t->row_labels = dm_calloc(rows.n * nr, sizeof *t->row_labels)) ||
-        !(t->col_labels = dm_calloc(cols.n, sizeof *t->col_labels)) ||
-        !(t->cells = dm_calloc(rows.n * cols.n, sizeof *t->cells)))
-        goto nomem;
-    for (size_t i = 0; i < nr; ++i)
-        if (!(t->row_keys[i] = dm_strdup(d->rows[i])))
-            goto nomem;
-    for (size_t k = 0; k < rows.n; ++k)
-        for (size_t i = 0; i < nr; ++i)
-            if (!(t->row_labels[k * nr + i] = label_of(&rows.v[ro[k] * nr + i])))
-                goto nomem;
-    for (size_t k = 0; k < cols.n; ++k)
-        if (!(t->col_labels[k] = d->col ? label_of(&cols.v[co[k]]) : dm_strdup(d->metric)))
-            goto nomem;
-
-    /* Mean, then the sum of squared deviations (two passes). */
-    for (size_t i = 0; i < n_recs; ++i) {
-        dm_table_cell *x = &t->cells[rrank[recs[i].row] * t->n_cols + crank[recs[i].col]];
-        x->n++;
-        x->mean += recs[i].v;
-    }
-    for (size_t k = 0; k < rows.n * cols.n; ++k) {
-        dm_table_cell *x = &t->cells[k];
-        x->mean = x->n ? x->mean / (double)x->n : NAN;
-        x->std = 0;
-    }
-    for (size_t i = 0; i < n_recs; ++i) {
-        dm_table_cell *x = &t->cells[rrank[recs[i].row] * t->n_cols + crank[recs[i].col]];
-        x->std += (recs[i].v - x->mean) * (recs[i].v - x->mean);
-    }
-    for (size_t k = 0; k < rows.n * cols.n; ++k) {
-        dm_table_cell *x = &t->cells[k];
-        x->std = x->n >= 2 ? sqrt(x->std / (double)(x->n - 1)) : NAN;
-        x->err = d->errbar == DM_TABLE_SEM ? x->std / sqrt((double)x->n) : x->std;
-    }
-    for (size_t f = 0; f < n_fails; ++f) {
-        const kv *fk = &fails[f * nk];
-        for (size_t r = 0; r < rows.n; ++r) {
-            int m = 1;
-            for (size_t i = 0; i < nr && m; ++i)
-                m = kv_match(&rows.v[r * nr + i], &fk[i]);
-            if (!m)
-                continue;
-            for (size_t c = 0; c < cols.n; ++c)
-                if (!d->col || kv_match(&cols.v[c], &fk[nr]))
-                    t->cells[rrank[r] * t->n_cols + crank[c]].failed++;
-        }
-    }
-
+    if ((st = dm_table_groups(&c, rrank, err)) || (st = frame(&c, co, &t, err)))
+        goto out;
     /* The metric's direction: lower is better unless metric_info says otherwise. */
     t->lower_is_better = 1;
-    if ((st = dm_table_prep(db, sql = sqlite3_mprintf("SELECT lower_is_better FROM metric_info "
-                                                      "WHERE name = %Q", d->metric), &s, err)))
+    if ((st = dm_table_prep(c.db, sql = sqlite3_mprintf("SELECT lower_is_better FROM metric_info "
+                                                        "WHERE name = %Q", d->metric), &s, err)))
         goto out;
     if ((rc = sqlite3_step(s)) == SQLITE_ROW)
         t->lower_is_better = sqlite3_column_int(s, 0) < 0 ? -1 : sqlite3_column_int(s, 0) != 0;
-    else if (rc != SQLITE_DONE)
-        goto sqlfail;
-    mark_best(t);
+    else if (rc != SQLITE_DONE) {
+        st = sqlite3_errcode(c.db) == SQLITE_NOMEM
+                 ? dm_err(err, DM_E_NOMEM, "out of memory running the table's query")
+                 : dm_err(err, DM_E_IO, "table query: %s", sqlite3_errmsg(c.db));
+        goto out;
+    }
+    if ((st = fill(&c, t, crank, err)))
+        goto out;
+    t->notes = c.notes;
+    t->n_notes = c.n_notes;
+    c.notes = NULL;
+    c.n_notes = 0;
     *out = t;
     t = NULL;
-    goto out;
-sqlfail:
-    st = sqlite3_errcode(db) == SQLITE_NOMEM
-             ? dm_err(err, DM_E_NOMEM, "out of memory running the table's query")
-             : dm_err(err, DM_E_IO, "table query: %s", sqlite3_errmsg(db));
-    goto out;
-nomem:
-    st = dm_err(err, DM_E_NOMEM, "out of memory building the table");
 out:
     sqlite3_finalize(s);
     sqlite3_free(sql);
-    axis_free(&rows);
-    axis_free(&cols);
-    for (size_t i = 0; i < n_fails * nk; ++i)
-        dm_free(fails[i].s);
-    dm_free(fails);
-    dm_free(recs);
+    dm_table_groups_free(&c);
+    dm_table_read_free(&c);
+    for (size_t i = 0; i < c.n_notes; ++i)
+        dm_free(c.notes[i]);
+    dm_free(c.notes);
     dm_free(ro);
     dm_free(co);
     dm_free(rrank);

@@ -12,6 +12,7 @@
 
 const char *const dm_table_opt_names[DM_TOPT_COUNT] = {
     "sweep", "rows", "cols", "metric", "where", "agg", "err", "format", "sampler", "nfe", "settings",
+    "merge", "floor",
 };
 const char *const dm_table_agg_names[4] = {"last", "mean", "min", "max"};
 
@@ -45,6 +46,7 @@ void dm_table_def_free(dm_table_def *d)
     dm_free(d->settings);
     clear_list(d->rows, &d->n_rows);
     clear_list(d->samplers, &d->n_samplers);
+    clear_list(d->merges, &d->n_merges);
     for (int i = 0; i < DM_TOPT_COUNT; ++i)
         dm_free(d->origin[i]);
     dm_table_def_init(d);
@@ -143,7 +145,7 @@ dm_status dm_table_def_set(dm_table_def *d, const char *name, const char *value,
             opt = i;
     if (opt < 0)
         return dm_err(err, DM_E_INPUT, "%s: unknown table option '%s' (valid: sweep, rows, cols, "
-                      "metric, where, agg, err, format, sampler, nfe, settings)", origin, name);
+                      "metric, where, agg, err, format, sampler, nfe, settings, merge, floor)", origin, name);
     if (!value)
         value = "";
     char *o = dm_strdup(origin);
@@ -190,6 +192,18 @@ dm_status dm_table_def_set(dm_table_def *d, const char *name, const char *value,
         return set_list(value, d->rows, &d->n_rows, DM_TABLE_MAX_KEYS, origin, err);
     case DM_TOPT_SAMPLER:
         return set_list(value, d->samplers, &d->n_samplers, DM_TABLE_MAX_LIST, origin, err);
+    case DM_TOPT_MERGE:
+        return set_list(value, d->merges, &d->n_merges, DM_TABLE_MAX_KEYS, origin, err);
+    case DM_TOPT_FLOOR: {
+        /* a flag on the command line (--floor), a boolean in a file (floor: true) */
+        static const char *const words[] = {"", "false", "no", "0", "true", "yes", "1"};
+        int k = choice(value, words, 7);
+        if (k < 0)
+            return dm_err(err, DM_E_INPUT, "%s: '%s' is not a boolean (true or false)", origin,
+                          value);
+        d->floor = k >= 4;
+        return DM_OK;
+    }
     case DM_TOPT_NFE: {
         char *items[DM_TABLE_MAX_LIST];
         int n = 0;

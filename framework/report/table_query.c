@@ -23,6 +23,30 @@ int dm_table_is_eval_field(const char *key)
     return settings_field(key) != NULL;
 }
 
+dm_tkey_kind dm_table_key_kind(const char *key, int training)
+{
+    if (!strcmp(key, "sampler") || (!training && !strcmp(key, "sampler.type")))
+        return DM_TKEY_SAMPLER;
+    if (!strcmp(key, "nfe"))
+        return DM_TKEY_NFE;
+    if (!strcmp(key, "settings"))
+        return DM_TKEY_SETTINGS;
+    if (settings_field(key) || (!training && strncmp(key, "sampler.", 8) == 0 && key[8]))
+        return DM_TKEY_FIELD;
+    return DM_TKEY_PARAM;
+}
+
+const char *dm_table_key_field(const char *key)
+{
+    return settings_field(key) ? settings_field(key) : key + 8;
+}
+
+int dm_table_key_wild_for_failed(const char *key, int training)
+{
+    dm_tkey_kind k = dm_table_key_kind(key, training);
+    return k == DM_TKEY_NFE || k == DM_TKEY_SETTINGS || (k == DM_TKEY_FIELD && settings_field(key));
+}
+
 static const char *origin_of(const dm_table_def *d, int opt, char *buf, size_t n)
 {
     if (d->origin[opt])
@@ -156,20 +180,29 @@ dm_status dm_table_check_def(sqlite3 *db, const dm_table_def *d, const char *con
         }
         *training = 1;
     }
-    for (size_t i = 0; i < nk; ++i) {
-        int opt = i + 1 == nk && d->col ? DM_TOPT_COLS : DM_TOPT_ROWS;
+    /* The row and column keys, then the --merge keys. */
+    const char *all[2 * DM_TABLE_MAX_KEYS + 1];
+    size_t na = 0;
+    for (size_t i = 0; i < nk; ++i)
+        all[na++] = keys[i];
+    for (int i = 0; i < d->n_merges; ++i)
+        all[na++] = d->merges[i];
+    for (size_t i = 0; i < na; ++i) {
+        int opt = i >= nk ? DM_TOPT_MERGE : i + 1 == nk && d->col ? DM_TOPT_COLS : DM_TOPT_ROWS;
         for (size_t j = 0; j < i; ++j)
-            if (!strcmp(keys[i], keys[j]))
-                return dm_err(err, DM_E_INPUT, "%s: the key '%s' is given twice (rows and cols "
-                              "must differ)", origin_of(d, opt, ob, sizeof ob), keys[i]);
-        if (dm_table_is_eval_field(keys[i])) {
+            if (!strcmp(all[i], all[j]))
+                return dm_err(err, DM_E_INPUT, "%s: the key '%s' is given twice (%s)",
+                              origin_of(d, opt, ob, sizeof ob), all[i],
+                              i >= nk && j < nk ? "a row or column key is never pooled: it "
+                              "already tells its cells apart" : "rows, cols and merge keys must differ");
+        if (dm_table_is_eval_field(all[i])) {
             if (*training)
                 return dm_err(err, DM_E_INPUT, "%s: '%s' is a field of evals, but '%s' is a "
                               "training series, which has none", origin_of(d, opt, ob, sizeof ob),
-                              keys[i], d->metric);
+                              all[i], d->metric);
             continue;
         }
-        sql = sqlite3_mprintf("SELECT 1 FROM params WHERE key = %Q", keys[i]);
+        sql = sqlite3_mprintf("SELECT 1 FROM params WHERE key = %Q", all[i]);
         if ((e = exists(db, sql, err)) < 0)
             goto fail;
         sqlite3_free(sql);
@@ -177,12 +210,12 @@ dm_status dm_table_check_def(sqlite3 *db, const dm_table_def *d, const char *con
         if (!e) {
             /* Suggest the keys that contain what was typed (steps -> sampler.steps, train.steps). */
             char *like = sqlite3_mprintf("SELECT DISTINCT key FROM params WHERE instr(key, %Q) > 0 "
-                                         "ORDER BY 1 LIMIT 8", keys[i]);
+                                         "ORDER BY 1 LIMIT 8", all[i]);
             list_of(db, like, known, sizeof known);
             sqlite3_free(like);
             return dm_err(err, DM_E_INPUT, "%s: unknown key '%s': neither a param key of a run in "
                           "the index nor one of sampler, nfe, settings, settings.FIELD%s%s%s",
-                          origin_of(d, opt, ob, sizeof ob), keys[i],
+                          origin_of(d, opt, ob, sizeof ob), all[i],
                           *known ? " (did you mean: " : "", known, *known ? ")" : "");
         }
     }
@@ -191,6 +224,10 @@ dm_status dm_table_check_def(sqlite3 *db, const dm_table_def *d, const char *con
         return dm_err(err, DM_E_INPUT, "%s: filters evals, but '%s' is a training series",
                       origin_of(d, opt, ob, sizeof ob), d->metric);
     }
+    if (*training && d->floor)
+        return dm_err(err, DM_E_INPUT, "%s: the floor is the evals of the sampler 'exact' (draws "
+                      "from the data), but '%s' is a training series",
+                      origin_of(d, DM_TOPT_FLOOR, ob, sizeof ob), d->metric);
     return DM_OK;
 fail:
     sqlite3_free(sql);
@@ -209,33 +246,72 @@ static char *finish_str(sqlite3_str *b, int *oom)
     return t ? t : sqlite3_mprintf("%s", "");
 }
 
-/* The key expressions and their joins. A failed run has no evals: its sampler is the one of its
- * spec (sampler.type), its nfe and settings NULL placeholders, read back as wildcards. */
+/* A param of the run r by its key, as a join pK and its value. */
+static void append_param(sqlite3_str *cols, sqlite3_str *joins, const char *key, int k)
+{
+    sqlite3_str_appendf(cols, ", coalesce(p%d.int_value, p%d.real_value, p%d.text_value)", k, k, k);
+    sqlite3_str_appendf(joins, " LEFT JOIN params p%d ON p%d.run_id = r.run_id AND p%d.key = %Q",
+                        k, k, k, key);
+}
+
+/* The key expressions and their joins. A failed run has no evals: its sampler keys are its
+ * spec's (sampler.type, sampler.FIELD), its nfe and settings NULL placeholders that table_read.c
+ * reads back as wildcards. (SQLite's printf has no %zu: the indices are ints.) */
 static void append_keys(sqlite3_str *cols, sqlite3_str *joins, const char *const *keys, size_t nk,
-                        int failed)
+                        int training, int failed)
 {
     for (size_t i = 0; i < nk; ++i) {
-        if (dm_table_is_eval_field(keys[i])) {
-            if (!failed && settings_field(keys[i])) {
-                char *path = sqlite3_mprintf("$.%s", settings_field(keys[i]));
-                sqlite3_str_appendf(cols, ", json_extract(e.settings, %Q)", path ? path : "$");
-                sqlite3_free(path);
-            } else if (!failed)
-                sqlite3_str_appendf(cols, ", e.%s", keys[i]);
-            else if (!strcmp(keys[i], "sampler"))
-                sqlite3_str_appendall(cols, ", (SELECT text_value FROM params WHERE run_id = "
-                                      "r.run_id AND key = 'sampler.type')");
-            else
-                sqlite3_str_appendall(cols, ", NULL");
+        const dm_tkey_kind kind = dm_table_key_kind(keys[i], training);
+        if (kind == DM_TKEY_PARAM) {
+            append_param(cols, joins, keys[i], (int)i);
+        } else if (failed && dm_table_key_wild_for_failed(keys[i], training)) {
+            sqlite3_str_appendall(cols, ", NULL");
+        } else if (failed) { /* sampler.type or sampler.FIELD of the spec */
+            append_param(cols, joins, kind == DM_TKEY_SAMPLER ? "sampler.type" : keys[i], (int)i);
+        } else if (kind == DM_TKEY_FIELD) {
+            char *path = sqlite3_mprintf("$.%s", dm_table_key_field(keys[i]));
+            sqlite3_str_appendf(cols, ", json_extract(e.settings, %Q)", path ? path : "$");
+            sqlite3_free(path);
         } else {
-            /* (SQLite's printf has no %zu) */
-            int k = (int)i;
-            sqlite3_str_appendf(cols, ", coalesce(p%d.int_value, p%d.real_value, p%d.text_value)",
-                                k, k, k);
-            sqlite3_str_appendf(joins, " LEFT JOIN params p%d ON p%d.run_id = r.run_id AND "
-                                "p%d.key = %Q", k, k, k, keys[i]);
+            sqlite3_str_appendf(cols, ", e.%s", kind == DM_TKEY_SAMPLER ? "sampler"
+                                               : kind == DM_TKEY_NFE ? "nfe" : "settings");
         }
     }
+}
+
+/* The eval filters: --sampler (else neither the noise baseline nor the floor), --nfe,
+ * --settings. */
+static void append_eval_filters(sqlite3_str *q, const dm_table_def *d)
+{
+    if (d->n_samplers) {
+        sqlite3_str_appendall(q, " AND e.sampler IN (");
+        for (int i = 0; i < d->n_samplers; ++i)
+            sqlite3_str_appendf(q, "%s%Q", i ? ", " : "", d->samplers[i]);
+        sqlite3_str_appendall(q, ")");
+    } else {
+        sqlite3_str_appendall(q, " AND e.sampler NOT IN ('noise', 'exact')");
+    }
+    if (d->n_nfes) {
+        sqlite3_str_appendall(q, " AND e.nfe IN (");
+        for (int i = 0; i < d->n_nfes; ++i)
+            sqlite3_str_appendf(q, "%s%lld", i ? ", " : "", d->nfes[i]);
+        sqlite3_str_appendall(q, ")");
+    }
+    if (d->settings)
+        sqlite3_str_appendf(q, " AND instr(e.settings, %Q) > 0", d->settings);
+}
+
+/* The text of q with the key columns and joins spliced in, or NULL when out of memory. */
+static char *finish_query(sqlite3_str *q, char *c, char *j, int oom)
+{
+    sqlite3_free(c);
+    sqlite3_free(j);
+    char *sql = finish_str(q, &oom);
+    if (oom || !c || !j) {
+        sqlite3_free(sql);
+        return NULL;
+    }
+    return sql;
 }
 
 char *dm_table_finished_sql(const dm_table_def *d, const char *const *keys, size_t nk, int training)
@@ -244,63 +320,40 @@ char *dm_table_finished_sql(const dm_table_def *d, const char *const *keys, size
                 *joins = sqlite3_str_new(NULL);
     int oom = 0;
     append_sel(q, d, "r.status = 'finished'");
-    append_keys(cols, joins, keys, nk, 0);
+    append_keys(cols, joins, keys, nk, training, 0);
     char *c = finish_str(cols, &oom), *j = finish_str(joins, &oom);
-    /* "last": SQLite takes the bare column from the row that holds the max(). */
-    static const char *const agg_sql[] = {"%s.value, max(%s)", "avg(%s.value)", "min(%s.value)",
-                                          "max(%s.value)"};
-    const char *t = training ? "m" : "e";
-    const char *order = training ? "m.step" : "e.rowid";
-    sqlite3_str_appendf(q, "SELECT r.run_id%s, count(*), ", c);
-    if (d->agg == DM_TABLE_LAST)
-        sqlite3_str_appendf(q, agg_sql[0], t, order);
-    else
-        sqlite3_str_appendf(q, agg_sql[d->agg], t);
     if (training) {
-        sqlite3_str_appendf(q, "\nFROM sel r JOIN metrics m ON m.run_id = r.run_id AND m.key = %Q "
-                            "AND m.value IS NOT NULL", d->metric);
+        /* "last": SQLite takes the bare column from the row that holds the max(). */
+        static const char *const agg_sql[] = {"m.value, max(m.step)", "avg(m.value)",
+                                              "min(m.value)", "max(m.value)"};
+        sqlite3_str_appendf(q, "SELECT r.run_id, r.seed%s, count(*), %s\nFROM sel r JOIN metrics m "
+                            "ON m.run_id = r.run_id AND m.key = %Q AND m.value IS NOT NULL%s\n"
+                            "GROUP BY 1", c ? c : "", agg_sql[d->agg], d->metric, j ? j : "");
+        for (size_t i = 0; i < nk; ++i)
+            sqlite3_str_appendf(q, ", %d", (int)i + 3);
     } else {
-        sqlite3_str_appendf(q, "\nFROM sel r JOIN evals e ON e.run_id = r.run_id AND e.metric = %Q "
-                            "AND e.value IS NOT NULL", d->metric);
-        if (d->n_samplers) {
-            sqlite3_str_appendall(q, " AND e.sampler IN (");
-            for (int i = 0; i < d->n_samplers; ++i)
-                sqlite3_str_appendf(q, "%s%Q", i ? ", " : "", d->samplers[i]);
-            sqlite3_str_appendall(q, ")");
-        } else {
-            sqlite3_str_appendall(q, " AND e.sampler IS NOT 'noise'");
-        }
-        if (d->n_nfes) {
-            sqlite3_str_appendall(q, " AND e.nfe IN (");
-            for (int i = 0; i < d->n_nfes; ++i)
-                sqlite3_str_appendf(q, "%s%lld", i ? ", " : "", d->nfes[i]);
-            sqlite3_str_appendall(q, ")");
-        }
-        if (d->settings)
-            sqlite3_str_appendf(q, " AND instr(e.settings, %Q) > 0", d->settings);
+        /* every eval: table_read.c reduces a run's several evals of one cell by --agg */
+        sqlite3_str_appendf(q, "SELECT r.run_id, r.seed%s, e.sampler, e.settings, e.n_samples, "
+                            "e.value\nFROM sel r JOIN evals e ON e.run_id = r.run_id AND e.metric = "
+                            "%Q AND e.value IS NOT NULL", c ? c : "", d->metric);
+        append_eval_filters(q, d);
+        sqlite3_str_appendf(q, "%s\nORDER BY 1", j ? j : "");
+        for (size_t i = 0; i < nk; ++i)
+            sqlite3_str_appendf(q, ", %d", (int)i + 3);
+        sqlite3_str_appendall(q, ", e.rowid");
     }
-    sqlite3_str_appendf(q, "%s\nGROUP BY 1", j);
-    for (size_t i = 0; i < nk; ++i)
-        sqlite3_str_appendf(q, ", %d", (int)i + 2);
-    sqlite3_free(c);
-    sqlite3_free(j);
-    char *sql = finish_str(q, &oom);
-    if (oom || !c || !j) {
-        sqlite3_free(sql);
-        return NULL;
-    }
-    return sql;
+    return finish_query(q, c, j, oom);
 }
 
-char *dm_table_failed_sql(const dm_table_def *d, const char *const *keys, size_t nk)
+char *dm_table_failed_sql(const dm_table_def *d, const char *const *keys, size_t nk, int training)
 {
     sqlite3_str *q = sqlite3_str_new(NULL), *cols = sqlite3_str_new(NULL),
                 *joins = sqlite3_str_new(NULL);
     int oom = 0;
     append_sel(q, d, "r.status IN ('failed', 'diverged')");
-    append_keys(cols, joins, keys, nk, 1);
+    append_keys(cols, joins, keys, nk, training, 1);
     char *c = finish_str(cols, &oom), *j = finish_str(joins, &oom);
-    sqlite3_str_appendf(q, "SELECT r.run_id%s FROM sel r%s", c, j);
+    sqlite3_str_appendf(q, "SELECT r.run_id, r.seed%s FROM sel r%s", c ? c : "", j ? j : "");
     /* --sampler applies to a failed run's own sampler; --nfe and --settings cannot apply */
     if (d->n_samplers) {
         sqlite3_str_appendall(q, " WHERE (SELECT text_value FROM params WHERE run_id = r.run_id "
@@ -309,12 +362,27 @@ char *dm_table_failed_sql(const dm_table_def *d, const char *const *keys, size_t
             sqlite3_str_appendf(q, "%s%Q", i ? ", " : "", d->samplers[i]);
         sqlite3_str_appendall(q, ")");
     }
-    sqlite3_free(c);
-    sqlite3_free(j);
-    char *sql = finish_str(q, &oom);
-    if (oom || !c || !j) {
-        sqlite3_free(sql);
-        return NULL;
-    }
-    return sql;
+    sqlite3_str_appendall(q, " ORDER BY 1");
+    return finish_query(q, c, j, oom);
+}
+
+char *dm_table_floor_sql(const dm_table_def *d)
+{
+    sqlite3_str *q = sqlite3_str_new(NULL);
+    int oom = 0;
+    append_sel(q, d, "r.status = 'finished'");
+    sqlite3_str_appendf(q, "SELECT r.run_id, r.seed, e.settings, e.n_samples, e.value FROM sel r "
+                        "JOIN evals e ON e.run_id = r.run_id AND e.metric = %Q AND e.sampler = "
+                        "'exact' AND e.value IS NOT NULL ORDER BY 1, e.rowid", d->metric);
+    return finish_str(q, &oom);
+}
+
+char *dm_table_params_sql(const dm_table_def *d)
+{
+    sqlite3_str *q = sqlite3_str_new(NULL);
+    int oom = 0;
+    append_sel(q, d, "r.status IN ('finished', 'failed', 'diverged')");
+    sqlite3_str_appendall(q, "SELECT p.run_id, p.key, p.int_value, p.real_value, p.text_value "
+                             "FROM params p JOIN sel r ON r.run_id = p.run_id ORDER BY 1, 2");
+    return finish_str(q, &oom);
 }

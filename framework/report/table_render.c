@@ -66,8 +66,8 @@ static void put_text(FILE *out, const char *s, dm_table_fmt fmt)
         put_md(out, s);
 }
 
-/* One cell as Markdown or LaTeX: "m ± e (n=N)", bold when best; "—" (or "---") when empty, with
- * "(k failed)". */
+/* One cell as Markdown or LaTeX: "m ± e (n=N, R repeats, F failed)", bold when best; "—" (or
+ * "---") when empty, with "(F failed)". */
 static void put_cell(FILE *out, const dm_table_cell *x, dm_table_fmt fmt)
 {
     const int tex = fmt == DM_TABLE_LATEX;
@@ -83,11 +83,14 @@ static void put_cell(FILE *out, const dm_table_cell *x, dm_table_fmt fmt)
         fprintf(out, "%s%.2g", tex ? " $\\pm$ " : " ± ", x->err);
     fputs(x->best ? (tex ? "}" : "**") : "", out);
     fprintf(out, " (n=%zu", x->n);
+    if (x->repeats)
+        fprintf(out, ", %zu repeat%s", x->repeats, x->repeats == 1 ? "" : "s");
     if (x->failed)
         fprintf(out, ", %zu failed", x->failed);
     fputc(')', out);
 }
 
+/* The legend: what a cell is and what the bold mark means (the test and its level). */
 static void put_caption(FILE *out, const dm_table *t)
 {
     const char *eb = t->errbar == DM_TABLE_SEM ? "sem" : "std";
@@ -96,11 +99,14 @@ static void put_caption(FILE *out, const dm_table *t)
         fprintf(out, " (%s of each run's series)", dm_table_agg_names[t->agg]);
     else if (t->agg != DM_TABLE_LAST)
         fprintf(out, " (%s of each run's matching evals)", dm_table_agg_names[t->agg]);
+    fprintf(out, ": mean ± %s over seeds (n; a seed's repeats are averaged first)", eb);
     if (t->lower_is_better < 0)
-        fprintf(out, ": mean ± %s over runs (n); a description: neither direction is better\n", eb);
+        fputs("; a description: neither direction is better\n", out);
     else
-        fprintf(out, ": mean ± %s over runs (n); %s is better; bold: best of its column by more than "
-                "the %s\n", eb, t->lower_is_better ? "lower" : "higher", eb);
+        fprintf(out, "; %s is better; bold: better than the runner-up of its column by a one-sided "
+                "Welch t-test across seeds (a paired t-test over per-seed differences where both "
+                "cells hold the same runs) at α = %g, never with n < 2\n",
+                t->lower_is_better ? "lower" : "higher", DM_TABLE_ALPHA);
 }
 
 static void write_md(const dm_table *t, FILE *out)
@@ -112,6 +118,8 @@ static void write_md(const dm_table *t, FILE *out)
         put_md(out, t->row_keys[i]);
         fputc(' ', out);
     }
+    if (t->has_config)
+        fputs("| config ", out);
     for (size_t c = 0; c < t->n_cols; ++c) {
         fputs("| ", out);
         if (t->col_key) {
@@ -122,7 +130,7 @@ static void write_md(const dm_table *t, FILE *out)
         fputc(' ', out);
     }
     fputs("|\n", out);
-    for (size_t i = 0; i < t->n_row_keys; ++i)
+    for (size_t i = 0; i < t->n_row_keys + (t->has_config ? 1 : 0); ++i)
         fputs("|---", out);
     for (size_t c = 0; c < t->n_cols; ++c)
         fputs("|---:", out);
@@ -131,6 +139,11 @@ static void write_md(const dm_table *t, FILE *out)
         for (size_t i = 0; i < t->n_row_keys; ++i) {
             fputs("| ", out);
             put_md(out, t->row_labels[r * t->n_row_keys + i]);
+            fputc(' ', out);
+        }
+        if (t->has_config) {
+            fputs("| ", out);
+            put_md(out, t->row_config[r]);
             fputc(' ', out);
         }
         for (size_t c = 0; c < t->n_cols; ++c) {
@@ -144,7 +157,7 @@ static void write_md(const dm_table *t, FILE *out)
 
 static void write_latex(const dm_table *t, FILE *out)
 {
-    const size_t nr = t->n_row_keys;
+    const size_t nr = t->n_row_keys + (t->has_config ? 1 : 0); /* label columns */
     fputs("% ", out);
     put_caption(out, t);
     fputs("\\begin{tabular}{", out);
@@ -162,7 +175,7 @@ static void write_latex(const dm_table *t, FILE *out)
     }
     for (size_t i = 0; i < nr; ++i) {
         fputs(i ? " & " : "", out);
-        put_latex(out, t->row_keys[i]);
+        put_latex(out, i < t->n_row_keys ? t->row_keys[i] : "config");
     }
     for (size_t c = 0; c < t->n_cols; ++c) {
         fputs(" & ", out);
@@ -172,7 +185,8 @@ static void write_latex(const dm_table *t, FILE *out)
     for (size_t r = 0; r < t->n_rows; ++r) {
         for (size_t i = 0; i < nr; ++i) {
             fputs(i ? " & " : "", out);
-            put_text(out, t->row_labels[r * nr + i], DM_TABLE_LATEX);
+            put_text(out, i < t->n_row_keys ? t->row_labels[r * t->n_row_keys + i] : t->row_config[r],
+                     DM_TABLE_LATEX);
         }
         for (size_t c = 0; c < t->n_cols; ++c) {
             fputs(" & ", out);
@@ -202,7 +216,7 @@ static void write_csv(const dm_table *t, FILE *out)
         put_csv(out, t->col_key);
         fputc(',', out);
     }
-    fprintf(out, "mean,%s,n,failed,best\n", t->errbar == DM_TABLE_SEM ? "sem" : "std");
+    fprintf(out, "mean,%s,n,failed,best,repeats,p,config\n", t->errbar == DM_TABLE_SEM ? "sem" : "std");
     for (size_t r = 0; r < t->n_rows; ++r) {
         for (size_t c = 0; c < t->n_cols; ++c) {
             const dm_table_cell *x = &t->cells[r * t->n_cols + c];
@@ -217,7 +231,11 @@ static void write_csv(const dm_table *t, FILE *out)
             put_real(out, x->mean);
             fputc(',', out);
             put_real(out, x->err);
-            fprintf(out, ",%zu,%zu,%d\n", x->n, x->failed, x->best);
+            fprintf(out, ",%zu,%zu,%d,%zu,", x->n, x->failed, x->best, x->repeats);
+            put_real(out, x->p);
+            fputc(',', out);
+            put_csv(out, t->row_config[r]);
+            fputc('\n', out);
         }
     }
 }

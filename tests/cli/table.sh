@@ -25,7 +25,7 @@ index=$(tree_state results)
 
 # Markdown: a caption, a header with the column key, four cells of n = 2 with their std.
 expect_exit 0 "$DIFFLAB" table --rows sampler.type --cols sampler.steps --metric swd
-expect_out '^swd: mean ± std over runs \(n\); lower is better'
+expect_out '^swd: mean ± std over seeds \(n; .*\); lower is better; bold: .*one-sided Welch t-test.* at α = 0.05'
 expect_out '^\| sampler.type \| sampler.steps=5 \| sampler.steps=20 \|$'
 expect_out '^\|---\|---:\|---:\|$'
 expect_out '^\| ddim \| (\*\*)?[0-9.]+ ± [0-9.e-]+(\*\*)? \(n=2\) \| (\*\*)?[0-9.]+ ± [0-9.e-]+(\*\*)? \(n=2\) \|$'
@@ -34,7 +34,7 @@ expect_out '^\| ddpm \| '
 
 # LaTeX booktabs.
 expect_exit 0 "$DIFFLAB" table --rows sampler.type --cols nfe --metric mmd2 --format latex --err sem
-expect_out '^% mmd2: mean ± sem over runs'
+expect_out '^% mmd2: mean ± sem over seeds'
 expect_out '^\\begin\{tabular\}\{lrr\}$'
 expect_out '^\\toprule$' && expect_out '^\\midrule$' && expect_out '^\\bottomrule$'
 expect_out '^ & \\multicolumn\{2\}\{c\}\{nfe\} \\\\$'
@@ -43,8 +43,8 @@ expect_out '^ddim & (\\textbf\{)?-?[0-9.e-]+ \$\\pm\$ [0-9.e-]+\}? \(n=2\) & '
 
 # CSV: one line per cell, full precision; its means agree with group_evals.
 expect_exit 0 "$DIFFLAB" table --rows sampler.type --cols nfe --metric swd --format csv
-expect_out '^sampler.type,nfe,mean,std,n,failed,best$'
-expect_out '^ddpm,20,[0-9.e-]+,[0-9.e-]+,2,0,[01]$'
+expect_out '^sampler.type,nfe,mean,std,n,failed,best,repeats,p,config$'
+expect_out '^ddpm,20,[0-9.e-]+,[0-9.e-]+,2,0,[01],0,[0-9.e-]*,$'
 [ "$(wc -l < "$TMP/out")" -eq 5 ] && pass || fail "CSV is not a header and 4 cells"
 csv_mean=$(sed -n 's/^ddim,5,\([^,]*\),.*/\1/p' "$TMP/out")
 expect_exit 0 "$DIFFLAB" query "SELECT printf('%.12g', g.mean) FROM group_evals g JOIN run_summary s
@@ -55,28 +55,36 @@ awk -v a="$csv_mean" -v b="$(tail -n 1 "$TMP/out")" 'BEGIN { d = a - b; exit !(a
 
 # The definition file in analysis/, overridden on the command line; --sampler and --nfe filters.
 expect_exit 0 "$DIFFLAB" table --def "$SRC/analysis/samplers_by_nfe.yaml" --format csv
-expect_out '^sampler,nfe,mean,std,n,failed,best$' && expect_out '^ddim,5,'
+expect_out '^sampler,nfe,mean,std,n,failed,best,repeats,p,config$' && expect_out '^ddim,5,'
 expect_exit 0 "$DIFFLAB" table --def "$SRC/analysis/samplers_by_nfe.yaml" --sampler ddim --nfe 20 --format csv
-expect_out '^ddim,20,[0-9.e-]+,[0-9.e-]+,2,0,0$'
+expect_out '^ddim,20,[0-9.e-]+,[0-9.e-]+,2,0,0,0,,$'
 [ "$(wc -l < "$TMP/out")" -eq 2 ] && pass || fail "the filters left more than one cell"
-# The noise baseline only when asked for.
+# The noise baseline only when asked for. The 8 runs' baselines are 2 seeds' noise, each the
+# same bits in the 4 runs of its seed (the sampler section does not change the initial noise):
+# n = 2 seeds and 6 repeats (issue 14; it was n = 8).
 expect_exit 0 "$DIFFLAB" table --rows sampler --cols nfe --metric swd --sampler noise --format csv
-expect_out '^noise,0,[0-9.e-]+,[0-9.e-]+,8,0,0$'
+expect_out '^noise,0,[0-9.e-]+,[0-9.e-]+,2,0,0,6,,$'
 # --where on runs r: one seed, n = 1, no error.
 expect_exit 0 "$DIFFLAB" table --rows sampler.type,sampler.steps --metric swd --where "r.seed = 0" --format csv
-expect_out '^sampler.type,sampler.steps,mean,std,n,failed,best$' && expect_out '^ddpm,5,[0-9.e-]+,,1,0,0$'
-# A run sampled again at another NFE: two evals in its sampler.steps cell, reduced by --agg
-# (last: the one recorded last), with a note; nfe as a key keeps them apart.
+expect_out '^sampler.type,sampler.steps,mean,std,n,failed,best,repeats,p,config$' && expect_out '^ddpm,5,[0-9.e-]+,,1,0,0,0,,$'
+# A run sampled again at another NFE: two evals in its one cell when neither nfe nor the steps
+# are keys, reduced by --agg (last: the one recorded last), with a note; nfe as a key keeps them
+# apart, and so does sampler.steps, which with an eval metric is the eval's steps (settings.steps;
+# issue 14: it was the spec's, which filed the 7-step eval under sampler.steps=20).
 id=$("$DIFFLAB" query "SELECT run_id FROM run_summary WHERE sampler = 'ddpm' AND sampler_steps = 20 AND seed = 0" --csv | tail -n 1)
 expect_exit 0 "$DIFFLAB" sample "$id" --steps 7
 v7=$("$DIFFLAB" query "SELECT printf('%.12g', value) FROM evals WHERE run_id = '$id' AND metric = 'swd' AND nfe = 7" --csv | tail -n 1)
-expect_exit 0 "$DIFFLAB" table --rows sampler.type,seed --cols sampler.steps --metric swd --format csv
+expect_exit 0 "$DIFFLAB" table --rows sampler.type --metric swd --where "r.run_id = '$id'" --format csv
 expect_out "note: 1 run had several matching evals"
-awk -F, -v v="$v7" '$1 == "ddpm" && $2 == 0 && $3 == 20 { d = $4 - v; ok = d < 1e-9 && d > -1e-9 } END { exit !ok }' "$TMP/out" \
+awk -F, -v v="$v7" '$1 == "ddpm" { d = $2 - v; ok = d < 1e-9 && d > -1e-9 } END { exit !ok }' "$TMP/out" \
   && pass || fail "--agg last did not take the eval recorded last ($v7)"
+expect_exit 0 "$DIFFLAB" table --rows sampler.type,seed --cols sampler.steps --metric swd --format csv
+grep -q 'note:' "$TMP/out" && fail "a note with sampler.steps as a key" || pass
+awk -F, -v v="$v7" '$1 == "ddpm" && $2 == 0 && $3 == 7 { d = $4 - v; ok = d < 1e-9 && d > -1e-9 } END { exit !ok }' "$TMP/out" \
+  && pass || fail "the 7-step eval is not in column sampler.steps=7 ($v7)"
 expect_exit 0 "$DIFFLAB" table --rows sampler.type,seed --cols nfe --metric swd --format csv
 grep -q 'note:' "$TMP/out" && fail "a note with nfe as a key" || pass
-expect_out '^ddpm,0,7,[0-9.e-]+,,1,0,0$'
+expect_out '^ddpm,0,7,[0-9.e-]+,,1,0,0,0,,$'
 index=$(tree_state results)
 
 # Failed runs and a sweep, written into the index by hand (the sqlite3 shell).
@@ -85,7 +93,8 @@ if command -v sqlite3 >/dev/null; then
     WHERE sampler = 'ddpm' AND sampler_steps = 5); INSERT INTO sweep_runs SELECT 'study', run_id FROM runs
     WHERE run_id IN (SELECT run_id FROM run_summary WHERE sampler = 'ddim')"
   expect_exit 0 "$DIFFLAB" table --rows sampler.type --cols sampler.steps --metric swd
-  expect_out '^\| ddpm \| — \(2 failed\) \| [0-9.]+ ± [0-9.e-]+ \(n=2\) \|$'
+  # (the 7-step eval of ddpm seed 0 has a column of its own: sampler.steps is the eval's steps)
+  expect_out '^\| ddpm \| — \(2 failed\) \| [0-9.]+ \(n=1\) \| [0-9.]+ ± [0-9.e-]+ \(n=2\) \|$'
   expect_exit 0 "$DIFFLAB" table --rows sampler.type --cols sampler.steps --metric swd --sweep study --format csv
   expect_out '^ddim,5,' && expect_out '^ddim,20,'
   [ "$(wc -l < "$TMP/out")" -eq 3 ] && pass || fail "--sweep study kept other runs"
