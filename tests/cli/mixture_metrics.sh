@@ -58,7 +58,11 @@ expect_exit 0 "$DIFFLAB" sample "$id" sampler=exact run.threads=1 eval.batch=7
 v2=$(q "SELECT printf('%.17g', value) FROM evals WHERE run_id = '$id' AND sampler = 'exact' AND metric = 'mmd2_ms'")
 [ -n "$v1" ] && [ "$v1" = "$v2" ] && pass || fail "exact draws changed with threads and batch: '$v1' then '$v2'"
 # A table can show the floor beside the sampler.
-expect_exit 0 "$DIFFLAB" table --rows sampler --metric mode_chi2 && expect_out '\| exact \|' && expect_out '\| ddpm \|'
+# exact is a row when asked for (like noise, it is not a sampler of the run) and the floor with --floor.
+expect_exit 0 "$DIFFLAB" table --rows sampler --metric mode_chi2 --sampler exact,ddpm && expect_out '\| exact \|' &&
+  expect_out '\| ddpm \|'
+expect_exit 0 "$DIFFLAB" table --rows sampler --metric mode_chi2 --floor && expect_out '\| exact \(floor\) \|' &&
+  expect_out '\| ddpm \|'
 
 # Not a mixture: refused with the key named, exit 2, nothing written.
 cat > moons.yaml <<'Y'
