@@ -117,6 +117,28 @@ static inline double exp_bounded(double x)
 
 #define DM_MMD_BLOCK 256 /* columns per block: the distance buffer stays in L1 */
 
+/* dist2[j] = |x - y_{b0 + j}|^2 for j < len, x (d), y given transposed: yt (d, ny); summed over
+ * coordinates in order, so every kernel built on it sees the same distances bit for bit. */
+static inline void block_dist2(const float *x, const double *yt, size_t ny, size_t d, size_t b0, size_t len,
+                               double *dist2)
+{
+    const double x0 = (double)x[0];
+#pragma omp simd
+    for (size_t j = 0; j < len; j++) {
+        double t = yt[b0 + j] - x0;
+        dist2[j] = t * t;
+    }
+    for (size_t k = 1; k < d; k++) {
+        const double *y = yt + k * ny + b0;
+        double xk = (double)x[k];
+#pragma omp simd
+        for (size_t j = 0; j < len; j++) {
+            double t = y[j] - xk;
+            dist2[j] += t * t;
+        }
+    }
+}
+
 /* sum over j in [j0, j1) of exp(-|x - y_j|^2 * c), x (d), y given transposed: yt (d, ny). */
 static double row_sum(const float *x, const double *yt, size_t ny, size_t d, size_t j0, size_t j1, double c)
 {
@@ -127,21 +149,7 @@ static double row_sum(const float *x, const double *yt, size_t ny, size_t d, siz
     const double lim = 708.0 / c; /* -c * lim = -708 up to rounding */
     for (size_t b0 = j0; b0 < j1; b0 += DM_MMD_BLOCK) {
         size_t len = j1 - b0 < DM_MMD_BLOCK ? j1 - b0 : DM_MMD_BLOCK;
-        const double x0 = (double)x[0];
-#pragma omp simd
-        for (size_t j = 0; j < len; j++) {
-            double t = yt[b0 + j] - x0;
-            dist2[j] = t * t;
-        }
-        for (size_t k = 1; k < d; k++) {
-            const double *y = yt + k * ny + b0;
-            double xk = (double)x[k];
-#pragma omp simd
-            for (size_t j = 0; j < len; j++) {
-                double t = y[j] - xk;
-                dist2[j] += t * t;
-            }
-        }
+        block_dist2(x, yt, ny, d, b0, len, dist2);
         /* exp(-708) ~ 3e-308 stands in for smaller kernel values: it changes no sum. */
 #pragma omp simd
         for (size_t j = 0; j < len; j++)
@@ -246,21 +254,7 @@ static void row_sum_multi(const float *x, const double *yt, size_t ny, size_t d,
     _Alignas(64) double clamped[DM_MMD_BLOCK];
     for (size_t b0 = j0; b0 < j1; b0 += DM_MMD_BLOCK) {
         size_t len = j1 - b0 < DM_MMD_BLOCK ? j1 - b0 : DM_MMD_BLOCK;
-        const double x0 = (double)x[0];
-#pragma omp simd
-        for (size_t j = 0; j < len; j++) {
-            double t = yt[b0 + j] - x0;
-            dist2[j] = t * t;
-        }
-        for (size_t k = 1; k < d; k++) {
-            const double *y = yt + k * ny + b0;
-            double xk = (double)x[k];
-#pragma omp simd
-            for (size_t j = 0; j < len; j++) {
-                double t = y[j] - xk;
-                dist2[j] += t * t;
-            }
-        }
+        block_dist2(x, yt, ny, d, b0, len, dist2);
         for (size_t b = 0; b < nh; b++) {
             const double lim = 708.0 / c[b], cb = c[b];
             double a = 0.0;
