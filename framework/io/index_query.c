@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/csv.h"
 #include "io/index.h"
 #include "io/index_internal.h"
 
@@ -31,22 +32,6 @@ static void put_hex(FILE *out, const unsigned char *b, int n)
     for (int i = 0; i < n; ++i)
         fprintf(out, "%02x", b[i]);
     fputc('\'', out);
-}
-
-/* RFC 4180: quote a field holding a comma, quote, CR or LF; double the quotes inside. */
-static void put_csv(FILE *out, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *s; ++s) {
-        if (*s == '"')
-            fputc('"', out);
-        fputc(*s, out);
-    }
-    fputc('"', out);
 }
 
 static void put_json_str(FILE *out, const char *s)
@@ -103,7 +88,7 @@ static void put_value(FILE *out, sqlite3_stmt *s, int c, dm_query_fmt fmt)
         if (fmt == DM_QUERY_JSON)
             put_json_str(out, t ? t : "");
         else
-            put_csv(out, t ? t : "");
+            dm_csv_put(out, t ? t : "");
     }
     }
 }
@@ -313,7 +298,7 @@ dm_status dm_index_query(dm_index *ix, const char *sql, dm_query_fmt fmt, FILE *
             const char *name = sqlite3_column_name(s, c);
             if (c)
                 fputc(',', out);
-            put_csv(out, name ? name : "");
+            dm_csv_put(out, name ? name : "");
         }
         fputc('\n', out);
     }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/csv.h"
+
 /* Shortest "%.*g" that reads back to the same double. */
 void dm_table_format_real(char *buf, size_t n, double v)
 {
@@ -16,21 +18,6 @@ void dm_table_format_real(char *buf, size_t n, double v)
         if (strtod(buf, NULL) == v)
             return;
     }
-}
-
-static void put_csv(FILE *out, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *s; ++s) {
-        if (*s == '"')
-            fputc('"', out);
-        fputc(*s, out);
-    }
-    fputc('"', out);
 }
 
 static void put_latex(FILE *out, const char *s)
@@ -209,11 +196,11 @@ static void put_real(FILE *out, double v)
 static void write_csv(const dm_table *t, FILE *out)
 {
     for (size_t i = 0; i < t->n_row_keys; ++i) {
-        put_csv(out, t->row_keys[i]);
+        dm_csv_put(out, t->row_keys[i]);
         fputc(',', out);
     }
     if (t->col_key) {
-        put_csv(out, t->col_key);
+        dm_csv_put(out, t->col_key);
         fputc(',', out);
     }
     fprintf(out, "mean,%s,n,failed,best,repeats,p,config\n", t->errbar == DM_TABLE_SEM ? "sem" : "std");
@@ -221,11 +208,11 @@ static void write_csv(const dm_table *t, FILE *out)
         for (size_t c = 0; c < t->n_cols; ++c) {
             const dm_table_cell *x = &t->cells[r * t->n_cols + c];
             for (size_t i = 0; i < t->n_row_keys; ++i) {
-                put_csv(out, t->row_labels[r * t->n_row_keys + i]);
+                dm_csv_put(out, t->row_labels[r * t->n_row_keys + i]);
                 fputc(',', out);
             }
             if (t->col_key) {
-                put_csv(out, t->col_labels[c]);
+                dm_csv_put(out, t->col_labels[c]);
                 fputc(',', out);
             }
             put_real(out, x->mean);
@@ -234,7 +221,7 @@ static void write_csv(const dm_table *t, FILE *out)
             fprintf(out, ",%zu,%zu,%d,%zu,", x->n, x->failed, x->best, x->repeats);
             put_real(out, x->p);
             fputc(',', out);
-            put_csv(out, t->row_config[r]);
+            dm_csv_put(out, t->row_config[r]);
             fputc('\n', out);
         }
     }
