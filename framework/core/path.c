@@ -85,3 +85,14 @@ out:
     *len_out = len;
     return DM_OK;
 }
+
+int dm_path_name_ok(const char *s)
+{
+    if (!*s || *s == '.' || strlen(s) >= 128)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+              *s == '-' || *s == '.'))
+            return 0;
+    return 1;
+}

@@ -17,6 +17,12 @@ dm_status dm_path_fmt(char *out, size_t n, char *err, const char *fmt, ...)
  * than max, DM_E_IO if it cannot be read, DM_E_NOMEM; messages name the path. */
 dm_status dm_read_file(const char *path, size_t max, char **text, size_t *len, char *err);
 
+/* A name that becomes one path component (a run's name, a sweep's name): 1 to 127 of the letters,
+ * digits, '_', '-' and '.', not starting with '.' (so never ".", ".." or a hidden file), so it
+ * cannot leave the folder it is put in. */
+int dm_path_name_ok(const char *s);
+#define DM_PATH_NAME_RULE "1 to 127 letters, digits, '_', '-' or '.', not starting with '.'"
+
 /* mkdir -p. */
 dm_status dm_mkdir_p(const char *path, char *err);
 

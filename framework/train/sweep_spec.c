@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/alloc.h"
+#include "core/path.h"
 
 /* A YAML node as flow-style text, to hand to the spec loader as an override value. */
 static void emit_node(FILE *f, const dm_ynode *nd)
@@ -165,17 +166,6 @@ static dm_status parse_zip_group(const dm_ynode *map, dm_sweep_zip *z, char *err
             return dm_sweep_err_at(z->keys[i].where, err, DM_E_INPUT, msg, NULL, NULL);
         }
     return DM_OK;
-}
-
-static int valid_name(const char *s)
-{
-    if (!*s || strlen(s) >= 128)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
-              *s == '-' || *s == '.'))
-            return 0;
-    return 1;
 }
 
 /* seeds: a count n (0..n-1) or a list of seeds, into s (replacing what it held). */
@@ -342,9 +332,9 @@ dm_status dm_sweep_parse(const char *path, dm_sweep_def *s, int quick, char *err
         if (st)
             return st;
     }
-    if (!name || name->kind != DM_Y_SCALAR || !valid_name(name->text))
+    if (!name || name->kind != DM_Y_SCALAR || !dm_path_name_ok(name->text))
         return name ? dm_sweep_err_at(name, err, DM_E_INPUT,
-                                      "name: letters, digits, '_', '-', '.' (at most 127)", NULL, NULL)
+                                      "name: " DM_PATH_NAME_RULE, NULL, NULL)
                     : dm_err(err, DM_E_INPUT, "%s: the sweep needs a name", path);
     if (!base || base->kind != DM_Y_SCALAR || !base->len)
         return base ? dm_sweep_err_at(base, err, DM_E_INPUT, "base: the path of the base spec", NULL, NULL)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/path.h"
 #include "diffusion/ode_ref.h"
 #include "diffusion/samplers.h"
 #include "eval/model_err.h"
@@ -118,9 +119,21 @@ static dm_status check_model_err(const dm_spec *spec, const dm_schedule *sched, 
     return DM_OK;
 }
 
+/* The run's name becomes a folder and a lock file under the results folder (run id
+ * <name>-<hash>-s<seed>): it must not leave it. */
+static dm_status check_name(const dm_spec *spec, char *err)
+{
+    const dm_root_opts *root = dm_spec_opts(spec, "");
+    if (!dm_path_name_ok(root->name))
+        return dm_err(err, DM_E_INPUT, "name: '%s' cannot name a run folder: a run name is " DM_PATH_NAME_RULE,
+                      root->name);
+    return DM_OK;
+}
+
 dm_status dm_trainer_check(const dm_spec *spec, char *err)
 {
-    return locate(spec, check_plugins(spec, err), err);
+    dm_status st = check_name(spec, err);
+    return locate(spec, st ? st : check_plugins(spec, err), err);
 }
 
 static dm_status check_plugins(const dm_spec *spec, char *err)
