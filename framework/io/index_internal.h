@@ -95,4 +95,21 @@ dm_status dm_ix_ensure_views(dm_index *ix, void *ctx, char *err);
 /* dm_ix_op: the program's metric_info rows (writable connections only). */
 dm_status dm_ix_ensure_metric_info(dm_index *ix, void *ctx, char *err);
 
+/* ---- index_guard.c: what `difflab query` may do (read, quickly) ---- */
+
+#define DM_QUERY_SECONDS 10.0                 /* a statement's time limit */
+#define DM_QUERY_MAX_LENGTH (16 * 1024 * 1024) /* the longest string or blob it may make */
+
+typedef struct dm_ix_guard {
+    double seconds, deadline;
+    int old_length;
+    int timed_out;       /* the progress handler stopped the statement */
+    char refused[160];   /* what the authorizer refused, for the message */
+} dm_ix_guard;
+
+/* Install the read-only authorizer, the length limit and the time limit on ix's connection;
+ * dm_ix_guard_end removes them. */
+void dm_ix_guard_begin(dm_index *ix, dm_ix_guard *g);
+void dm_ix_guard_end(dm_index *ix, dm_ix_guard *g);
+
 #endif

@@ -230,7 +230,9 @@ static int step_first(sqlite3_stmt *s, dm_ix_backoff *b)
 
 /* Prepare sql as exactly one statement: trailing whitespace, ';' and comments are fine,
  * a second statement is not (a query must not smuggle in a write). */
-static dm_status prepare_one(dm_index *ix, const char *sql, sqlite3_stmt **s, char *err)
+/* The one statement of sql into *s. With a guard, a first statement its authorizer refuses is
+ * reported as the refusal (a second statement is an error of its own, whatever it does). */
+static dm_status prepare_one(dm_index *ix, const char *sql, sqlite3_stmt **s, const dm_ix_guard *g, char *err)
 {
     const char *tail = NULL;
     dm_ix_backoff b;
@@ -247,6 +249,8 @@ static dm_status prepare_one(dm_index *ix, const char *sql, sqlite3_stmt **s, ch
                           DM_INDEX_RETRY_S);
         if (sqlite3_errcode(ix->db) == SQLITE_NOMEM)
             return dm_err(err, DM_E_NOMEM, "out of memory preparing the query");
+        if (g && g->refused[0])
+            return dm_err(err, DM_E_INPUT, "query: the index is readonly here: %s is refused", g->refused);
         return dm_err(err, DM_E_INPUT, "SQL error: %s", sqlite3_errmsg(ix->db));
     }
     if (!*s)
@@ -278,8 +282,15 @@ dm_status dm_index_query(dm_index *ix, const char *sql, dm_query_fmt fmt, FILE *
     table t = {0};
     size_t rows = 0;
     int rc;
-    if ((st = prepare_one(ix, sql, &s, err)))
+    dm_ix_guard g;
+    dm_ix_guard_begin(ix, &g);
+    if ((st = prepare_one(ix, sql, &s, &g, err)))
         goto out;
+    if (!sqlite3_stmt_readonly(s)) {
+        st = dm_err(err, DM_E_INPUT, "query: the index is readonly here: a statement that would change something "
+                    "is refused");
+        goto out;
+    }
     int ncol = sqlite3_column_count(s);
     if (fmt == DM_QUERY_TABLE && ncol > 0) {
         t.ncol = ncol;
@@ -331,7 +342,11 @@ dm_status dm_index_query(dm_index *ix, const char *sql, dm_query_fmt fmt, FILE *
         ++rows;
     }
     if (rc != SQLITE_DONE) {
-        st = rc == SQLITE_NOMEM ? dm_err(err, DM_E_NOMEM, "out of memory running the query")
+        st = g.timed_out ? dm_err(err, DM_E_INPUT, "query: stopped after %g s (the limit of one query)", g.seconds)
+             : rc == SQLITE_TOOBIG
+                 ? dm_err(err, DM_E_INPUT, "query: a string or blob over %d bytes (the limit of one query)",
+                          DM_QUERY_MAX_LENGTH)
+             : rc == SQLITE_NOMEM ? dm_err(err, DM_E_NOMEM, "out of memory running the query")
              : (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
                  ? dm_err(err, DM_E_IO, "index %s stayed busy for over %d s", ix->path,
                           DM_INDEX_RETRY_S)
@@ -349,6 +364,7 @@ nomem:
     st = dm_err(err, DM_E_NOMEM, "out of memory collecting the query's rows");
 out:
     sqlite3_finalize(s);
+    dm_ix_guard_end(ix, &g);
     table_free(&t);
     return st;
 }
