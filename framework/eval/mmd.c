@@ -117,6 +117,18 @@ static inline double exp_bounded(double x)
 
 #define DM_MMD_BLOCK 256 /* columns per block: the distance buffer stays in L1 */
 
+/* DM_E_NUMERIC naming the first point of a (na, d) or b (nb, d) that is not finite. */
+static dm_status check_finite(const float *a, size_t na, const float *b, size_t nb, size_t d, char *err)
+{
+    for (size_t i = 0; i < na * d; i++)
+        if (!isfinite(a[i]))
+            return dm_err(err, DM_E_NUMERIC, "mmd: point %zu of the first set is not finite", i / d);
+    for (size_t i = 0; i < nb * d; i++)
+        if (!isfinite(b[i]))
+            return dm_err(err, DM_E_NUMERIC, "mmd: point %zu of the second set is not finite", i / d);
+    return DM_OK;
+}
+
 /* dist2[j] = |x - y_{b0 + j}|^2 for j < len, x (d), y given transposed: yt (d, ny); summed over
  * coordinates in order, so every kernel built on it sees the same distances bit for bit. */
 static inline void block_dist2(const float *x, const double *yt, size_t ny, size_t d, size_t b0, size_t len,
@@ -189,16 +201,8 @@ dm_status dm_mmd2_unbiased(const float *a, size_t na, const float *b, size_t nb,
                     h);
         goto out;
     }
-    for (size_t i = 0; i < na * d; i++)
-        if (!isfinite(a[i])) {
-            st = dm_err(err, DM_E_NUMERIC, "mmd: point %zu of the first set is not finite", i / d);
-            goto out;
-        }
-    for (size_t i = 0; i < nb * d; i++)
-        if (!isfinite(b[i])) {
-            st = dm_err(err, DM_E_NUMERIC, "mmd: point %zu of the second set is not finite", i / d);
-            goto out;
-        }
+    if ((st = check_finite(a, na, b, nb, d, err)))
+        goto out;
     /* One block: at (d, na), bt (d, nb), row sums raa (na), rbb (nb), rab (na). */
     block = dm_malloc(((na + nb) * d + 2 * na + nb) * sizeof *block);
     if (!block) {
@@ -284,16 +288,8 @@ dm_status dm_mmd2_unbiased_multi(const float *a, size_t na, const float *b, size
             st = dm_err(err, DM_E_INPUT, "mmd: bandwidth %zu is %g; each must be finite, > 0 and not tiny", q, h[q]);
             goto out;
         }
-    for (size_t i = 0; i < na * d; i++)
-        if (!isfinite(a[i])) {
-            st = dm_err(err, DM_E_NUMERIC, "mmd: point %zu of the first set is not finite", i / d);
-            goto out;
-        }
-    for (size_t i = 0; i < nb * d; i++)
-        if (!isfinite(b[i])) {
-            st = dm_err(err, DM_E_NUMERIC, "mmd: point %zu of the second set is not finite", i / d);
-            goto out;
-        }
+    if ((st = check_finite(a, na, b, nb, d, err)))
+        goto out;
     /* One block: at (d, na), bt (d, nb), kernel constants c (nh), row sums raa (na, nh),
      * rbb (nb, nh), rab (na, nh). */
     block = dm_calloc((na + nb) * d + nh + (2 * na + nb) * nh, sizeof *block);
