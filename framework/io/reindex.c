@@ -9,8 +9,10 @@
  * together identify a version. Then the new file replaces the old one by rename. */
 #include "io/reindex.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,6 +23,7 @@
 #include "core/path.h"
 #include "io/index.h"
 #include "io/runlog.h"
+#include "io/runstore.h"
 #include "io/spec.h"
 
 /* One folder under runs/ and what became of it. */
@@ -44,6 +47,7 @@ typedef struct reindex_ctx {
     const char *results;
     const dm_schema *schema;
     entries list;
+    dm_runfile_vetter vetter; /* one reader child for all the run files */
 } reindex_ctx;
 
 static void entries_free(entries *l)
@@ -233,8 +237,9 @@ static dm_status index_entry(reindex_ctx *c, dm_index *fresh, entry *e, char *er
     e->ino = sb.st_ino;
     e->size = sb.st_size;
     e->mtime = sb.st_mtim;
-    /* dm_runlog_read's messages name the file and say what is wrong with it. */
-    if ((st = dm_runlog_read(h5, &rec, why))) {
+    /* The reader's messages name the file and say what is wrong with it; a file that hangs or
+     * crashes the reader costs its run only (read first in a child with a time limit). */
+    if ((st = dm_runstore_read_file(&c->vetter, h5, &rec, why))) {
         if (st == DM_E_NOMEM)
             return dm_err(err, st, "%s", why);
         return skip(fresh, e, why, err);
@@ -341,11 +346,49 @@ out:
     return st;
 }
 
+/* The temporary index of a reindex that was killed (".index.sqlite.tmp.<pid>" and its SQLite side
+ * files) is removed once its process is gone. The index needs a local file system (flock, WAL),
+ * so whoever builds one runs on this host and kill(pid, 0) says whether it lives; a live pid,
+ * even one reused by another program, keeps its file. Removal is housekeeping: a failure is
+ * reported and the rebuild goes on. */
+static void remove_stale_tmp(const char *results, FILE *report)
+{
+    static const char prefix[] = ".index.sqlite.tmp.";
+    static const char *const side[] = {"", "-wal", "-shm", "-journal"};
+    DIR *d = opendir(results);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *p = de->d_name + sizeof prefix - 1;
+        char *end, path[DM_PATH_SIZE];
+        if (strncmp(de->d_name, prefix, sizeof prefix - 1) != 0 || !isdigit((unsigned char)*p))
+            continue;
+        errno = 0;
+        long pid = strtol(p, &end, 10);
+        size_t k = 0;
+        while (k < sizeof side / sizeof *side && strcmp(end, side[k]) != 0)
+            k++;
+        if (errno || k == sizeof side / sizeof *side || pid <= 0 || (long)(pid_t)pid != pid ||
+            (pid_t)pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH ||
+            dm_path_fmt(path, sizeof path, NULL, "%s/%s", results, de->d_name))
+            continue;
+        if (unlink(path) == 0) {
+            if (report)
+                fprintf(report, "removed %s: left by process %ld, which is gone\n", path, pid);
+        } else if (errno != ENOENT && report) {
+            fprintf(report, "cannot remove %s (left by process %ld, which is gone): %s\n", path, pid,
+                    strerror(errno));
+        }
+    }
+    closedir(d);
+}
+
 dm_status dm_reindex(const char *results, const dm_schema *schema, FILE *report,
                      dm_reindex_stats *stats, char *err)
 {
     char runs[DM_PATH_SIZE], path[DM_PATH_SIZE], tmp[DM_PATH_SIZE];
-    reindex_ctx c = {results, schema, {NULL, 0}};
+    reindex_ctx c = {results, schema, {NULL, 0}, DM_RUNFILE_VETTER_INIT};
     dm_index *fresh = NULL;
     dm_status st;
     stats->n_indexed = stats->n_skipped = 0;
@@ -354,6 +397,7 @@ dm_status dm_reindex(const char *results, const dm_schema *schema, FILE *report,
         (st = dm_path_fmt(tmp, sizeof tmp, err, "%s/.index.sqlite.tmp.%ld", results,
                           (long)getpid())))
         return st;
+    remove_stale_tmp(results, report);
     if ((st = scan(runs, &c.list, err)) || (st = dm_index_create_tmp(tmp, &fresh, err)))
         goto out;
     for (size_t i = 0; i < c.list.n; ++i)
@@ -378,6 +422,7 @@ out:
         dm_index_close(fresh);
         unlink(tmp);
     }
+    dm_runfile_vetter_end(&c.vetter);
     entries_free(&c.list);
     return st;
 }

@@ -72,27 +72,55 @@ int dm_runstore_lock(const char *results, const char *id, FILE *note, char *err)
     return fd;
 }
 
-void dm_runstore_status(const char *h5, char *status, size_t n)
+void dm_runstore_status(const char *h5, char *status, size_t n, char *why)
 {
     struct stat sb;
     status[0] = 0;
+    if (why)
+        why[0] = 0;
     if (stat(h5, &sb) != 0)
         return;
     dm_runrec r;
     char err[DM_ERR_SIZE];
-    if (dm_runlog_read(h5, &r, err) == DM_OK) {
+    if (dm_runstore_read_file(NULL, h5, &r, err) == DM_OK) {
         const char *s = dm_runrec_attr(&r, "status");
         snprintf(status, n, "%s", s ? s : "unknown");
-        dm_runrec_free(&r);
     } else {
         snprintf(status, n, "unreadable");
+        if (why)
+            snprintf(why, DM_ERR_SIZE, "%s", err);
     }
+    dm_runrec_free(&r);
 }
 
 dm_status dm_runstore_read(const char *dir, char *h5, dm_runrec *rec, char *err)
 {
     dm_status st = dm_path_fmt(h5, DM_PATH_SIZE, err, "%s/run.h5", dir);
-    return st ? st : dm_runlog_read(h5, rec, err);
+    if (st) {
+        dm_runrec_init(rec);
+        return st;
+    }
+    return dm_runstore_read_file(NULL, h5, rec, err);
+}
+
+dm_status dm_runstore_read_file(dm_runfile_vetter *v, const char *h5, dm_runrec *rec, char *err)
+{
+    dm_status st = dm_runfile_vet(v, h5, DM_RUNFILE_RUN, err);
+    if (st) {
+        dm_runrec_init(rec); /* as dm_runlog_read leaves it on failure */
+        return st;
+    }
+    return dm_runlog_read(h5, rec, err);
+}
+
+dm_status dm_runstore_read_ckpt(const char *path, dm_ckpt *c, char *err)
+{
+    dm_status st = dm_runfile_vet(NULL, path, DM_RUNFILE_CKPT, err);
+    if (st) {
+        memset(c, 0, sizeof *c); /* as dm_ckpt_read leaves it on failure */
+        return st;
+    }
+    return dm_ckpt_read(path, c, err);
 }
 
 dm_status dm_runstore_spec(const char *h5, const dm_runrec *rec, const dm_schema *schema, int n_over,

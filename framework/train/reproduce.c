@@ -136,7 +136,7 @@ dm_status dm_run_reproduce(const dm_run_cfg *cfg, const char *pat, char *err)
     if (st)
         goto out;
     snprintf(h5b, sizeof h5b, "%s/runs/%s/run.h5", scratch, dm_runrec_attr(&was, "run_id") ? dm_runrec_attr(&was, "run_id") : id);
-    if ((st = dm_runlog_read(h5b, &now, err)))
+    if ((st = dm_runstore_read_file(NULL, h5b, &now, err)))
         goto out;
     warn_attr(cfg->out, &was, &now, "git_commit", "the git commit");
     warn_attr(cfg->out, &was, &now, "cpu", "the CPU model");

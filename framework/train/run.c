@@ -352,7 +352,7 @@ static dm_status resume_run(run_state *rs, char *err)
 {
     dm_status st;
     dm_ckpt c = { 0 };
-    if ((st = dm_runlog_read(rs->h5, &rs->rec, err)))
+    if ((st = dm_runstore_read_file(NULL, rs->h5, &rs->rec, err)))
         return st;
     char origin[PATH_SIZE + 16];
     snprintf(origin, sizeof origin, "%s/config", rs->h5);
@@ -377,7 +377,7 @@ static dm_status resume_run(run_state *rs, char *err)
         return st;
     double wall = 0;
     if (dm_trainer_trains(&rs->tr) && exists(rs->ckpt)) {
-        if ((st = dm_ckpt_read(rs->ckpt, &c, err)) || (st = dm_trainer_restore(&rs->tr, &c, err)))
+        if ((st = dm_runstore_read_ckpt(rs->ckpt, &c, err)) || (st = dm_trainer_restore(&rs->tr, &c, err)))
             goto out;
         const dm_ckpt_entry *a = dm_ckpt_find(&c, "log/sum_loss"), *b = dm_ckpt_find(&c, "log/sum_grad_norm"),
                             *n = dm_ckpt_find(&c, "log/n"), *w = dm_ckpt_find(&c, "log/wall_s");
@@ -442,7 +442,7 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
                            const char *const *overrides, char *err)
 {
     run_state rs = { .cfg = cfg };
-    char hash[65], base_id[200], status[32];
+    char hash[65], base_id[200], status[32], why[DM_ERR_SIZE];
     int lock_fd = -1;
     dm_runrec_init(&rs.rec);
     dm_status st = dm_spec_load_file(&dm_spec_schema, path, n_over, overrides, &rs.spec, err);
@@ -475,7 +475,7 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
     if ((st = dm_path_fmt(rs.dir, sizeof rs.dir, err, "%s/runs/%s", cfg->results, rs.run_id)) ||
         (st = dm_path_fmt(rs.h5, sizeof rs.h5, err, "%s/run.h5", rs.dir)))
         goto out;
-    dm_runstore_status(rs.h5, status, sizeof status);
+    dm_runstore_status(rs.h5, status, sizeof status, why);
     if (cfg->new_repeat) {
         for (int r = 2; exists(rs.dir); r++) {
             snprintf(rs.run_id, sizeof rs.run_id, "%s-r%d", base_id, r);
@@ -485,15 +485,15 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
         if ((st = dm_path_fmt(rs.h5, sizeof rs.h5, err, "%s/run.h5", rs.dir)))
             goto out;
     } else if (strcmp(status, "finished") == 0) {
-        if ((st = dm_runlog_read(rs.h5, &rs.rec, err)))
+        if ((st = dm_runstore_read_file(NULL, rs.h5, &rs.rec, err)))
             goto out;
         fprintf(cfg->out, "already finished (same config and seed; --new makes a fresh repeat)\n");
         print_summary(&rs, cfg->out);
         goto out;
     } else if (strcmp(status, "unreadable") == 0) {
         /* A corrupt or truncated record is evidence: never overwrite it silently. */
-        st = dm_err(err, DM_E_IO, "%s is unreadable (corrupt or truncated); move the folder %s away to run it again, "
-                    "or make a fresh repeat with --new", rs.h5, rs.dir);
+        st = dm_err(err, DM_E_IO, "%s is unreadable: %s; move the folder %s away to run it again, or make a fresh "
+                    "repeat with --new", rs.h5, why, rs.dir);
         goto out;
     } else if (strcmp(status, "interrupted") == 0 || strcmp(status, "running") == 0) {
         /* Interrupted, or died (its lock is ours, so no process runs it): continue it. */
@@ -546,7 +546,7 @@ out:
 dm_status dm_run_resume(const dm_run_cfg *cfg, const char *pat, char *err)
 {
     run_state rs = { .cfg = cfg };
-    char status[32];
+    char status[32], why[DM_ERR_SIZE];
     int lock_fd = -1;
     dm_runrec_init(&rs.rec);
     dm_status st = dm_runstore_find(cfg->results, pat, rs.dir, sizeof rs.dir, rs.run_id, sizeof rs.run_id, err);
@@ -564,9 +564,13 @@ dm_status dm_run_resume(const dm_run_cfg *cfg, const char *pat, char *err)
         (st = dm_path_fmt(rs.ckpt, sizeof rs.ckpt, err, "%s/checkpoint.h5", rs.dir)) ||
         (st = dm_path_fmt(rs.index_path, sizeof rs.index_path, err, "%s/index.sqlite", cfg->results)))
         goto out;
-    dm_runstore_status(rs.h5, status, sizeof status);
+    dm_runstore_status(rs.h5, status, sizeof status, why);
     if (strcmp(status, "finished") == 0) {
         fprintf(cfg->out, "run %s is finished: nothing to resume\n", rs.run_id);
+        goto out;
+    }
+    if (strcmp(status, "unreadable") == 0) {
+        st = dm_err(err, DM_E_IO, "run %s cannot resume: %s", rs.run_id, why);
         goto out;
     }
     if (strcmp(status, "interrupted") != 0 && strcmp(status, "running") != 0) {

@@ -77,7 +77,7 @@ dm_status dm_runref_load(const char *results, const char *id, dm_spec **spec, dm
         goto out;
     *tr_ready = 1;
     if (dm_trainer_trains(tr) &&
-        ((st = dm_path_fmt(ck, sizeof ck, err, "%s/checkpoint.h5", dir)) || (st = dm_ckpt_read(ck, &c, err)) ||
+        ((st = dm_path_fmt(ck, sizeof ck, err, "%s/checkpoint.h5", dir)) || (st = dm_runstore_read_ckpt(ck, &c, err)) ||
          (st = dm_trainer_restore(tr, &c, err))))
         goto out;
 out:

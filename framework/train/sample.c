@@ -135,7 +135,7 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
         goto out;
     tr_ready = 1;
     if (dm_trainer_trains(&tr)) {
-        if ((st = dm_ckpt_read(ck, &ck_data, err)) || (st = dm_trainer_restore(&tr, &ck_data, err)))
+        if ((st = dm_runstore_read_ckpt(ck, &ck_data, err)) || (st = dm_trainer_restore(&tr, &ck_data, err)))
             goto out;
     }
     if (clf_id[0] && (st = dm_guide_attach(cfg->results, clf_id, &tr, &guide, err)))

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "core/status.h"
+#include "io/runfile_vet.h"
 #include "io/runrec.h"
 #include "io/yaml_tree.h"
 
@@ -106,8 +107,9 @@ dm_status dm_sweep_manifest_line(const char *results, const char *name, long wan
 /* ---- the runs' states (sweep_status.c) ---- */
 
 /* The run's status from its files ("" if it has none), and its error message; keep (may be NULL)
- * gets the record when it was read (the caller frees it), else stays empty. */
-void dm_sweep_run_status(const char *results, const char *id, char *status, size_t n, char *msg, size_t nmsg,
+ * gets the record when it was read (the caller frees it), else stays empty. The run file is read
+ * first by v's child (NULL: a child for this file; a loop over the runs keeps one). */
+void dm_sweep_run_status(dm_runfile_vetter *v, const char *results, const char *id, char *status, size_t n, char *msg, size_t nmsg,
                          dm_runrec *keep);
 
 #endif

@@ -28,7 +28,7 @@ dm_status dm_sweep_run_line(const char *results, const char *name, long line, in
         if (strncmp(over[i], "run.", 4) != 0)
             return dm_err(err, DM_E_INPUT, "override '%s': a sweep line takes only run.* keys (the rest is frozen in "
                           "its manifest)", over[i]);
-    dm_sweep_run_status(results, id, status, sizeof status, msg, sizeof msg, NULL);
+    dm_sweep_run_status(NULL, results, id, status, sizeof status, msg, sizeof msg, NULL);
     if (strcmp(status, "finished") == 0 || strcmp(status, "diverged") == 0) {
         fprintf(out, "sweep %s line %ld: run %s is %s\n", name, line, id, status);
         return mark_done(results, name, line, err);

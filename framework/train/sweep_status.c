@@ -20,7 +20,7 @@
 #include "io/spec.h"
 #include "train/schema.h"
 
-void dm_sweep_run_status(const char *results, const char *id, char *status, size_t n, char *msg, size_t nmsg,
+void dm_sweep_run_status(dm_runfile_vetter *v, const char *results, const char *id, char *status, size_t n, char *msg, size_t nmsg,
                          dm_runrec *keep)
 {
     char h5[DM_PATH_SIZE], e[DM_ERR_SIZE];
@@ -31,7 +31,7 @@ void dm_sweep_run_status(const char *results, const char *id, char *status, size
     if (dm_path_fmt(h5, sizeof h5, e, "%s/runs/%s/run.h5", results, id) || access(h5, F_OK) != 0)
         return;
     dm_runrec_init(&rec);
-    if (dm_runlog_read(h5, &rec, e) == DM_OK) {
+    if (dm_runstore_read_file(v, h5, &rec, e) == DM_OK) {
         const char *s = dm_runrec_attr(&rec, "status"), *m = dm_runrec_attr(&rec, "error");
         snprintf(status, n, "%s", s ? s : "unknown");
         if (msg && m)
@@ -113,12 +113,13 @@ dm_status dm_sweep_status(const char *results, const char *name, FILE *out, char
     if (!failed)
         return dm_err(err, DM_E_NOMEM, "out of memory");
     long nf = 0;
+    dm_runfile_vetter vetter = DM_RUNFILE_VETTER_INIT;
     for (long i = 0; i < n && !st; i++) {
         if ((st = dm_sweep_manifest_line(results, name, i, id, sizeof id, NULL, err)))
             break;
         dm_runrec rec;
         dm_runrec_init(&rec);
-        dm_sweep_run_status(results, id, status, sizeof status, msg, sizeof msg, &rec);
+        dm_sweep_run_status(&vetter, results, id, status, sizeof status, msg, sizeof msg, &rec);
         if (dm_runrec_attr(&rec, "run_id"))
             st = sync_run(ix, get, results, name, id, &rec, &n_synced, err);
         dm_runrec_free(&rec);
@@ -150,6 +151,7 @@ dm_status dm_sweep_status(const char *results, const char *name, FILE *out, char
         if (n_synced)
             fprintf(out, "index: %ld run%s brought up to date from the run files\n", n_synced, n_synced == 1 ? "" : "s");
     }
+    dm_runfile_vetter_end(&vetter);
     sqlite3_finalize(get);
     dm_index_close(ix);
     for (long i = 0; i < nf; i++)
@@ -174,6 +176,7 @@ dm_status dm_sweep_unfinished(const char *results, const char *name, long **line
     const char *retry = getenv("RETRY");
     const int retry_failed = retry && strcmp(retry, "1") == 0;
     char id[256], status[32], p[DM_PATH_SIZE];
+    dm_runfile_vetter vetter = DM_RUNFILE_VETTER_INIT;
     for (long i = 0; i < n && !st; i++) {
         if ((st = dm_path_fmt(p, sizeof p, err, "%s/sweeps/%s/done/%ld", results, name, i)))
             break;
@@ -181,7 +184,7 @@ dm_status dm_sweep_unfinished(const char *results, const char *name, long **line
             continue;
         if ((st = dm_sweep_manifest_line(results, name, i, id, sizeof id, NULL, err)))
             break;
-        dm_sweep_run_status(results, id, status, sizeof status, NULL, 0, NULL);
+        dm_sweep_run_status(&vetter, results, id, status, sizeof status, NULL, 0, NULL);
         if (strcmp(status, "finished") == 0 || strcmp(status, "diverged") == 0)
             continue;
         if (strcmp(status, "failed") == 0 && !retry_failed) {   /* as `sweep run`: only with RETRY=1 */
@@ -190,6 +193,7 @@ dm_status dm_sweep_unfinished(const char *results, const char *name, long **line
         }
         l[(*n_lines)++] = i;
     }
+    dm_runfile_vetter_end(&vetter);
     if (st) {
         dm_free(l);
         *n_lines = 0;
