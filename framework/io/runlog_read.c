@@ -207,7 +207,37 @@ out:
 typedef struct rows_ctx {
     dm_runrec *r;
     hid_t mtype; /* the memory row type */
+    hid_t dxpl;  /* the transfer properties of the reads */
 } rows_ctx;
+
+/* Rows are converted (file to memory compound type) through HDF5's conversion and background
+ * buffers, which it allocates and zeroes at their full size for every H5Dread: 1 MiB each by
+ * default, most of the time of reading a small run file (and, in the child that vets a file,
+ * hundreds of page faults per dataset). 64 KiB holds over a thousand rows; a larger dataset is
+ * converted in strips. */
+#define ROWS_BUFFER (64 * 1024)
+
+/* The context of reading /<group>'s rows as mtype (NULL: cannot make the row type), with dxpl
+ * for the conversion buffer; rows_ctx_end closes both. */
+static dm_status rows_ctx_begin(rows_ctx *c, dm_runrec *r, hid_t mtype, const char *group, char *err)
+{
+    c->r = r;
+    c->mtype = mtype;
+    c->dxpl = H5I_INVALID_HID;
+    if (mtype < 0)
+        return dm_h5_err(err, "cannot make the %s row type", group);
+    if ((c->dxpl = H5Pcreate(H5P_DATASET_XFER)) < 0 || H5Pset_buffer(c->dxpl, ROWS_BUFFER, NULL, NULL) < 0)
+        return dm_h5_err(err, "cannot set up reading /%s", group);
+    return DM_OK;
+}
+
+static void rows_ctx_end(rows_ctx *c)
+{
+    if (c->dxpl >= 0)
+        H5Pclose(c->dxpl);
+    if (c->mtype >= 0)
+        H5Tclose(c->mtype);
+}
 
 static dm_status read_metric(hid_t d, hid_t space, const char *name, const hsize_t dims[2],
                              void *ctx, char *err)
@@ -222,7 +252,7 @@ static dm_status read_metric(hid_t d, hid_t space, const char *name, const hsize
         st = dm_err(err, DM_E_NOMEM, "out of memory reading metric '%s'", name);
         goto out;
     }
-    if (m && H5Dread(d, c->mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0) {
+    if (m && H5Dread(d, c->mtype, H5S_ALL, H5S_ALL, c->dxpl, rows) < 0) {
         st = dm_h5_err(err, "reading metric '%s' failed", name);
         goto out;
     }
@@ -250,11 +280,11 @@ out:
 
 static dm_status read_metrics(hid_t file, dm_runrec *r, char *err)
 {
-    rows_ctx c = {r, dm_runlog_metric_type(0)};
-    if (c.mtype < 0)
-        return dm_h5_err(err, "cannot make the metrics row type");
-    dm_status st = each_dataset(file, "metrics", 1, read_metric, &c, err);
-    H5Tclose(c.mtype);
+    rows_ctx c;
+    dm_status st = rows_ctx_begin(&c, r, dm_runlog_metric_type(0), "metrics", err);
+    if (!st)
+        st = each_dataset(file, "metrics", 1, read_metric, &c, err);
+    rows_ctx_end(&c);
     return st;
 }
 
@@ -305,7 +335,7 @@ static dm_status read_eval(hid_t d, hid_t space, const char *name, const hsize_t
         st = dm_err(err, DM_E_NOMEM, "out of memory reading eval '%s'", name);
         goto out;
     }
-    if (m && H5Dread(d, c->mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0) {
+    if (m && H5Dread(d, c->mtype, H5S_ALL, H5S_ALL, c->dxpl, rows) < 0) {
         st = dm_h5_err(err, "reading eval '%s' failed", name);
         goto out;
     }
@@ -321,11 +351,11 @@ out:
 
 static dm_status read_evals(hid_t file, dm_runrec *r, char *err)
 {
-    rows_ctx c = {r, dm_runlog_eval_type()};
-    if (c.mtype < 0)
-        return dm_h5_err(err, "cannot make the eval row type");
-    dm_status st = each_dataset(file, "eval", 1, read_eval, &c, err);
-    H5Tclose(c.mtype);
+    rows_ctx c;
+    dm_status st = rows_ctx_begin(&c, r, dm_runlog_eval_type(), "eval", err);
+    if (!st)
+        st = each_dataset(file, "eval", 1, read_eval, &c, err);
+    rows_ctx_end(&c);
     return st;
 }
 
