@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite: every test in the optimized
-# build, then the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer. It installs
+# build, then every test again under AddressSanitizer + UndefinedBehaviorSanitizer with
+# LeakSanitizer on (the CLI tests train their quality runs shorter there: tests/cli/lib.sh). It installs
 # Slurm's Debian packages too (tests/cli/slurm.sh starts and stops its own daemons; it needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +13,4 @@ cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDIFFLAB_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
-ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$jobs"
