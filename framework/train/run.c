@@ -50,6 +50,7 @@ typedef struct run_state {
     dm_runrec rec;
     dm_trainer tr;
     int tr_ready;
+    int finished;           /* the record says finished: a later failure (the index) leaves it so */
     char teacher_id[256];   /* cd: the teacher run, checked before anything is written */
     dm_teacher teacher;
     char clf_id[256];       /* classifier guidance: the classifier run, checked likewise */
@@ -304,8 +305,15 @@ static dm_status run_body(run_state *rs, char *err)
     if ((st = dm_runrec_set_attr(&rs->rec, "finished", now, err)))
         return st;
     dm_runrec_set_attr(&rs->rec, "error", "", NULL);
-    if ((st = save_record(rs, "finished", err)) || (st = index_run(rs, err)))
+    if ((st = save_record(rs, "finished", err)))
         return st;
+    rs->finished = 1;
+    if ((st = index_run(rs, err))) {
+        char msg[DM_ERR_SIZE];
+        snprintf(msg, sizeof msg, "%s", err);
+        return dm_err(err, st, "%s; run %s finished and is recorded in %s: `difflab reindex` adds it to the "
+                      "index", msg, rs->run_id, rs->h5);
+    }
     print_summary(rs, rs->cfg->out);
     return DM_OK;
 }
@@ -409,10 +417,10 @@ out:
 }
 
 /* A run that stopped on an error other than divergence or a signal (recorded by run_body): mark it
- * failed with its message, keeping err. */
+ * failed with its message, keeping err. A finished record stays finished: only the index missed it. */
 static void record_failure(run_state *rs, dm_status st)
 {
-    if (!st || st == DM_E_NUMERIC || st == DM_E_INTERRUPTED || !rs->tr_ready)
+    if (!st || st == DM_E_NUMERIC || st == DM_E_INTERRUPTED || !rs->tr_ready || rs->finished)
         return;
     dm_runrec_set_attr(&rs->rec, "error", rs->err_msg, NULL);
     if (save_record(rs, "failed", NULL) == DM_OK)
