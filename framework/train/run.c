@@ -428,25 +428,24 @@ out:
 
 /* A finished run (rs->rec read from rs->h5) whose index row says otherwise, or is missing: a kill
  * between run.h5's "finished" and the index update (run_body). Its rows are rewritten from run.h5,
- * with a note. A failure here is a warning, not an error: run.h5 is the record, the run is
- * finished all the same, and `difflab reindex` rebuilds the index. */
+ * with a note. No index file (or one that cannot be opened) is left alone: other commands say
+ * what is wrong with it. A failure here is a warning, not an error: run.h5 is the record, the run
+ * is finished all the same, and `difflab reindex` rebuilds the index. */
 static void repair_index_row(run_state *rs)
 {
     char was[32] = "", err[DM_ERR_SIZE] = "";
     dm_index *ix = NULL;
     dm_spec *spec = NULL;
-    if (index_disabled())
+    if (index_disabled() || dm_index_open(rs->index_path, 1, &ix, err) != DM_OK)
         return;
-    if (dm_index_open(rs->index_path, 1, &ix, err) == DM_OK &&
-        dm_index_run_status(ix, rs->run_id, was, sizeof was, err) == DM_OK && strcmp(was, "finished") == 0) {
-        dm_index_close(ix);
-        return;
-    }
+    dm_status st = dm_index_run_status(ix, rs->run_id, was, sizeof was, err);
     dm_index_close(ix);
     ix = NULL;
+    if (!st && strcmp(was, "finished") == 0)
+        return;
     char abs[PATH_SIZE];
     const char *path = realpath(rs->dir, abs) ? abs : rs->dir;
-    dm_status st = dm_index_open(rs->index_path, 0, &ix, err);
+    st = dm_index_open(rs->index_path, 0, &ix, err);
     if (!st)
         st = dm_runstore_spec(rs->h5, &rs->rec, &dm_spec_schema, 0, NULL, &spec, err);
     if (!st)

@@ -227,7 +227,14 @@ fault_life ckpt:synced:3 $((start + 2 * CE)) checkpoint.h5
 fault_life ckpt:renamed $((start + CE))
 fault_life run:tmp_written:3 $((start + CE)) run.h5
 fault_life run:synced:4 $((start + 2 * CE)) run.h5
+# Only temporary files of processes that no longer exist are removed: one of this shell (alive)
+# stays, one of an ended process goes like those of the killed lives.
+dead=$(sh -c 'echo $$')
+touch "$dir/.checkpoint.h5.tmp.$$" "$dir/.run.h5.tmp.$dead"
+left="$left .run.h5.tmp.$dead"
 fault_life run:renamed:3 $((start + CE))
+[ -e "$dir/.checkpoint.h5.tmp.$$" ] && ! grep -q "tmp\.$$," "$log" && pass || fail "a live process's temporary file was removed"
+rm -f "$dir/.checkpoint.h5.tmp.$$"
 echo "note: the last life resumed at step $start of $STEPS after $kills kills"
 # The last life is killed after run.h5 says finished, before the index is updated; `run` again
 # finds it finished and rewrites its index rows from run.h5.
