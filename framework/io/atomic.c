@@ -71,10 +71,9 @@ static long tmp_pid(const char *name)
     return *end || errno || pid <= 0 || pid != (long)(pid_t)pid ? 0 : pid;
 }
 
-dm_status dm_atomic_clean_stale(const char *dir, FILE *note, int *n_removed, char *err)
+dm_status dm_atomic_clean_stale(const char *dir, FILE *note, char *err)
 {
     dm_status st = DM_OK;
-    int n = 0;
     DIR *d = opendir(dir);
     if (!d)
         return dm_err(err, DM_E_IO, "cannot list %s for stale temporary files: %s", dir, strerror(errno));
@@ -92,7 +91,6 @@ dm_status dm_atomic_clean_stale(const char *dir, FILE *note, int *n_removed, cha
         }
         snprintf(p, len, "%s/%s", dir, e->d_name);
         if (unlink(p) == 0) {
-            n++;
             if (note)
                 fprintf(note, "removed %s, left by a write that process %ld did not finish\n", p, pid);
         } else if (errno != ENOENT) {
@@ -103,8 +101,6 @@ dm_status dm_atomic_clean_stale(const char *dir, FILE *note, int *n_removed, cha
     if (!st && errno)
         st = dm_err(err, DM_E_IO, "cannot list %s for stale temporary files: %s", dir, strerror(errno));
     closedir(d);
-    if (n_removed)
-        *n_removed = n;
     return st;
 }
 

@@ -22,10 +22,10 @@ void dm_atomic_discard(const char *tmp);
 
 /* Remove the temporary files in folder dir that processes which no longer exist left behind (a
  * write cut short by kill -9 or a crash): names ".<name>.tmp.<pid>" whose pid is not a live
- * process on this host. Each removal is reported on note (if not NULL); *n_removed (if not NULL)
- * receives the count. Only for a folder whose writers hold a lock the caller holds too (a run's
- * folder under its run lock), so that no other host writes there meanwhile. */
-dm_status dm_atomic_clean_stale(const char *dir, FILE *note, int *n_removed, char *err);
+ * process on this host. Each removal is reported on note (if not NULL). Only for a folder whose
+ * writers hold a lock the caller holds too (a run's folder under its run lock), so that no
+ * process of another host writes there meanwhile. */
+dm_status dm_atomic_clean_stale(const char *dir, FILE *note, char *err);
 
 /* Write `n` bytes to `path` atomically: for small text files next to the run (markers, PNGs,
  * manifests). */

@@ -370,7 +370,7 @@ static dm_status resume_run(run_state *rs, char *err)
     dm_ckpt c = { 0 };
     /* Temporary files of writes that a killed life did not finish (the files they were to replace
      * are intact); only those of processes that no longer exist. */
-    if ((st = dm_atomic_clean_stale(rs->dir, stderr, NULL, err)) || (st = dm_runlog_read(rs->h5, &rs->rec, err)))
+    if ((st = dm_atomic_clean_stale(rs->dir, stderr, err)) || (st = dm_runlog_read(rs->h5, &rs->rec, err)))
         return st;
     char origin[PATH_SIZE + 16];
     snprintf(origin, sizeof origin, "%s/config", rs->h5);
