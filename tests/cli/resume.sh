@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Crash safety, proven from each life's own log. A run is killed many times and resumed each time;
 # every life's output is kept and checked:
-#   - a life is killed only after it has written a checkpoint past its start (checkpoint.h5's /step
-#     is polled), so every life makes progress;
+#   - a life is killed only after it has written a checkpoint past its start (its log shows the
+#     progress line after which that checkpoint is written; checkpoint.h5's /step is read after
+#     each death), so every life makes progress;
 #   - a resumed life says "resuming at step N" with N the step of the checkpoint its predecessor
 #     left, and its progress lines (run.progress: lines, one every log_every steps) continue from N:
 #     a resume that restarted from step 0, whatever it reports, shows it here;
