@@ -4,7 +4,10 @@
  * LeakSanitizer) a leak — and the operation must succeed once k passes its last allocation. The
  * specs cover the plug-ins with the most set-up: a learned-variance DDPM with importance-sampled
  * t, a consistency-training run with its target network, CD from the analytic teacher, and an
- * analytic model. */
+ * analytic model. The message must name the allocation: "out of memory" (or a module's "cannot
+ * allocate") and what for — never the bare phrase, and never an empty name ('') — and the k-th
+ * failure of one operation must not say the same as every other. */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -58,6 +61,39 @@ static dm_status set_up(const char *text, char *err)
     return st;
 }
 
+/* err names the failed allocation: after "out of memory" or "cannot allocate", a word of four
+ * or more letters says what it was for ("for the spec", "building the YAML tree", "layer
+ * tables"); no quoted name is empty. */
+static int names_allocation(const char *err)
+{
+    static const char *const phrases[] = { "out of memory", "cannot allocate" };
+    const char *p = NULL;
+    for (size_t i = 0; i < 2 && !p; i++)
+        if ((p = strstr(err, phrases[i])))
+            p += strlen(phrases[i]);
+    if (!p || strstr(err, "''"))
+        return 0;
+    for (size_t run = 0; *p; p++) {
+        run = isalpha((unsigned char)*p) ? run + 1 : 0;
+        if (run == 4)
+            return 1;
+    }
+    return 0;
+}
+
+static void test_names_allocation(void **state)
+{
+    (void)state;
+    assert_true(names_allocation("out of memory for the spec"));
+    assert_true(names_allocation("<faults>: out of memory building the YAML tree"));
+    assert_true(names_allocation("mlp: cannot allocate layer tables (3 layers)"));
+    assert_false(names_allocation("out of memory"));
+    assert_false(names_allocation("spec.yaml: out of memory"));
+    assert_false(names_allocation("out of memory for a"));
+    assert_false(names_allocation("out of memory for the options of ''"));
+    assert_false(names_allocation("the spec could not be loaded"));
+}
+
 static void test_every_allocation_fails_cleanly(void **state)
 {
     (void)state;
@@ -65,6 +101,8 @@ static void test_every_allocation_fails_cleanly(void **state)
     for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
         assert_int_equal(set_up(specs[s], err), DM_OK);
         long failures = 0, k;
+        char first[DM_ERR_SIZE] = "";
+        int all_same = 1;
         for (k = 1; k < 100000; k++) {
             err[0] = 0;
             dm_alloc_fail_at(k);
@@ -76,17 +114,24 @@ static void test_every_allocation_fails_cleanly(void **state)
             }
             if (st != DM_E_NOMEM)
                 fail_msg("spec %zu, allocation %ld: status %d (%s), want DM_E_NOMEM", s, k, (int)st, err);
-            assert_true(strlen(err) > 0);
+            if (!names_allocation(err))
+                fail_msg("spec %zu, allocation %ld: the message does not name the allocation: '%s'", s, k, err);
+            if (k == 1)
+                snprintf(first, sizeof first, "%s", err);
+            else if (strcmp(err, first) != 0)
+                all_same = 0;
             failures++;
         }
-        print_message("spec %zu: %ld allocations, each failure a clean DM_E_NOMEM\n", s, failures);
+        print_message("spec %zu: %ld allocations, each failure a clean DM_E_NOMEM naming it\n", s, failures);
         assert_true(failures > 20);
+        assert_false(all_same);   /* a message that names nothing in particular says the same every time */
     }
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names_allocation),
         cmocka_unit_test(test_every_allocation_fails_cleanly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,6 +31,33 @@ void dm_ddpm_step_full(const dm_schedule *s, int t, dm_ddpm_step *c)
     dm_ddpm_step_at(s, t, t - 1, t + 1 < s->T ? t + 1 : -1, c);
 }
 
+void dm_ddpm_ancestral_at(const dm_schedule *s, int t, int tp, int t_up, int variance,
+                          dm_ddpm_ancestral *a)
+{
+    dm_ddpm_step_at(s, t, tp, t_up, &a->c);
+    const double beta = a->c.beta, var = variance == DM_VAR_BETA ? beta : a->c.beta_tilde;
+    a->variance = variance;
+    a->noisy = tp >= 0;
+    a->c_eps = (float)(beta / sqrt(1.0 - dm_schedule_abar(s, t)));
+    a->c_mean = (float)(1.0 / sqrt(1.0 - beta));
+    a->sd = a->noisy ? (float)sqrt(var) : 0.0f;
+}
+
+void dm_ddpm_ancestral_row(const dm_ddpm_ancestral *a, size_t d, float *x, const float *eps,
+                           const float *v, dm_rng *rng)
+{
+    const int learned = a->variance == DM_VAR_LEARNED;
+    for (size_t j = 0; j < d; j++) {
+        float xn = a->c_mean * (x[j] - a->c_eps * eps[j]);
+        if (learned && a->noisy)
+            xn += (float)exp(0.5 * dm_ddpm_logvar(&a->c, DM_VAR_LEARNED, v[j])) *
+                  (float)dm_rng_normal(rng);
+        else if (a->sd > 0.0f)
+            xn += a->sd * (float)dm_rng_normal(rng);
+        x[j] = xn;
+    }
+}
+
 double dm_gauss_kl(double m1, double lv1, double m2, double lv2, double *d_m2, double *d_lv2)
 {
     const double dm = m1 - m2, ir = exp(-lv2), q = exp(lv1 - lv2);

@@ -52,6 +52,30 @@ static inline double dm_ddpm_logvar(const dm_ddpm_step *c, int mode, double v)
     }
 }
 
+/* The ancestral step of the ddpm sampler (Ho et al. 2020, Algorithm 2, line 4; FORMULAS.md "DDPM
+ * posterior") from grid point t to t' < t:
+ *   x_t' = (x_t - beta / sqrt(1 - abar_t) eps_hat) / sqrt(1 - beta) + sigma z,  z ~ N(0, I),
+ * whose mean is mu~ = c_x0 x0_hat + c_xt x_t written in eps form, with sigma^2 = beta ("beta"),
+ * beta~ ("beta_tilde") or per coordinate exp(dm_ddpm_logvar(learned, v)), and z = 0 on the step
+ * onto clean data (t' = -1): that step returns x0_hat. */
+typedef struct dm_ddpm_ancestral {
+    dm_ddpm_step c;
+    int variance;          /* DM_VAR_* */
+    int noisy;             /* 0 on the step onto clean data */
+    float c_mean, c_eps;   /* 1 / sqrt(1 - beta), beta / sqrt(1 - abar_t) */
+    float sd;              /* sigma of the fixed variances; 0 when !noisy */
+} dm_ddpm_ancestral;
+
+/* The step t -> t' (t_up as for dm_ddpm_step_at) with the variance mode DM_VAR_*. */
+void dm_ddpm_ancestral_at(const dm_schedule *s, int t, int tp, int t_up, int variance,
+                          dm_ddpm_ancestral *a);
+
+/* The step on one sample: x (d) holds x_t and receives x_t'; eps (d) is eps_hat(x_t, t); v (d) the
+ * learned fraction (read only with DM_VAR_LEARNED; may be NULL otherwise). The noise is d draws
+ * of rng in coordinate order, none when !noisy. */
+void dm_ddpm_ancestral_row(const dm_ddpm_ancestral *a, size_t d, float *x, const float *eps,
+                           const float *v, dm_rng *rng);
+
 /* One coordinate: KL(N(m1, e^lv1) || N(m2, e^lv2)) in nats, and its derivatives with respect to
  * m2 and lv2 (either pointer may be NULL). */
 double dm_gauss_kl(double m1, double lv1, double m2, double lv2, double *d_m2, double *d_lv2);

@@ -9,7 +9,8 @@
  * beta_tilde = (1 - abar_t') / (1 - abar_t) beta ("beta_tilde"), or per coordinate the model's
  * learned interpolation exp(v log beta + (1 - v) log beta_tilde) ("learned", improved DDPM; on a
  * respaced grid between the respaced beta and beta_tilde, as improved-diffusion). No noise is added
- * on the last step. */
+ * on the last step. The step itself is dm_ddpm_ancestral_row (diffusion/ddpm_step.h), which
+ * tests/test_ddpm_step.c checks draw by draw. */
 #include <math.h>
 #include <stddef.h>
 
@@ -57,14 +58,9 @@ static dm_status sample(const void *opts, const dm_denoiser *den, const dm_sched
     dm_sampler_init_noise(s, n, d, rngs, x);
 
     for (int k = 0; k < steps; k++) {
-        const int t = (int)ts[k], tp = (int)ts[k + 1];
-        dm_ddpm_step c;
-        dm_ddpm_step_at(s, t, tp, k > 0 ? (int)ts[k - 1] : -1, &c);
-        const double beta = c.beta, var = o->variance == DM_VAR_BETA ? beta : c.beta_tilde;
-        const float c_eps = (float)(beta / sqrt(1.0 - dm_schedule_abar(s, t)));
-        const float c_mean = (float)(1.0 / sqrt(1.0 - beta));
-        const int noisy = tp >= 0;
-        const float sd = noisy ? (float)sqrt(var) : 0.0f;
+        const int t = (int)ts[k];
+        dm_ddpm_ancestral a;
+        dm_ddpm_ancestral_at(s, t, (int)ts[k + 1], k > 0 ? (int)ts[k - 1] : -1, o->variance, &a);
         if (v)
             st = dm_denoise_all_var(den, n, x, t, tbuf, eps, v, err);
         else
@@ -73,18 +69,8 @@ static dm_status sample(const void *opts, const dm_denoiser *den, const dm_sched
             goto out;
         /* Each row draws from its own stream: the result is independent of the thread count. */
 #pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            for (size_t j = 0; j < d; j++) {
-                const size_t q = i * d + j;
-                float xn = c_mean * (x[q] - c_eps * eps[q]);
-                if (v && noisy)
-                    xn += (float)exp(0.5 * dm_ddpm_logvar(&c, DM_VAR_LEARNED, v[q])) *
-                          (float)dm_rng_normal(&rngs[i]);
-                else if (sd > 0.0f)
-                    xn += sd * (float)dm_rng_normal(&rngs[i]);
-                x[q] = xn;
-            }
-        }
+        for (size_t i = 0; i < n; i++)
+            dm_ddpm_ancestral_row(&a, d, x + i * d, eps + i * d, v ? v + i * d : NULL, &rngs[i]);
     }
 out:
     dm_free(ts);

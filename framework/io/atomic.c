@@ -1,13 +1,18 @@
 #include "io/atomic.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/fault.h"
 
 /* The folder part of path ("." for a bare name), allocated. */
 static char *folder_of(const char *path)
@@ -47,6 +52,58 @@ void dm_atomic_discard(const char *tmp)
         unlink(tmp);
 }
 
+/* The pid of a temporary file's name ".<name>.tmp.<pid>", or 0 if the name is not one. */
+static long tmp_pid(const char *name)
+{
+    const char *t = NULL;
+    if (name[0] != '.')
+        return 0;
+    for (const char *s = strstr(name + 2, ".tmp."); s; s = strstr(s + 1, ".tmp."))
+        t = s;   /* the last ".tmp.", after a name of at least one character */
+    if (!t)
+        return 0;
+    const char *d = t + 5;
+    char *end = NULL;
+    if (*d < '1' || *d > '9')
+        return 0;
+    errno = 0;
+    long pid = strtol(d, &end, 10);
+    return *end || errno || pid <= 0 || pid != (long)(pid_t)pid ? 0 : pid;
+}
+
+dm_status dm_atomic_clean_stale(const char *dir, FILE *note, char *err)
+{
+    dm_status st = DM_OK;
+    DIR *d = opendir(dir);
+    if (!d)
+        return dm_err(err, DM_E_IO, "cannot list %s for stale temporary files: %s", dir, strerror(errno));
+    const struct dirent *e;
+    while (!st && (errno = 0, e = readdir(d))) {
+        long pid = tmp_pid(e->d_name);
+        /* kill(pid, 0) fails with ESRCH only when no such process exists (EPERM: it exists). */
+        if (!pid || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        char *p = dm_malloc(len);
+        if (!p) {
+            st = dm_err(err, DM_E_NOMEM, "out of memory cleaning %s", dir);
+            break;
+        }
+        snprintf(p, len, "%s/%s", dir, e->d_name);
+        if (unlink(p) == 0) {
+            if (note)
+                fprintf(note, "removed %s, left by a write that process %ld did not finish\n", p, pid);
+        } else if (errno != ENOENT) {
+            st = dm_err(err, DM_E_IO, "cannot remove the stale temporary file %s: %s", p, strerror(errno));
+        }
+        dm_free(p);
+    }
+    if (!st && errno)
+        st = dm_err(err, DM_E_IO, "cannot list %s for stale temporary files: %s", dir, strerror(errno));
+    closedir(d);
+    return st;
+}
+
 int dm_fsync_path(const char *p, int flags)
 {
     int fd;
@@ -62,10 +119,11 @@ int dm_fsync_path(const char *p, int flags)
     return rc;
 }
 
-dm_status dm_atomic_commit(const char *tmp, const char *path, char *err)
+dm_status dm_atomic_commit(const char *tmp, const char *path, const char *fault, char *err)
 {
     dm_status st = DM_OK;
     char *dir = NULL;
+    dm_fault_point(fault, "tmp_written");
     if (dm_fsync_path(tmp, O_RDONLY) != 0) {
         st = dm_err(err, DM_E_IO, "%s: fsync of the temporary file %s failed: %s", path, tmp,
                     strerror(errno));
@@ -78,12 +136,14 @@ dm_status dm_atomic_commit(const char *tmp, const char *path, char *err)
         dm_atomic_discard(tmp);
         goto out;
     }
+    dm_fault_point(fault, "synced");
     if (rename(tmp, path) != 0) {
         st = dm_err(err, DM_E_IO, "%s: rename of the temporary file failed: %s", path,
                     strerror(errno));
         dm_atomic_discard(tmp);
         goto out;
     }
+    dm_fault_point(fault, "renamed");
     /* Some file systems cannot fsync a folder (EINVAL): the rename is then as durable as that
      * file system makes it, which is all we can do. */
     if (dm_fsync_path(dir, O_RDONLY | O_DIRECTORY) != 0 && errno != EINVAL && errno != ENOTSUP)
@@ -131,7 +191,7 @@ dm_status dm_write_file_atomic(const char *path, const void *data, size_t n, cha
         st = dm_err(err, DM_E_IO, "cannot write %s: close failed: %s", path, strerror(errno));
         goto out;
     }
-    st = dm_atomic_commit(tmp, path, err);
+    st = dm_atomic_commit(tmp, path, NULL, err);
     if (st)
         goto out;
 out:

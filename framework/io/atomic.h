@@ -6,16 +6,26 @@
 #define DM_IO_ATOMIC_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "core/status.h"
 
 /* The temporary name for replacing path: "<folder>/.<name>.tmp.<pid>" (caller frees, dm_free). */
 dm_status dm_atomic_tmp_path(const char *path, char **tmp, char *err);
 /* fsync the finished temporary file, rename it over path, fsync the folder. On failure before
- * the rename the temporary file is removed and path is untouched. Messages name path. */
-dm_status dm_atomic_commit(const char *tmp, const char *path, char *err);
+ * the rename the temporary file is removed and path is untouched. Messages name path. fault, if
+ * not NULL, is the site of the crash points passed on the way (core/fault.h): <fault>:tmp_written
+ * before the fsync, <fault>:synced before the rename, <fault>:renamed before the folder's fsync. */
+dm_status dm_atomic_commit(const char *tmp, const char *path, const char *fault, char *err);
 /* Remove a temporary file after a failed write (missing is fine). */
 void dm_atomic_discard(const char *tmp);
+
+/* Remove the temporary files in folder dir that processes which no longer exist left behind (a
+ * write cut short by kill -9 or a crash): names ".<name>.tmp.<pid>" whose pid is not a live
+ * process on this host. Each removal is reported on note (if not NULL). Only for a folder whose
+ * writers hold a lock the caller holds too (a run's folder under its run lock), so that no
+ * process of another host writes there meanwhile. */
+dm_status dm_atomic_clean_stale(const char *dir, FILE *note, char *err);
 
 /* Write `n` bytes to `path` atomically: for small text files next to the run (markers, PNGs,
  * manifests). */

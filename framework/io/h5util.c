@@ -437,7 +437,7 @@ out:
     return st;
 }
 
-dm_status dm_h5_write_file(const char *path, const char *kind, dm_h5_fill_fn fill,
+dm_status dm_h5_write_file(const char *path, const char *kind, const char *fault, dm_h5_fill_fn fill,
                            const void *what, char *err)
 {
     dm_status st = DM_OK;
@@ -462,7 +462,7 @@ dm_status dm_h5_write_file(const char *path, const char *kind, dm_h5_fill_fn fil
         goto out;
     }
     committed = 1; /* from here on messages come from dm_atomic_commit and name path */
-    st = dm_atomic_commit(tmp, path, err);
+    st = dm_atomic_commit(tmp, path, fault, err);
 out:
     if (file >= 0)
         H5Fclose(file);

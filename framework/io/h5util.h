@@ -67,9 +67,10 @@ dm_status dm_h5_write_dataset(hid_t loc, const char *name, hid_t lcpl, hid_t fty
 
 /* Write a new HDF5 file at path atomically (atomic.c): fill writes its contents into a fresh
  * temporary file, which is then flushed, closed and committed. HDF5's error printing is silenced
- * meanwhile. Failures before the commit are prefixed "cannot write <kind> <path>". */
+ * meanwhile. Failures before the commit are prefixed "cannot write <kind> <path>". fault names
+ * the commit's crash points for tests (dm_atomic_commit), or is NULL. */
 typedef dm_status (*dm_h5_fill_fn)(hid_t file, const void *what, char *err);
-dm_status dm_h5_write_file(const char *path, const char *kind, dm_h5_fill_fn fill,
+dm_status dm_h5_write_file(const char *path, const char *kind, const char *fault, dm_h5_fill_fn fill,
                            const void *what, char *err);
 
 /* The end of reading a file opened with dm_h5_open: close it (if open) and turn a failure st into

@@ -44,6 +44,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -97,6 +98,10 @@ dm_status dm_ix_sql_err(dm_index *ix, char *err, const char *what)
     if (dm_ix_retryable(rc))
         return dm_err(err, DM_E_IO, "index %s: %s failed: the index stayed busy (other processes "
                       "writing to it) for over %d s", ix->path, what, DM_INDEX_RETRY_S);
+    /* A read-only file or file system: say which (SQLite says only "readonly database"). */
+    if ((rc & 0xff) == SQLITE_READONLY && access(ix->path, W_OK) != 0)
+        return dm_err(err, DM_E_IO, "index %s: %s failed: %s (%s)", ix->path, what,
+                      sqlite3_errmsg(ix->db), strerror(errno));
     return dm_err(err, DM_E_IO, "index %s: %s failed: %s", ix->path, what, sqlite3_errmsg(ix->db));
 }
 
@@ -203,6 +208,73 @@ static dm_status set_wal(dm_index *ix, void *ctx, char *err)
                            err);
 }
 
+/* The size of path's -wal file into *len (0 if there is none); -1 if it cannot be told. */
+static int wal_len(const char *path, off_t *len)
+{
+    char wal[DM_PATH_SIZE];
+    struct stat sb;
+    *len = 0;
+    if (snprintf(wal, sizeof wal, "%s-wal", path) >= (int)sizeof wal)
+        return -1;
+    if (stat(wal, &sb) != 0)
+        return errno == ENOENT ? 0 : -1;
+    *len = sb.st_size;
+    return 0;
+}
+
+/* A byte a "file:" URI may hold as it is. */
+static int uri_plain(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("/._~-", c));
+}
+
+/* A reader on a read-only file system (a results folder shared read-only, a read-only bind
+ * mount): SQLite opens a WAL index only with its -shm file, which the last writer removed on
+ * closing and which cannot be made there (SQLITE_CANTOPEN). Without a -wal file, or with an empty
+ * one, every committed transaction is in the main file, and no process can change that file
+ * through this mount: it is read as immutable (no locks, no -shm). A -wal file with content
+ * cannot be read there: that is said. 1: this case, *st the outcome (DM_OK: reopened as
+ * immutable); 0: not this case, *st untouched. */
+static int reopen_immutable(dm_index *ix, char *err, dm_status *st)
+{
+    struct statvfs vs;
+    off_t wl = 0;
+    if (!ix->readonly || ix->private_file || (ix->last_rc & 0xff) != SQLITE_CANTOPEN ||
+        statvfs(ix->path, &vs) != 0 || !(vs.f_flag & ST_RDONLY) || wal_len(ix->path, &wl) != 0)
+        return 0;
+    if (wl > 0) {
+        *st = dm_err(err, DM_E_IO, "index %s is on a read-only file system with an unmerged "
+                     "write-ahead log (%s-wal) and no %s-shm: SQLite cannot read it there; open it "
+                     "once where it is writable (e.g. `difflab runs`)", ix->path, ix->path, ix->path);
+        return 1;
+    }
+    /* "file:" URI: every byte but [A-Za-z0-9/._~-] percent-encoded; "file://" before an absolute
+     * path leaves the authority empty. */
+    const size_t n = strlen(ix->path);
+    char *uri = dm_malloc(3 * n + 32);
+    if (!uri) {
+        *st = dm_err(err, DM_E_NOMEM, "out of memory opening index %s", ix->path);
+        return 1;
+    }
+    char *o = uri + sprintf(uri, ix->path[0] == '/' ? "file://" : "file:");
+    for (const unsigned char *c = (const unsigned char *)ix->path; *c; c++)
+        o += uri_plain(*c) ? sprintf(o, "%c", *c) : sprintf(o, "%%%02X", *c);
+    strcpy(o, "?immutable=1");
+    sqlite3_close_v2(ix->db);
+    ix->db = NULL;
+    int rc = sqlite3_open_v2(uri, &ix->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    dm_free(uri);
+    if (rc != SQLITE_OK)
+        *st = !ix->db || rc == SQLITE_NOMEM
+                  ? dm_err(err, DM_E_NOMEM, "out of memory opening index %s", ix->path)
+                  : dm_err(err, DM_E_IO, "cannot open index %s (read-only file system): %s",
+                           ix->path, sqlite3_errmsg(ix->db));
+    else
+        *st = DM_OK;
+    return 1;
+}
+
 /* Open ix->path into ix->db: check it, make it WAL, create the schema if new. Holds the shared
  * lock of the lock file until the connection has bound its -wal and -shm files, and records
  * which file it opened. */
@@ -225,7 +297,10 @@ static dm_status open_conn(dm_index *ix, char *err)
     }
     sqlite3_busy_timeout(ix->db, DM_INDEX_BUSY_MS);
     /* Read before writing anything: a file that is not a database fails here, untouched. */
-    if ((st = dm_ix_with_retry(ix, read_header, &h, err)))
+    st = dm_ix_with_retry(ix, read_header, &h, err);
+    if (st && reopen_immutable(ix, err, &st) && !st)
+        st = dm_ix_with_retry(ix, read_header, &h, err);
+    if (st)
         goto out;
     /* An empty database is one a writer has just created and not yet given its schema (the
      * schema transaction commits atomically): for a reader, nothing is indexed yet. */

@@ -38,6 +38,9 @@ dm_status dm_index_upsert_run(dm_index *ix, const dm_runrec *r, const dm_spec *s
 /* Delete every row of a run (no error if there is none). */
 dm_status dm_index_delete_run(dm_index *ix, const char *run_id, char *err);
 
+/* The status in the runs row of run_id into status (n bytes), "" if the index has no such row. */
+dm_status dm_index_run_status(dm_index *ix, const char *run_id, char *status, size_t n, char *err);
+
 /* Update only runs.status (and heartbeat / finished times) of a run. */
 dm_status dm_index_set_status(dm_index *ix, const char *run_id, const char *status, char *err);
 

@@ -405,3 +405,29 @@ out:
     sqlite3_finalize(q);
     return st;
 }
+
+dm_status dm_index_run_status(dm_index *ix, const char *run_id, char *status, size_t n, char *err)
+{
+    sqlite3_stmt *q = NULL;
+    dm_ix_backoff b;
+    int rc;
+    status[0] = '\0';
+    dm_ix_backoff_init(&b, DM_INDEX_RETRY_S);
+    while (dm_ix_retryable(rc = sqlite3_prepare_v2(ix->db, "SELECT status FROM runs WHERE run_id = ?1", -1, &q,
+                                                   NULL)) && dm_ix_backoff_wait(&b))
+        ;
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, run_id, -1, SQLITE_STATIC);
+        if ((rc = step_first(q, &b)) == SQLITE_ROW) {
+            const char *s = (const char *)sqlite3_column_text(q, 0);
+            snprintf(status, n, "%s", s ? s : "");
+            rc = SQLITE_DONE;
+        }
+    }
+    dm_status st = DM_OK;
+    if (rc != SQLITE_DONE)
+        st = dm_err(err, DM_E_IO, "index %s: reading the status of run %s: %s", ix->path, run_id,
+                    dm_ix_retryable(rc) ? "stayed busy for too long" : sqlite3_errmsg(ix->db));
+    sqlite3_finalize(q);
+    return st;
+}

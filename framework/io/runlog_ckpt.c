@@ -80,7 +80,7 @@ dm_status dm_ckpt_write(const char *path, const dm_ckpt *c, char *err)
         dm_err_prefix(err, "cannot write checkpoint %s", path);
         return st;
     }
-    return dm_h5_write_file(path, "checkpoint", fill_ckpt, c, err);
+    return dm_h5_write_file(path, "checkpoint", "ckpt", fill_ckpt, c, err);
 }
 
 /* The entry type of a dataset's file type, or -1 if it is none of ours. */

@@ -212,5 +212,5 @@ dm_status dm_runlog_write(const char *path, const dm_runrec *r, char *err)
         dm_err_prefix(err, "cannot write run file %s", path);
         return st;
     }
-    return dm_h5_write_file(path, "run file", fill_run, r, err);
+    return dm_h5_write_file(path, "run file", "run", fill_run, r, err);
 }

@@ -155,7 +155,8 @@ static dm_status section_fill(dm_spec_loader *L, long si, const dm_plugin *pl, c
         return dm_err(L->err, DM_E_INTERNAL, "section '%s' filled twice", path);
     L->spec->plugin[si] = pl;
     if (!(L->spec->opts[si] = dm_calloc(1, pl->opts_size)))
-        return dm_err(L->err, DM_E_NOMEM, "out of memory for the options of '%s'", path);
+        return *path ? dm_err(L->err, DM_E_NOMEM, "out of memory for the options of '%s'", path)
+                     : dm_err(L->err, DM_E_NOMEM, "out of memory for the top-level options");
     for (const dm_param_desc *p = pl->params; p && p->name; p++) {
         if (!dm_spec_join(key, path, p->name))
             return dm_err(L->err, DM_E_INTERNAL, "option table: key %s.%s too long", path, p->name);

@@ -277,11 +277,13 @@ dm_status dm_spec_set_default(char *err, const char *key, const dm_param_desc *p
     const char *def = p->def ? p->def : p->type == DM_OPT_STR ? "" : p->type == DM_OPT_REALS ? "[]" : NULL;
     dm_ynode *v = NULL;
     dm_status st = DM_OK;
+    char label[DM_SPEC_KEY_MAX + 16];   /* the value's origin, in its messages */
     if (!def) {
         st = dm_err(err, DM_E_INTERNAL, "option table: %s has no default", key);
         goto out;
     }
-    if ((st = dm_spec_parse_value(def, "default", &v, err)) == DM_OK)
+    snprintf(label, sizeof label, "the default of %s", key);
+    if ((st = dm_spec_parse_value(def, label, &v, err)) == DM_OK)
         st = dm_spec_set_param(err, key, p, v, opts);
     if (st == DM_E_INPUT) {
         char msg[DM_ERR_SIZE];

@@ -11,10 +11,12 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/fault.h"
 #include "core/path.h"
 #include "core/progress.h"
 #include "diffusion/samplers.h"
 #include "eval/evaluate.h"
+#include "io/atomic.h"
 #include "io/index.h"
 #include "io/runlog.h"
 #include "io/runstore.h"
@@ -50,6 +52,7 @@ typedef struct run_state {
     dm_runrec rec;
     dm_trainer tr;
     int tr_ready;
+    int finished;           /* the record says finished: a later failure (the index) leaves it so */
     char teacher_id[256];   /* cd: the teacher run, checked before anything is written */
     dm_teacher teacher;
     char clf_id[256];       /* classifier guidance: the classifier run, checked likewise */
@@ -63,16 +66,25 @@ typedef struct run_state {
     char err_msg[DM_ERR_SIZE];  /* the message of a failure, recorded in the run's error attribute */
 } run_state;
 
-/* SIGTERM, SIGINT, SIGUSR1: finish the step, checkpoint, mark the run interrupted, exit non-zero. */
+/* SIGTERM, SIGINT, SIGUSR1: finish the step, checkpoint, mark the run interrupted, exit non-zero.
+ * Slurm sends SIGTERM at a job's time limit and, when asked (sbatch --signal=B:USR1@SECONDS, or
+ * SBATCH_SIGNAL), SIGUSR1 that long before it: either way the run stops at a checkpoint of the
+ * step it was at and `difflab resume` (or the sweep again) continues from there. */
 static volatile sig_atomic_t stop_signal;
 
 static void on_stop(int sig) { stop_signal = sig; }
+
+static const char *signal_name(int sig)
+{
+    return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : sig == SIGUSR1 ? "SIGUSR1" : "a signal";
+}
 
 static void install_handlers(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
+    sa.sa_flags = SA_RESTART;   /* the handler only sets a flag: no system call need see EINTR */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -194,8 +206,9 @@ static dm_status train_loop(run_state *rs, char *err)
         dm_progress_update(&prog, tr->step, loss);
         if (stop_signal) {
             if (!(st = save_state(rs, err)))
-                st = dm_err(err, DM_E_INTERRUPTED, "run %s interrupted by signal %d at step %lld; `difflab resume %s` "
-                            "continues it", rs->run_id, (int)stop_signal, (long long)tr->step, rs->run_id);
+                st = dm_err(err, DM_E_INTERRUPTED, "run %s interrupted by %s (signal %d) at step %lld; `difflab resume "
+                            "%s` continues it", rs->run_id, signal_name(stop_signal), (int)stop_signal,
+                            (long long)tr->step, rs->run_id);
             break;
         }
         if (tr->step % ro->ckpt_every == 0 && tr->step < total)
@@ -263,8 +276,8 @@ static dm_status run_body(run_state *rs, char *err)
     /* An analytic model has nothing to train: the run samples and evaluates the exact denoiser. */
     dm_status st = dm_trainer_trains(&rs->tr) ? train_loop(rs, err) : DM_OK;
     if (!st && stop_signal)
-        st = dm_err(err, DM_E_INTERRUPTED, "run %s interrupted by signal %d after training; `difflab resume %s` "
-                    "evaluates it", rs->run_id, (int)stop_signal, rs->run_id);
+        st = dm_err(err, DM_E_INTERRUPTED, "run %s interrupted by %s (signal %d) after training; `difflab resume "
+                    "%s` evaluates it", rs->run_id, signal_name(stop_signal), (int)stop_signal, rs->run_id);
     if (st == DM_E_NUMERIC || st == DM_E_INTERRUPTED) {
         char msg[DM_ERR_SIZE];
         snprintf(msg, sizeof msg, "%s", err);
@@ -304,8 +317,17 @@ static dm_status run_body(run_state *rs, char *err)
     if ((st = dm_runrec_set_attr(&rs->rec, "finished", now, err)))
         return st;
     dm_runrec_set_attr(&rs->rec, "error", "", NULL);
-    if ((st = save_record(rs, "finished", err)) || (st = index_run(rs, err)))
+    if ((st = save_record(rs, "finished", err)))
         return st;
+    rs->finished = 1;
+    /* A kill here leaves the index saying running: a later `run` or `resume` repairs the row. */
+    dm_fault_point("finish", "before_index");
+    if ((st = index_run(rs, err))) {
+        char msg[DM_ERR_SIZE];
+        snprintf(msg, sizeof msg, "%s", err);
+        return dm_err(err, st, "%s; run %s finished and is recorded in %s: `difflab reindex` adds it to the "
+                      "index", msg, rs->run_id, rs->h5);
+    }
     print_summary(rs, rs->cfg->out);
     return DM_OK;
 }
@@ -352,7 +374,9 @@ static dm_status resume_run(run_state *rs, char *err)
 {
     dm_status st;
     dm_ckpt c = { 0 };
-    if ((st = dm_runstore_read_file(NULL, rs->h5, &rs->rec, err)))
+    /* Temporary files of writes that a killed life did not finish (the files they were to replace
+     * are intact); only those of processes that no longer exist. */
+    if ((st = dm_atomic_clean_stale(rs->dir, stderr, err)) || (st = dm_runstore_read_file(NULL, rs->h5, &rs->rec, err)))
         return st;
     char origin[PATH_SIZE + 16];
     snprintf(origin, sizeof origin, "%s/config", rs->h5);
@@ -408,11 +432,45 @@ out:
     return st;
 }
 
+/* A finished run (rs->rec read from rs->h5) whose index row says otherwise, or is missing: a kill
+ * between run.h5's "finished" and the index update (run_body). Its rows are rewritten from run.h5,
+ * with a note. No index file (or one that cannot be opened) is left alone: other commands say
+ * what is wrong with it. A failure here is a warning, not an error: run.h5 is the record, the run
+ * is finished all the same, and `difflab reindex` rebuilds the index. */
+static void repair_index_row(run_state *rs)
+{
+    char was[32] = "", err[DM_ERR_SIZE] = "";
+    dm_index *ix = NULL;
+    dm_spec *spec = NULL;
+    if (index_disabled() || dm_index_open(rs->index_path, 1, &ix, err) != DM_OK)
+        return;
+    dm_status st = dm_index_run_status(ix, rs->run_id, was, sizeof was, err);
+    dm_index_close(ix);
+    ix = NULL;
+    if (!st && strcmp(was, "finished") == 0)
+        return;
+    char abs[PATH_SIZE];
+    const char *path = realpath(rs->dir, abs) ? abs : rs->dir;
+    st = dm_index_open(rs->index_path, 0, &ix, err);
+    if (!st)
+        st = dm_runstore_spec(rs->h5, &rs->rec, &dm_spec_schema, 0, NULL, &spec, err);
+    if (!st)
+        st = dm_index_upsert_run(ix, &rs->rec, spec, path, err);
+    if (st)
+        fprintf(stderr, "warning: run %s is finished but the index says '%s', and repairing it failed: %s; "
+                "`difflab reindex` rebuilds the index from the run files\n", rs->run_id, was[0] ? was : "nothing", err);
+    else
+        fprintf(stderr, "run %s: the index said '%s'; its rows are rewritten from %s (finished)\n", rs->run_id,
+                was[0] ? was : "nothing", rs->h5);
+    dm_spec_free(spec);
+    dm_index_close(ix);
+}
+
 /* A run that stopped on an error other than divergence or a signal (recorded by run_body): mark it
- * failed with its message, keeping err. */
+ * failed with its message, keeping err. A finished record stays finished: only the index missed it. */
 static void record_failure(run_state *rs, dm_status st)
 {
-    if (!st || st == DM_E_NUMERIC || st == DM_E_INTERRUPTED || !rs->tr_ready)
+    if (!st || st == DM_E_NUMERIC || st == DM_E_INTERRUPTED || !rs->tr_ready || rs->finished)
         return;
     dm_runrec_set_attr(&rs->rec, "error", rs->err_msg, NULL);
     if (save_record(rs, "failed", NULL) == DM_OK)
@@ -485,8 +543,10 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
         if ((st = dm_path_fmt(rs.h5, sizeof rs.h5, err, "%s/run.h5", rs.dir)))
             goto out;
     } else if (strcmp(status, "finished") == 0) {
-        if ((st = dm_runstore_read_file(NULL, rs.h5, &rs.rec, err)))
+        if ((st = dm_runstore_read_file(NULL, rs.h5, &rs.rec, err)) ||
+            (st = dm_path_fmt(rs.index_path, sizeof rs.index_path, err, "%s/index.sqlite", cfg->results)))
             goto out;
+        repair_index_row(&rs);
         fprintf(cfg->out, "already finished (same config and seed; --new makes a fresh repeat)\n");
         print_summary(&rs, cfg->out);
         goto out;
@@ -566,6 +626,9 @@ dm_status dm_run_resume(const dm_run_cfg *cfg, const char *pat, char *err)
         goto out;
     dm_runstore_status(rs.h5, status, sizeof status, why);
     if (strcmp(status, "finished") == 0) {
+        if ((st = dm_runstore_read_file(NULL, rs.h5, &rs.rec, err)))
+            goto out;
+        repair_index_row(&rs);
         fprintf(cfg->out, "run %s is finished: nothing to resume\n", rs.run_id);
         goto out;
     }

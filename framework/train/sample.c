@@ -148,11 +148,15 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
         goto out;
     if ((st = dm_runlog_write(h5, &rec, err)))
         goto out;
-    if ((st = dm_index_open(ipath, 0, &ix, err)))
-        goto out;
     char abs[PATH_SIZE];
-    if ((st = dm_index_upsert_run(ix, &rec, own, realpath(dir, abs) ? abs : dir, err)))
+    if ((st = dm_index_open(ipath, 0, &ix, err)) ||
+        (st = dm_index_upsert_run(ix, &rec, own, realpath(dir, abs) ? abs : dir, err))) {
+        char msg[DM_ERR_SIZE];
+        snprintf(msg, sizeof msg, "%s", err);
+        dm_err(err, st, "%s; the samples are recorded in %s (/samples/%s): `difflab reindex` adds them to the index",
+               msg, h5, set);
         goto out;
+    }
     fprintf(cfg->out, "run %s: %s nfe %lld on %lld samples: swd %.4g mmd2 %.4g\n", id, tr.sampler->info.name,
             (long long)nfe, (long long)tr.eopt->n_samples, res.swd, res.mmd2);
     fprintf(cfg->out, "  written to %s (/samples/%s)%s%s/%s.png\n", h5, set, tr.dim == 2 ? " and " : "",

@@ -177,7 +177,7 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
             goto fail;
         dm_free(rec->data_name);
         if (!(rec->data_name = dm_strdup(tr->data->info.name))) {
-            st = dm_err(err, DM_E_NOMEM, "out of memory");
+            st = dm_err(err, DM_E_NOMEM, "out of memory recording the data set's name");
             goto fail;
         }
         rec->data_n_train = (int64_t)nd;

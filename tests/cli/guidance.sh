@@ -29,9 +29,7 @@ expect_exit 0 "$DIFFLAB" run "${CG[@]}" "guidance={type: classifier, scale: 2, c
 gid=$(sed -n 's/^run \(classifier_guidance-[0-9a-f]*-s0\) finished.*/\1/p' "$TMP/out")
 expect_exit 0 "$DIFFLAB" query "SELECT DISTINCT json_extract(settings, '$.classifier') FROM evals
     WHERE run_id = '$gid' AND metric = 'class_share'" --csv && expect_out "^$cid$"
-if command -v h5dump >/dev/null; then
-  expect_exit 0 h5dump -a /classifier "results/runs/$gid/run.h5" && expect_out "\"$cid\""
-fi
+expect_exit 0 h5dump -a /classifier "results/runs/$gid/run.h5" && expect_out "\"$cid\""
 expect_exit 0 "$DIFFLAB" sample "$gid" guidance.scale=0 && expect_out 'class_share|ddim nfe 50'
 share() {   # share RUN SCALE: class_share of the run's samples at that guidance scale
   "$DIFFLAB" query "SELECT printf('%.4f', value) FROM evals WHERE run_id = '$1' AND metric = 'class_share'

@@ -5,8 +5,8 @@
 # index has no runs rows until `difflab sweep status` brings it up to date from the run files);
 # the rows carry the array job id and each line's task id; launching again submits nothing, and
 # after one run is removed submits only its line. The daemons are stopped on exit, even on
-# failure. Without the packages the Slurm part is skipped, unless DIFFLAB_REQUIRE_SLURM=1
-# (scripts/test.sh, hence CI), where that is a failure; it is skipped when not root.
+# failure. Without the packages, or when not root, the Slurm part is skipped with a SKIP line,
+# unless CI=true or DIFFLAB_REQUIRE_SLURM=1 (scripts/test.sh, hence CI), where either is a failure.
 . "$(dirname "$0")/lib.sh"
 cd "$TMP"
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -49,16 +49,11 @@ for c in munged slurmctld slurmd sbatch squeue sinfo scontrol scancel; do
   command -v "$c" >/dev/null || missing+=("$c")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  why="missing ${missing[*]} (Debian's munge slurmctld slurmd slurm-client: scripts/install-deps.sh --slurm)"
-  if [ "${DIFFLAB_REQUIRE_SLURM:-0}" = 1 ]; then fail "DIFFLAB_REQUIRE_SLURM=1 but $why"; finish; exit; fi
-  echo "SKIP: the Slurm part: $why"
-  finish
-  exit
+  need_or_skip DIFFLAB_REQUIRE_SLURM "the Slurm part: missing ${missing[*]} (Debian's munge slurmctld slurmd" \
+    "slurm-client: scripts/install-deps.sh --slurm)"
 fi
 if [ "$(id -u)" -ne 0 ]; then   # CI runs as root
-  echo "SKIP: the Slurm part: not root (the test's slurmd and slurmctld run as root, as SlurmUser)"
-  finish
-  exit
+  need_or_skip DIFFLAB_REQUIRE_SLURM "the Slurm part: not root (the test's slurmd and slurmctld run as root, as SlurmUser)"
 fi
 
 S=$TMP/slurm
