@@ -63,7 +63,7 @@ nice -n 10 "$b/tests/fuzz/fuzz_$target" "${dict[@]}" -max_total_time="$seconds" 
   -artifact_prefix="$b/artifacts/$target/" "${fork[@]}" ${FUZZ_ARGS:-} "$work/corpus" > "$log" 2>&1
 rc=$?
 set -e
-grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE)' "$log" | tail -1 || true
+grep -E '^#[0-9]+(.*(DONE|pulse|NEW|REDUCE)|: cov:)' "$log" | tail -1 || true   # (the second: -fork)
 grep -E '^stat::' "$log" || true
 grep -E 'ERROR: |==ERROR|runtime error|invariant broken|Test unit written|timeout' "$log" | head -20 || true
 echo "fuzz.sh: exit $rc; corpus now $(ls "$work/corpus" | wc -l) inputs; artifacts in $b/artifacts/$target/" >&2
