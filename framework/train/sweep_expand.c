@@ -210,7 +210,8 @@ dm_status dm_sweep_expand_lines(dm_sweep_def *s, dm_sweep_line **out, size_t *n_
     if (keys > 64)
         return dm_err(err, DM_E_INPUT, "a sweep has at most 64 axis keys; this one %zu", keys);
     if (runs_times(total, s->n_seeds) > MAX_LINES)
-        return dm_err(err, DM_E_INPUT, "the sweep expands to more than %d runs, the most a sweep may have", MAX_LINES);
+        return dm_err(err, DM_E_INPUT, "%s: the sweep expands to more than %d runs, the most a sweep may have", s->name,
+                      MAX_LINES);
     dm_sweep_line *lines = dm_calloc(total * s->n_seeds + 1, sizeof *lines);
     size_t *idx = dm_calloc(n_dims + 1, sizeof *idx);
     if (!lines || !idx) {
