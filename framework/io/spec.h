@@ -36,6 +36,10 @@ dm_status dm_spec_load_file(const dm_schema *schema, const char *path, int n_ove
 /* Load from text; `origin` names it in messages (a path, or "<run abc/config>"). */
 dm_status dm_spec_load_text(const dm_schema *schema, const char *text, const char *origin,
                             int n_over, const char *const *overrides, dm_spec **out, char *err);
+/* Load from len bytes of text, as a file's bytes are loaded: they need not end in a NUL and may
+ * hold NULs (libyaml refuses those). */
+dm_status dm_spec_load_mem(const dm_schema *schema, const char *text, size_t len, const char *origin,
+                           int n_over, const char *const *overrides, dm_spec **out, char *err);
 void dm_spec_free(dm_spec *spec);
 
 /* The schema the spec was loaded against. */

@@ -338,6 +338,12 @@ dm_status dm_spec_load_text(const dm_schema *schema, const char *text, const cha
     return load(schema, text, strlen(text), origin, n_over, overrides, out, err);
 }
 
+dm_status dm_spec_load_mem(const dm_schema *schema, const char *text, size_t len, const char *origin, int n_over,
+                           const char *const *overrides, dm_spec **out, char *err)
+{
+    return load(schema, text, len, origin, n_over, overrides, out, err);
+}
+
 dm_status dm_spec_load_file(const dm_schema *schema, const char *path, int n_over,
                             const char *const *overrides, dm_spec **out, char *err)
 {

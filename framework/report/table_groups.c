@@ -142,8 +142,8 @@ static char *label_of(char *const *keys, const char *sub)
     const char *p = sub;
     for (; keys && keys[n] && n < 64; ++n) {
         vals[n] = p;
-        p = strchr(p, '\x1f');
-        p = p ? p + 1 : p + strlen(vals[n]);
+        const char *sep = strchr(p, '\x1f');
+        p = sep ? sep + 1 : p + strlen(p);   /* past the last value: "" for any key left */
     }
     buf[0] = '\0';
     for (int pass = 0; pass < 2; ++pass)

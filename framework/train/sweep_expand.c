@@ -24,6 +24,12 @@ typedef struct combo {
     const char *vals[64];
 } combo;
 
+/* a * b, or MAX_LINES + 1 when that is more than MAX_LINES (never wraps). */
+static size_t runs_times(size_t a, size_t b)
+{
+    return b && a > MAX_LINES / b ? (size_t)MAX_LINES + 1 : a * b;
+}
+
 /* Dots in a key: its depth in the spec ("diffusion.loss" 1, "diffusion.loss.distance" 2). */
 static int key_depth(const char *key)
 {
@@ -191,19 +197,21 @@ dm_status dm_sweep_expand_lines(dm_sweep_def *s, dm_sweep_line **out, size_t *n_
     if (st)
         return st;
 
-    /* Mixed radix over the grid axes, then the zip groups. */
+    /* Mixed radix over the grid axes, then the zip groups. The count saturates above MAX_LINES:
+     * 16 axes of 16 values are 2^64 combinations, which wrapped to 0 runs. */
     const size_t n_dims = s->n_grid + s->n_zip;
     size_t total = 1, keys = s->n_grid;
     for (size_t i = 0; i < s->n_grid; i++)
-        total *= s->grid[i].n;
+        total = runs_times(total, s->grid[i].n);
     for (size_t z = 0; z < s->n_zip; z++) {
-        total *= s->zip[z].len;
+        total = runs_times(total, s->zip[z].len);
         keys += s->zip[z].n_keys;
     }
     if (keys > 64)
         return dm_err(err, DM_E_INPUT, "a sweep has at most 64 axis keys; this one %zu", keys);
-    if (total * s->n_seeds > MAX_LINES)
-        return dm_err(err, DM_E_INPUT, "the sweep expands to %zu runs; at most %d", total * s->n_seeds, MAX_LINES);
+    if (runs_times(total, s->n_seeds) > MAX_LINES)
+        return dm_err(err, DM_E_INPUT, "%s: the sweep expands to more than %d runs, the most a sweep may have", s->name,
+                      MAX_LINES);
     dm_sweep_line *lines = dm_calloc(total * s->n_seeds + 1, sizeof *lines);
     size_t *idx = dm_calloc(n_dims + 1, sizeof *idx);
     if (!lines || !idx) {

@@ -203,7 +203,8 @@ static dm_status parse_seeds(const dm_ynode *v, dm_sweep_def *s, char *err)
     return DM_OK;
 }
 
-/* Replace the axis of a's key in (arr, n) by a, or (append) add it; a is moved. */
+/* Replace the axis of a's key in (arr, n) by a, or (append) add it; a is moved, and freed when
+ * that fails. */
 static dm_status put_axis(dm_sweep_axis **arr, size_t *n, dm_sweep_axis *a, int append, char *err)
 {
     for (size_t i = 0; i < *n; i++)
@@ -212,12 +213,17 @@ static dm_status put_axis(dm_sweep_axis **arr, size_t *n, dm_sweep_axis *a, int 
             (*arr)[i] = *a;
             return DM_OK;
         }
-    if (!append)
-        return dm_sweep_err_at(a->where, err, DM_E_INPUT,
-                               "quick: '", a->key, "' is not an axis of the sweep's grid");
+    if (!append) {
+        dm_status st = dm_sweep_err_at(a->where, err, DM_E_INPUT,
+                                       "quick: '", a->key, "' is not an axis of the sweep's grid");
+        free_axis(a);
+        return st;
+    }
     dm_sweep_axis *p = dm_realloc(*arr, (*n + 1) * sizeof **arr);
-    if (!p)
+    if (!p) {
+        free_axis(a);
         return dm_err(err, DM_E_NOMEM, "out of memory");
+    }
     *arr = p;
     (*arr)[(*n)++] = *a;
     return DM_OK;
@@ -246,7 +252,7 @@ static dm_status apply_quick(const char *path, dm_sweep_def *s, const dm_ynode *
             size_t j = 0;
             for (; j < na && !st; j++)
                 st = is_set ? put_axis(&s->set, &s->n_set, &ax[j], 1, err) : put_axis(&s->grid, &s->n_grid, &ax[j], 0, err);
-            for (; j < na; j++)   /* not moved: an error stopped the loop */
+            for (; j < na; j++)   /* not reached: an error stopped the loop */
                 free_axis(&ax[j]);
             dm_free(ax);
         } else {

@@ -76,6 +76,17 @@ name: x
 base: base.yaml
 grid: {train.steps: [10, many]}
 Y
+# 16 axes of 16 values: 2^64 combinations, which wrapped to 0 and "expanded" to an empty sweep
+# (found by tests/fuzz/fuzz_sweep.c).
+{
+  printf 'name: x\nbase: base.yaml\ngrid:\n'
+  for k in model.width model.depth model.nfreq diffusion.schedule.T train.steps train.batch train.n_data \
+           train.warmup eval.n_samples eval.n_ref eval.seed eval.swd_projections eval.mmd_max eval.batch \
+           run.log_every run.ckpt_every; do
+    printf '  %s: [%s]\n' "$k" "$(seq -s ', ' 2 17)"
+  done
+} > too_many.in
+bad too_many 'the sweep expands to more than 100000 runs' < too_many.in
 
 # The example sweep of the README expands.
 expect_exit 0 "$DIFFLAB" --results ex sweep "$SRC/experiments/example/sweep.yaml" && expect_out 'example_rho_steps: 15 runs'
