@@ -1,5 +1,7 @@
 /* fuzz_runfile.c — a run file (run.h5) of unknown bytes read as `difflab reindex` reads every run
- * (io/reindex.c): dm_runlog_read, the run id and spec of the record, the spec loaded and checked
+ * (io/reindex.c): dm_runlog_read (which the CLI runs first in a vetting child with a time limit,
+ * io/runfile_vet.c; here it runs in-process, so that the fuzzer sees what the child would
+ * survive), the run id and spec of the record, the spec loaded and checked
  * (fuzz_check_spec), the record written into an index and deleted again (dm_runstore_status,
  * which `run` and `sweep status` use, is this same read). After every read no HDF5 object may be
  * left open (a failed read that leaks ids keeps the file open and makes HDF5 loop at exit).
