@@ -234,5 +234,8 @@ dm_status dm_runfile_vet(dm_runfile_vetter *v, const char *path, dm_runfile_kind
     if (ws != -1 && WIFSIGNALED(ws))
         return dm_err(err, DM_E_IO, "%s: reading it crashed the reader (signal %d, %s); the file is damaged", path,
                       WTERMSIG(ws), strsignal(WTERMSIG(ws)));
+    if (ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) != 0) /* e.g. a sanitizer's report inside HDF5 */
+        return dm_err(err, DM_E_IO, "%s: reading it ended the reader (exit status %d); the file is damaged", path,
+                      WEXITSTATUS(ws));
     return dm_err(err, DM_E_IO, "%s: the process that read it ended without an answer", path);
 }
