@@ -24,6 +24,7 @@
 #include "diffusion/samplers.h"
 #include "diffusion/schedules.h"
 #include "eval/conditional.h"
+#include "nn/net_mlp.h"
 
 static const dm_ddpm_linear_opts ddpm_o = { .T = 1000, .beta_start = 1e-4, .beta_end = 0.02 };
 
@@ -126,13 +127,12 @@ static void test_net_classifier_gradient(void **state)
     char err[DM_ERR_SIZE];
     dm_schedule s;
     sched(&s);
-    dm_mlp mlp;
-    const dm_mlp_cfg cfg = { .in_dim = 2, .out_dim = 2, .nfreq = 4, .width = 16, .depth = 2 };
-    assert_int_equal(dm_mlp_init(&mlp, &cfg, err), DM_OK);
+    dm_net mlp;
+    assert_int_equal(dm_net_mlp_new(&mlp, 2, 2, 0, 16, 2, 4, err), DM_OK);
     float *params = dm_malloc_aligned(sizeof(float) * mlp.n_params);
     dm_rng rng = { 0 };
     assert_int_equal(dm_rng_init(&rng, 11, err), DM_OK);
-    dm_mlp_init_params(&mlp, params, &rng);
+    dm_net_init_params(&mlp, params, &rng);
     dm_net_classifier nc;
     dm_classifier clf;
     assert_int_equal(dm_net_classifier_init(&nc, &clf, &mlp, params, &s, &dm_param_eps, NULL, 1.0, N, err), DM_OK);
@@ -161,7 +161,7 @@ static void test_net_classifier_gradient(void **state)
     assert_int_equal(clf.eval(clf.ctx, N, x, t, y, lp, g, err), DM_E_INPUT);
     dm_net_classifier_free(&nc);
     dm_free_aligned(params);
-    dm_mlp_free(&mlp);
+    dm_net_free(&mlp);
     dm_rng_free(&rng);
     dm_schedule_free(&s);
 }
@@ -210,16 +210,15 @@ static void test_conditional_network_labels(void **state)
     char err[DM_ERR_SIZE];
     dm_schedule s;
     sched(&s);
-    dm_mlp mlp;
-    const dm_mlp_cfg cfg = { .in_dim = 2 + 3, .out_dim = 2, .nfreq = 4, .width = 16, .depth = 2 };
-    assert_int_equal(dm_mlp_init(&mlp, &cfg, err), DM_OK);
+    dm_net mlp;
+    assert_int_equal(dm_net_mlp_new(&mlp, 2, 2, 2, 16, 2, 4, err), DM_OK);
     float *params = dm_malloc_aligned(sizeof(float) * mlp.n_params);
     dm_rng rng = { 0 };
     assert_int_equal(dm_rng_init(&rng, 5, err), DM_OK);
-    dm_mlp_init_params(&mlp, params, &rng);
+    dm_net_init_params(&mlp, params, &rng);
     dm_net_denoiser nd;
     dm_denoiser den;
-    assert_int_equal(dm_net_denoiser_init(&nd, &den, &mlp, params, &s, &dm_param_eps, NULL, 1.0, 2, N, err), DM_OK);
+    assert_int_equal(dm_net_denoiser_init(&nd, &den, &mlp, params, &s, &dm_param_eps, NULL, 1.0, N, err), DM_OK);
     assert_int_equal(den.dim, 2);
     const float x[2 * N] = { 0.5f, -0.5f, 1.0f, 0.0f, -1.0f, 2.0f, 0.0f, 0.1f };
     const double t[N] = { 100, 100, 500, 900 };
@@ -234,7 +233,7 @@ static void test_conditional_network_labels(void **state)
     assert_true(memcmp(c, e, sizeof c) != 0 && memcmp(a, c, sizeof a) != 0);
     dm_net_denoiser_free(&nd);
     dm_free_aligned(params);
-    dm_mlp_free(&mlp);
+    dm_net_free(&mlp);
     dm_rng_free(&rng);
     dm_schedule_free(&s);
 }
@@ -347,16 +346,15 @@ static void test_cfg_zero_is_conditional(void **state)
     assert_memory_equal(a, b, sizeof(float) * NS * 2);
     dm_guided_denoiser_free(&g);
     /* A conditional network (initial weights). */
-    dm_mlp mlp;
-    const dm_mlp_cfg cfg = { .in_dim = 2 + 3, .out_dim = 2, .nfreq = 8, .width = 32, .depth = 2 };
-    assert_int_equal(dm_mlp_init(&mlp, &cfg, err), DM_OK);
+    dm_net mlp;
+    assert_int_equal(dm_net_mlp_new(&mlp, 2, 2, 2, 32, 2, 8, err), DM_OK);
     float *params = dm_malloc_aligned(sizeof(float) * mlp.n_params);
     dm_rng rng = { 0 };
     assert_int_equal(dm_rng_init(&rng, 9, err), DM_OK);
-    dm_mlp_init_params(&mlp, params, &rng);
+    dm_net_init_params(&mlp, params, &rng);
     dm_net_denoiser nd;
     dm_denoiser nden;
-    assert_int_equal(dm_net_denoiser_init(&nd, &nden, &mlp, params, &s, &dm_param_eps, NULL, 1.0, 2, NS, err), DM_OK);
+    assert_int_equal(dm_net_denoiser_init(&nd, &nden, &mlp, params, &s, &dm_param_eps, NULL, 1.0, NS, err), DM_OK);
     assert_int_equal(dm_guided_denoiser_init(&g, &gden, &nden, DM_GUIDE_CFG, 0.0, NULL, &s, err), DM_OK);
     sample(&nden, &s, 99, a);
     sample(&gden, &s, 99, b);
@@ -369,7 +367,7 @@ static void test_cfg_zero_is_conditional(void **state)
     dm_guided_denoiser_free(&g);
     dm_net_denoiser_free(&nd);
     dm_free_aligned(params);
-    dm_mlp_free(&mlp);
+    dm_net_free(&mlp);
     dm_rng_free(&rng);
     dm_free(a);
     dm_free(b);

@@ -22,6 +22,7 @@
 #include "diffusion/params.h"
 #include "diffusion/schedules.h"
 #include "eval/nll.h"
+#include "nn/net_mlp.h"
 
 #ifdef __SANITIZE_ADDRESS__
 #define N_NLL 200
@@ -219,18 +220,17 @@ static void check_net_div(const net_case *nc, double *worst)
     char err[DM_ERR_SIZE];
     dm_schedule s;
     sched_init(&s, nc->sched);
-    const dm_mlp_cfg cfg = { .in_dim = 2, .out_dim = nc->out_dim, .nfreq = 4, .width = 32, .depth = 2 };
-    dm_mlp mlp;
-    assert_int_equal(dm_mlp_init(&mlp, &cfg, err), DM_OK);
+    dm_net mlp;
+    assert_int_equal(dm_net_mlp_new(&mlp, 2, nc->out_dim, 0, 32, 2, 4, err), DM_OK);
     float *params = malloc(sizeof(float) * mlp.n_params);
     assert_non_null(params);
     dm_rng rng;
     assert_int_equal(dm_rng_init(&rng, 5, err), DM_OK);
-    dm_mlp_init_params(&mlp, params, &rng);
+    dm_net_init_params(&mlp, params, &rng);
     enum { N = 48 };
     dm_net_denoiser nd;
     dm_denoiser den;
-    assert_int_equal(dm_net_denoiser_init(&nd, &den, &mlp, params, &s, nc->param, nc->param_opts, 0.5, 0, N, err),
+    assert_int_equal(dm_net_denoiser_init(&nd, &den, &mlp, params, &s, nc->param, nc->param_opts, 0.5, N, err),
                      DM_OK);
     assert_non_null(den.eval_div);
     float x[N * 2], xp[N * 2], xm[N * 2], x0[N * 2], x0e[N * 2], x0p[N * 2], x0m[N * 2];
@@ -274,7 +274,7 @@ static void check_net_div(const net_case *nc, double *worst)
     dm_net_denoiser_free(&nd);
     dm_rng_free(&rng);
     free(params);
-    dm_mlp_free(&mlp);
+    dm_net_free(&mlp);
     dm_schedule_free(&s);
 }
 
@@ -401,18 +401,17 @@ static void check_net_hutch(const net_case *nc, double *worst_fd, double *worst_
     char err[DM_ERR_SIZE];
     dm_schedule s;
     sched_init(&s, nc->sched);
-    const dm_mlp_cfg cfg = { .in_dim = HD, .out_dim = nc->out_dim, .nfreq = 4, .width = 32, .depth = 2 };
-    dm_mlp mlp;
-    assert_int_equal(dm_mlp_init(&mlp, &cfg, err), DM_OK);
+    dm_net mlp;
+    assert_int_equal(dm_net_mlp_new(&mlp, HD, nc->out_dim, 0, 32, 2, 4, err), DM_OK);
     float *params = malloc(sizeof(float) * mlp.n_params);
     assert_non_null(params);
     dm_rng rng;
     assert_int_equal(dm_rng_init(&rng, 6, err), DM_OK);
-    dm_mlp_init_params(&mlp, params, &rng);
+    dm_net_init_params(&mlp, params, &rng);
     enum { N = 8, P = 5 };
     dm_net_denoiser nd;
     dm_denoiser den;
-    assert_int_equal(dm_net_denoiser_init(&nd, &den, &mlp, params, &s, nc->param, nc->param_opts, 0.5, 0, N * NPAT,
+    assert_int_equal(dm_net_denoiser_init(&nd, &den, &mlp, params, &s, nc->param, nc->param_opts, 0.5, N * NPAT,
                                           err), DM_OK);
     assert_non_null(den.eval_hutch);
     float x[N * HD], z[N * HD], xp[N * HD], xm[N * HD], x0[N * HD], x0e[N * HD], x0p[N * HD], x0m[N * HD];
@@ -469,7 +468,7 @@ static void check_net_hutch(const net_case *nc, double *worst_fd, double *worst_
     dm_net_denoiser_free(&nd);
     dm_rng_free(&rng);
     free(params);
-    dm_mlp_free(&mlp);
+    dm_net_free(&mlp);
     dm_schedule_free(&s);
 }
 
@@ -744,16 +743,15 @@ static void check_net_nll_closed_form(int dim)
     char err[DM_ERR_SIZE];
     dm_schedule s;
     sched_init(&s, S_VP);
-    const dm_mlp_cfg cfg = { .in_dim = dim, .out_dim = dim, .nfreq = 4, .width = 16, .depth = 2 };
-    dm_mlp mlp;
-    assert_int_equal(dm_mlp_init(&mlp, &cfg, err), DM_OK);
+    dm_net mlp;
+    assert_int_equal(dm_net_mlp_new(&mlp, dim, dim, 0, 16, 2, 4, err), DM_OK);
     float *params = calloc(mlp.n_params, sizeof(float));
     assert_non_null(params);
     enum { N = 50 };
     dm_net_denoiser nd;
     dm_denoiser den;
     /* max_batch below n: the solver's chunking */
-    assert_int_equal(dm_net_denoiser_init(&nd, &den, &mlp, params, &s, &dm_param_eps, NULL, 1.0, 0, 16, err),
+    assert_int_equal(dm_net_denoiser_init(&nd, &den, &mlp, params, &s, &dm_param_eps, NULL, 1.0, 16, err),
                      DM_OK);
     float x[N * HD];
     double logp[N];
@@ -779,7 +777,7 @@ static void check_net_nll_closed_form(int dim)
     dm_rng_free(&rng);
     dm_net_denoiser_free(&nd);
     free(params);
-    dm_mlp_free(&mlp);
+    dm_net_free(&mlp);
     dm_schedule_free(&s);
 }
 

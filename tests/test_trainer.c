@@ -103,8 +103,8 @@ static void resume_case(int n_over, const char *const *over, int k)
     assert_int_equal(dm_trainer_restore(&resumed, &c, err), DM_OK);
     train(&resumed, 30 - k);
     assert_int_equal(resumed.step, 30);
-    assert_memory_equal(full.params, resumed.params, sizeof(float) * full.mlp.n_params);
-    assert_memory_equal(full.ema, resumed.ema, sizeof(float) * full.mlp.n_params);
+    assert_memory_equal(full.params, resumed.params, sizeof(float) * full.net.n_params);
+    assert_memory_equal(full.ema, resumed.ema, sizeof(float) * full.net.n_params);
 
     /* A checkpoint of another shape is refused with its name. */
     entries[0].count -= 1;
@@ -147,7 +147,7 @@ static void test_checkpoint_resume_importance_t(void **state)
     dm_spec *spec = load_over(2, over);
     dm_trainer tr;
     assert_int_equal(dm_trainer_init(&tr, spec, NULL, err), DM_OK);
-    assert_int_equal(tr.mlp.cfg.out_dim, 4);
+    assert_int_equal(tr.net.cfg.out_dim, 4);
     assert_true(tr.importance_t);
     train(&tr, 2);
     assert_false(dm_tsampler_warm(&tr.tsampler));
@@ -183,11 +183,11 @@ static void test_consistency_resume_and_boundary(void **state)
     assert_non_null(tr.target);
     train(&tr, 5);
     /* The target has moved towards the parameters, but is not them (mu < 1, > 0). */
-    assert_memory_not_equal(tr.target, tr.params, sizeof(float) * tr.mlp.n_params);
+    assert_memory_not_equal(tr.target, tr.params, sizeof(float) * tr.net.n_params);
     dm_net_denoiser nd;
     dm_denoiser den;
-    assert_int_equal(dm_net_denoiser_init(&nd, &den, &tr.mlp, tr.params, &tr.sched, tr.param, tr.param_opts,
-                                          tr.sigma_data, 0, 8, err), DM_OK);
+    assert_int_equal(dm_net_denoiser_init(&nd, &den, &tr.net, tr.params, &tr.sched, tr.param, tr.param_opts,
+                                          tr.sigma_data, 8, err), DM_OK);
     float x[16], x0[16];
     double t[8];
     for (int i = 0; i < 16; i++)
@@ -213,8 +213,8 @@ static void test_net_denoiser_consistent(void **state)
     assert_int_equal(dm_trainer_init(&tr, spec, NULL, err), DM_OK);
     dm_net_denoiser nd;
     dm_denoiser den;
-    assert_int_equal(dm_net_denoiser_init(&nd, &den, &tr.mlp, tr.params, &tr.sched, tr.param, tr.param_opts,
-                                          tr.sigma_data, 0, 8, err), DM_OK);
+    assert_int_equal(dm_net_denoiser_init(&nd, &den, &tr.net, tr.params, &tr.sched, tr.param, tr.param_opts,
+                                          tr.sigma_data, 8, err), DM_OK);
     float x[16], x0[16], eps[16];
     double t[8];
     for (int i = 0; i < 16; i++)

@@ -23,7 +23,7 @@ static dm_status eval(void *ctx, size_t n, const float *x, const double *t, cons
                       float *grad, char *err)
 {
     dm_net_classifier *nc = ctx;
-    const size_t d = (size_t)nc->mlp->cfg.in_dim, C = (size_t)nc->mlp->cfg.out_dim;
+    const size_t d = (size_t)nc->net->cfg.dim, C = (size_t)nc->net->cfg.out_dim;
     double tc = 0.0, lsm[256];
     if (C > 256)
         return dm_err(err, DM_E_INPUT, "classifier: at most 256 classes");
@@ -41,7 +41,7 @@ static dm_status eval(void *ctx, size_t n, const float *x, const double *t, cons
         for (size_t j = 0; j < d; j++)
             nc->xin[i * d + j] = (float)(nc->cin[i] * x[i * d + j]);
     }
-    dm_mlp_forward(nc->mlp, nc->params, &nc->ws, (int)n, nc->xin, nc->tin, nc->F);
+    dm_net_forward(nc->net, nc->params, &nc->ws, (int)n, nc->xin, nc->tin, NULL, nc->F);
     for (size_t i = 0; i < n; i++) {
         dm_log_softmax(C, nc->F + i * C, lsm);
         const int nul = y[i] == DM_NULL_CLASS;
@@ -53,29 +53,29 @@ static dm_status eval(void *ctx, size_t n, const float *x, const double *t, cons
     }
     if (!grad)
         return DM_OK;
-    dm_mlp_backward(nc->mlp, nc->params, &nc->ws, (int)n, nc->dout, nc->grads, nc->dxin);
+    dm_net_backward(nc->net, nc->params, &nc->ws, (int)n, nc->dout, nc->grads, nc->dxin);
     for (size_t i = 0; i < n; i++)   /* d log p / dx = c_in d log p / d xin */
         for (size_t j = 0; j < d; j++)
             grad[i * d + j] = (float)(nc->cin[i] * nc->dxin[i * d + j]);
     return DM_OK;
 }
 
-dm_status dm_net_classifier_init(dm_net_classifier *nc, dm_classifier *clf, const dm_mlp *mlp, const float *params,
+dm_status dm_net_classifier_init(dm_net_classifier *nc, dm_classifier *clf, const dm_net *net, const float *params,
                                  const dm_schedule *sched, const dm_param_ops *param, const void *param_opts,
                                  double sigma_data, size_t max_batch, char *err)
 {
-    *nc = (dm_net_classifier){ .mlp = mlp, .params = params, .sched = sched, .param = param,
+    *nc = (dm_net_classifier){ .net = net, .params = params, .sched = sched, .param = param,
                                .param_opts = param_opts, .sigma_data = sigma_data };
-    dm_status st = dm_mlp_ws_init(&nc->ws, mlp, (int)max_batch, err);
+    dm_status st = dm_net_ws_init(net, &nc->ws, (int)max_batch, err);
     if (st)
         return st;
-    const size_t d = (size_t)mlp->cfg.in_dim, C = (size_t)mlp->cfg.out_dim;
+    const size_t d = (size_t)net->cfg.dim, C = (size_t)net->cfg.out_dim;
     nc->xin = dm_malloc_aligned(sizeof(float) * max_batch * d);
     nc->tin = dm_malloc_aligned(sizeof(float) * max_batch);
     nc->F = dm_malloc_aligned(sizeof(float) * max_batch * C);
     nc->dout = dm_malloc_aligned(sizeof(float) * max_batch * C);
     nc->dxin = dm_malloc_aligned(sizeof(float) * max_batch * d);
-    nc->grads = dm_malloc_aligned(sizeof(float) * mlp->n_params);
+    nc->grads = dm_malloc_aligned(sizeof(float) * net->n_params);
     nc->cin = dm_malloc(sizeof(double) * max_batch);
     if (!nc->xin || !nc->tin || !nc->F || !nc->dout || !nc->dxin || !nc->grads || !nc->cin) {
         dm_net_classifier_free(nc);
@@ -87,7 +87,7 @@ dm_status dm_net_classifier_init(dm_net_classifier *nc, dm_classifier *clf, cons
 
 void dm_net_classifier_free(dm_net_classifier *nc)
 {
-    dm_mlp_ws_free(&nc->ws);
+    dm_net_ws_free(nc->net, &nc->ws);
     dm_free_aligned(nc->xin);
     dm_free_aligned(nc->tin);
     dm_free_aligned(nc->F);

@@ -8,21 +8,21 @@
 #include "diffusion/classifier.h"
 #include "diffusion/param.h"
 #include "diffusion/schedule.h"
-#include "nn/mlp.h"
+#include "nn/net.h"
 
 typedef struct dm_net_classifier {
-    const dm_mlp *mlp;
+    const dm_net *net;
     const float *params;
     const dm_schedule *sched;
     const dm_param_ops *param;
     const void *param_opts;
     double sigma_data;
-    dm_mlp_ws ws;
+    dm_net_ws ws;
     float *xin, *tin, *F, *dout, *dxin, *grads;
     double *cin;   /* (max_batch) each row's c_in, for the gradient's chain rule */
 } dm_net_classifier;
 
-dm_status dm_net_classifier_init(dm_net_classifier *nc, dm_classifier *clf, const dm_mlp *mlp, const float *params,
+dm_status dm_net_classifier_init(dm_net_classifier *nc, dm_classifier *clf, const dm_net *net, const float *params,
                                  const dm_schedule *sched, const dm_param_ops *param, const void *param_opts,
                                  double sigma_data, size_t max_batch, char *err);
 void dm_net_classifier_free(dm_net_classifier *nc);

@@ -2,6 +2,8 @@
 
 #include "core/alloc.h"
 
+_Static_assert(DM_NULL_CLASS == DM_NET_NULL_CLASS, "the null class of denoisers and networks differ");
+
 /* The parameterization's coefficients at time t. Rows of one sampler step share t, so callers
  * recompute them only when t changes. */
 static void row_coef(const dm_net_denoiser *nd, double t, dm_param_coef *c)
@@ -9,31 +11,21 @@ static void row_coef(const dm_net_denoiser *nd, double t, dm_param_coef *c)
     dm_param_coef_at(nd->param, nd->param_opts, nd->sched, t, nd->sigma_data, c);
 }
 
-void dm_net_input_row(float *row, size_t d, const float *x, double c_in, int n_classes, int32_t y)
-{
-    for (size_t j = 0; j < d; j++)
-        row[j] = (float)(c_in * x[j]);
-    if (n_classes <= 0)
-        return;
-    for (int k = 0; k <= n_classes; k++)
-        row[d + (size_t)k] = 0.0f;
-    row[d + (size_t)(y == DM_NULL_CLASS ? n_classes : y)] = 1.0f;
-}
-
-/* The network's inputs [c_in x, one-hot(y)] and c_noise(t) for n rows, and one forward pass
- * into nd->F. */
+/* The network's input c_in x and c_noise(t) for n rows (labels go to the network as they are),
+ * and one forward pass into nd->F. */
 static void forward(dm_net_denoiser *nd, size_t n, const float *x, const double *t, const int32_t *y)
 {
-    const size_t d = nd->dim, din = (size_t)nd->mlp->cfg.in_dim;
+    const size_t d = nd->dim;
     double tc = 0.0;
     dm_param_coef c = { 0 };
     for (size_t i = 0; i < n; i++) {
         if (i == 0 || t[i] != tc)
             row_coef(nd, tc = t[i], &c);
         nd->tin[i] = (float)nd->sched->ops->c_noise(nd->sched, tc);
-        dm_net_input_row(nd->xin + i * din, d, x + i * d, c.c_in, nd->n_classes, y ? y[i] : DM_NULL_CLASS);
+        for (size_t j = 0; j < d; j++)
+            nd->xin[i * d + j] = (float)(c.c_in * x[i * d + j]);
     }
-    dm_mlp_forward(nd->mlp, nd->params, &nd->ws, (int)n, nd->xin, nd->tin, nd->F);
+    dm_net_forward(nd->net, nd->params, &nd->ws, (int)n, nd->xin, nd->tin, nd->n_classes > 0 ? y : NULL, nd->F);
 }
 
 static dm_status check_labels(const dm_net_denoiser *nd, size_t n, const int32_t *y, char *err)
@@ -49,7 +41,7 @@ static dm_status eval(void *ctx, size_t n, const float *x, const double *t, cons
                       float *eps, char *err)
 {
     dm_net_denoiser *nd = ctx;
-    const size_t d = nd->dim, fo = (size_t)nd->mlp->cfg.out_dim;
+    const size_t d = nd->dim, fo = (size_t)nd->net->cfg.out_dim;
     dm_status st = check_labels(nd, n, y, err);
     if (st)
         return st;
@@ -76,7 +68,7 @@ static dm_status eval_var(void *ctx, size_t n, const float *x, const double *t, 
                           float *eps, float *v, char *err)
 {
     dm_net_denoiser *nd = ctx;
-    const size_t d = nd->dim, fo = (size_t)nd->mlp->cfg.out_dim;
+    const size_t d = nd->dim, fo = (size_t)nd->net->cfg.out_dim;
     dm_status st = eval(ctx, n, x, t, y, x0, eps, err);
     for (size_t i = 0; i < n && !st; i++)
         for (size_t j = 0; j < d; j++)
@@ -97,7 +89,7 @@ static dm_status eval_div(void *ctx, size_t n, const float *x, const double *t, 
                           char *err)
 {
     dm_net_denoiser *nd = ctx;
-    const size_t d = nd->dim, din = (size_t)nd->mlp->cfg.in_dim, fo = (size_t)nd->mlp->cfg.out_dim;
+    const size_t d = nd->dim, fo = (size_t)nd->net->cfg.out_dim;
     (void)err;
     forward(nd, n, x, t, NULL);
     if (div) {
@@ -108,9 +100,9 @@ static dm_status eval_div(void *ctx, size_t n, const float *x, const double *t, 
         for (size_t j = 0; j < d; j++) {
             for (size_t i = 0; i < n; i++)
                 nd->dout[i * fo + j] = 1.0f;
-            dm_mlp_backward(nd->mlp, nd->params, &nd->ws, (int)n, nd->dout, nd->grads, nd->dxin);
+            dm_net_backward(nd->net, nd->params, &nd->ws, (int)n, nd->dout, nd->grads, nd->dxin);
             for (size_t i = 0; i < n; i++) {
-                div[i] += nd->dxin[i * din + j];
+                div[i] += nd->dxin[i * d + j];
                 nd->dout[i * fo + j] = 0.0f;
             }
         }
@@ -140,14 +132,14 @@ static dm_status eval_hutch(void *ctx, size_t n, const float *x, const double *t
                             float *x0, double *zjz, char *err)
 {
     dm_net_denoiser *nd = ctx;
-    const size_t d = nd->dim, din = (size_t)nd->mlp->cfg.in_dim, fo = (size_t)nd->mlp->cfg.out_dim;
+    const size_t d = nd->dim, fo = (size_t)nd->net->cfg.out_dim;
     (void)err;
     forward(nd, n, x, t, NULL);
     if (zjz) {
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < fo; j++)
                 nd->dout[i * fo + j] = j < d ? z[i * d + j] : 0.0f;
-        dm_mlp_backward(nd->mlp, nd->params, &nd->ws, (int)n, nd->dout, nd->grads, nd->dxin);
+        dm_net_backward(nd->net, nd->params, &nd->ws, (int)n, nd->dout, nd->grads, nd->dxin);
     }
     double tc = 0.0;
     dm_param_coef c = { 0 };
@@ -161,7 +153,7 @@ static dm_status eval_hutch(void *ctx, size_t n, const float *x, const double *t
             for (size_t j = 0; j < d; j++) {
                 const double zj = z[i * d + j];
                 zz += zj * zj;
-                zjfz += zj * nd->dxin[i * din + j];
+                zjfz += zj * nd->dxin[i * d + j];
             }
             zjz[i] = c.x_x0 * zz + c.f_x0 * c.c_in * zjfz;
         }
@@ -169,36 +161,37 @@ static dm_status eval_hutch(void *ctx, size_t n, const float *x, const double *t
     return DM_OK;
 }
 
-dm_status dm_net_denoiser_init(dm_net_denoiser *nd, dm_denoiser *den, const dm_mlp *mlp,
+dm_status dm_net_denoiser_init(dm_net_denoiser *nd, dm_denoiser *den, const dm_net *net,
                                const float *params, const dm_schedule *sched,
                                const dm_param_ops *param, const void *param_opts,
-                               double sigma_data, int n_classes, size_t max_batch, char *err)
+                               double sigma_data, size_t max_batch, char *err)
 {
-    const size_t d = (size_t)mlp->cfg.in_dim - (n_classes > 0 ? (size_t)n_classes + 1 : 0);
-    *nd = (dm_net_denoiser){ .mlp = mlp, .params = params, .sched = sched, .param = param,
-                             .param_opts = param_opts, .sigma_data = sigma_data, .dim = d, .n_classes = n_classes };
-    dm_status st = dm_mlp_ws_init(&nd->ws, mlp, (int)max_batch, err);
+    const size_t d = (size_t)net->cfg.dim, fo = (size_t)net->cfg.out_dim;
+    *nd = (dm_net_denoiser){ .net = net, .params = params, .sched = sched, .param = param,
+                             .param_opts = param_opts, .sigma_data = sigma_data, .dim = d,
+                             .n_classes = net->cfg.n_classes };
+    dm_status st = dm_net_ws_init(net, &nd->ws, (int)max_batch, err);
     if (st)
         return st;
-    nd->xin = dm_malloc_aligned(sizeof(float) * max_batch * (size_t)mlp->cfg.in_dim);
+    nd->xin = dm_malloc_aligned(sizeof(float) * max_batch * d);
     nd->tin = dm_malloc_aligned(sizeof(float) * max_batch);
-    nd->F = dm_malloc_aligned(sizeof(float) * max_batch * (size_t)mlp->cfg.out_dim);
-    nd->dout = dm_malloc_aligned(sizeof(float) * max_batch * (size_t)mlp->cfg.out_dim);
-    nd->dxin = dm_malloc_aligned(sizeof(float) * max_batch * (size_t)mlp->cfg.in_dim);
-    nd->grads = dm_malloc_aligned(sizeof(float) * mlp->n_params);
+    nd->F = dm_malloc_aligned(sizeof(float) * max_batch * fo);
+    nd->dout = dm_malloc_aligned(sizeof(float) * max_batch * fo);
+    nd->dxin = dm_malloc_aligned(sizeof(float) * max_batch * d);
+    nd->grads = dm_malloc_aligned(sizeof(float) * net->n_params);
     if (!nd->xin || !nd->tin || !nd->F || !nd->dout || !nd->dxin || !nd->grads) {
         dm_net_denoiser_free(nd);
         return dm_err(err, DM_E_NOMEM, "out of memory for a denoiser of batch %zu", max_batch);
     }
     *den = (dm_denoiser){ .ctx = nd, .dim = d, .max_batch = max_batch,
-                          .eval = eval, .eval_div = eval_div, .eval_hutch = eval_hutch,
-                          .eval_var = (size_t)mlp->cfg.out_dim == 2 * d ? eval_var : NULL };
+                          .eval = eval, .eval_div = eval_div,
+                          .eval_hutch = eval_hutch, .eval_var = fo == 2 * d ? eval_var : NULL };
     return DM_OK;
 }
 
 void dm_net_denoiser_free(dm_net_denoiser *nd)
 {
-    dm_mlp_ws_free(&nd->ws);
+    dm_net_ws_free(nd->net, &nd->ws);
     dm_free_aligned(nd->xin);
     dm_free_aligned(nd->tin);
     dm_free_aligned(nd->F);

@@ -2,13 +2,6 @@
 
 #include <stddef.h>
 
-static void mlp_cfg(const void *opts, int dim, int out_dim, dm_mlp_cfg *cfg)
-{
-    const dm_mlp_opts *o = opts;
-    *cfg = (dm_mlp_cfg){ .in_dim = dim, .out_dim = out_dim, .nfreq = (int)o->nfreq,
-                         .width = (int)o->width, .depth = (int)o->depth };
-}
-
 static int mlp_conditional(const void *opts) { return ((const dm_mlp_opts *)opts)->conditional; }
 static int analytic_conditional(const void *opts) { return ((const dm_analytic_opts *)opts)->conditional; }
 
@@ -31,7 +24,7 @@ static const dm_param_desc analytic_params[] = {
 const dm_model_ops dm_model_mlp = {
     .info = { "mlp", "the toy MLP of shared/peer/peer_toy_mlp.py: [x, time embedding] -> Linear+SiLU x depth -> Linear",
               mlp_params, sizeof(dm_mlp_opts) },
-    .mlp_cfg = mlp_cfg,
+    .net = &dm_net_mlp,
     .conditional = mlp_conditional,
 };
 

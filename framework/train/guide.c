@@ -90,7 +90,7 @@ dm_status dm_guide_load(const char *results, const char *id, size_t batch, dm_gu
     snprintf(g->run_id, sizeof g->run_id, "%s", id);
     dm_status st = dm_runref_load(results, id, &g->spec, &g->tr, &g->tr_ready, err);
     const dm_trainer *t = &g->tr;
-    if (!st && !(st = dm_net_classifier_init(&g->nc, &g->clf, &t->mlp, t->eopt->use_ema ? t->ema : t->params,
+    if (!st && !(st = dm_net_classifier_init(&g->nc, &g->clf, &t->net, t->eopt->use_ema ? t->ema : t->params,
                                              &t->sched, t->param, t->param_opts, t->sigma_data, batch, err)))
         g->clf_ready = 1;
     if (st)

@@ -348,7 +348,7 @@ dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err)
     if ((st = noise_levels(s, LEVELS, ts, &nl, err)))
         goto out;
     if ((st = dm_rng_init(&rng, dm_seed_derive((uint64_t)tr->eopt->seed, "eval.classifier"), err)) ||
-        (st = dm_net_classifier_init(&nc, &clf, &tr->mlp, tr->eopt->use_ema ? tr->ema : tr->params, s, tr->param,
+        (st = dm_net_classifier_init(&nc, &clf, &tr->net, tr->eopt->use_ema ? tr->ema : tr->params, s, tr->param,
                                      tr->param_opts, tr->sigma_data, batch, err)))
         goto out;
     have_clf = 1;

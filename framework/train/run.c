@@ -254,7 +254,7 @@ static dm_status attach_teacher(run_state *rs, char *err)
     dm_status st;
     if (rs->teacher_id[0]) {
         if ((st = dm_teacher_load(rs->cfg->results, rs->teacher_id, (size_t)rs->tr.topt->batch, &rs->teacher, err)) ||
-            (st = dm_trainer_set_teacher(&rs->tr, &rs->teacher.den, rs->teacher.tr.analytic ? NULL : &rs->teacher.tr.mlp,
+            (st = dm_trainer_set_teacher(&rs->tr, &rs->teacher.den, rs->teacher.tr.analytic ? NULL : &rs->teacher.tr.net,
                                          rs->teacher.tr.ema, err)) ||
             (st = dm_runrec_set_attr(&rs->rec, "teacher", rs->teacher_id, err)))
             return st;
@@ -349,7 +349,7 @@ static dm_status execute(run_state *rs, char *err)
     if ((st = attach_teacher(rs, err)))
         return st;
     char np[32];
-    snprintf(np, sizeof np, "%zu", rs->tr.mlp.n_params);
+    snprintf(np, sizeof np, "%zu", rs->tr.net.n_params);
     if ((st = dm_runrec_set_attr(&rs->rec, "n_params", np, err)))
         return st;
     if ((st = save_record(rs, "running", err)) || (st = index_run(rs, err)))

@@ -19,6 +19,25 @@ static dm_status resolve(const char *results, const dm_distill_opts *dist, char 
 }
 
 /* Read the teacher's record and spec; check status and compatibility. */
+/* A one-line description of the network spec sp builds for data of dimension dim (nn/net.h),
+ * "analytic" for none: equal descriptions, equal parameter layouts. */
+static dm_status net_desc(const dm_spec *sp, size_t dim, char *buf, size_t size, char *err)
+{
+    const dm_model_ops *m = (const dm_model_ops *)dm_spec_plugin(sp, "model");
+    if (m->analytic) {
+        snprintf(buf, size, "analytic");
+        return DM_OK;
+    }
+    const dm_net_cfg cfg = { .dim = (int)dim, .c = (int)dim, .h = 1, .w = 1, .out_dim = (int)dim, .n_classes = 0 };
+    dm_net net;
+    dm_status st = dm_net_init(&net, m->net, dm_spec_opts(sp, "model"), &cfg, err);
+    if (st)
+        return st;
+    dm_net_describe(&net, buf, size);
+    dm_net_free(&net);
+    return DM_OK;
+}
+
 static dm_status open_teacher(const char *results, const dm_spec *student, const char *dir, const char *id,
                               dm_spec **spec_out, char *err)
 {
@@ -59,16 +78,12 @@ static dm_status open_teacher(const char *results, const dm_spec *student, const
     /* Starting from the teacher's weights needs the same network. */
     const dm_distill_opts *dist = dm_spec_opts(student, "distill");
     if (dist->init_from_teacher) {
-        const dm_model_ops *sm = (const dm_model_ops *)dm_spec_plugin(student, "model");
-        const dm_model_ops *tm = (const dm_model_ops *)dm_spec_plugin(spec, "model");
-        dm_mlp_cfg a = { 0 }, b = { 0 };
-        if (!tm->analytic) {
-            sm->mlp_cfg(dm_spec_opts(student, "model"), (int)ds, (int)ds, &a);
-            tm->mlp_cfg(dm_spec_opts(spec, "model"), (int)dt, (int)dt, &b);
-        }
-        if (tm->analytic || memcmp(&a, &b, sizeof a) != 0) {
-            st = dm_err(err, DM_E_INPUT, "distill.init_from_teacher: run %s has another network shape than the "
-                        "student (%s)", id, tm->analytic ? "it is analytic" : "model width, depth, nfreq or outputs differ");
+        char a[256], b[256];
+        if ((st = net_desc(student, ds, a, sizeof a, err)) || (st = net_desc(spec, dt, b, sizeof b, err)))
+            goto out;
+        if (strcmp(a, b) != 0) {
+            st = dm_err(err, DM_E_INPUT, "distill.init_from_teacher: run %s has another network shape than the student: %s, "
+                        "the student %s", id, b, a);
             goto out;
         }
     }

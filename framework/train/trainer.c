@@ -46,25 +46,24 @@ static double data_std(const float *x, size_t n)
 static dm_status init_network(dm_trainer *tr, const dm_model_ops *model, uint64_t seed, char *err)
 {
     dm_status st;
-    dm_mlp_cfg cfg;
     const int out_dim = tr->classifier ? (int)tr->n_classes
                                        : (int)tr->dim * (tr->loss_variance == DM_VAR_LEARNED ? 2 : 1);
-    const void *mo = dm_spec_opts(tr->spec, "model");
-    model->mlp_cfg(mo, dm_model_in_dim(model, mo, (int)tr->dim, (int)tr->n_classes), out_dim, &cfg);
-    if ((st = dm_mlp_init(&tr->mlp, &cfg, err)))
+    const dm_net_cfg cfg = { .dim = (int)tr->dim, .c = tr->shape[0], .h = tr->shape[1], .w = tr->shape[2],
+                             .out_dim = out_dim, .n_classes = tr->conditional ? (int)tr->n_classes : 0 };
+    if ((st = dm_net_init(&tr->net, model->net, dm_spec_opts(tr->spec, "model"), &cfg, err)))
         return st;
-    const size_t np = tr->mlp.n_params, B = (size_t)tr->topt->batch, d = tr->dim, din = (size_t)cfg.in_dim;
+    const size_t np = tr->net.n_params, B = (size_t)tr->topt->batch, d = tr->dim;
     tr->params = dm_malloc_aligned(sizeof(float) * np);
     tr->grads = dm_malloc_aligned(sizeof(float) * np);
     tr->ema = dm_malloc_aligned(sizeof(float) * np);
     tr->x0 = dm_malloc_aligned(sizeof(float) * B * d);
     tr->eps = dm_malloc_aligned(sizeof(float) * B * d);
     tr->xt = dm_malloc_aligned(sizeof(float) * B * d);
-    tr->xin = dm_malloc_aligned(sizeof(float) * B * din);
+    tr->xin = dm_malloc_aligned(sizeof(float) * B * d);
     tr->y = dm_malloc(sizeof(int32_t) * B);
     tr->tin = dm_malloc_aligned(sizeof(float) * B);
-    tr->F = dm_malloc_aligned(sizeof(float) * B * (size_t)cfg.out_dim);
-    tr->dF = dm_malloc_aligned(sizeof(float) * B * (size_t)cfg.out_dim);
+    tr->F = dm_malloc_aligned(sizeof(float) * B * (size_t)out_dim);
+    tr->dF = dm_malloc_aligned(sizeof(float) * B * (size_t)out_dim);
     tr->t = dm_malloc(sizeof(double) * B);
     tr->alpha = dm_malloc(sizeof(double) * B);
     tr->sigma = dm_malloc(sizeof(double) * B);
@@ -76,7 +75,7 @@ static dm_status init_network(dm_trainer *tr, const dm_model_ops *model, uint64_
         return dm_err(err, DM_E_NOMEM, "out of memory for a model of %zu parameters at batch %zu", np, B);
     if (tr->importance_t && (st = dm_tsampler_init(&tr->tsampler, tr->sched.T, err)))
         return st;
-    if ((st = dm_mlp_ws_init(&tr->ws, &tr->mlp, (int)B, err)))
+    if ((st = dm_net_ws_init(&tr->net, &tr->ws, (int)B, err)))
         return st;
     const dm_train_opts *to = tr->topt;
     if ((st = dm_adam_init(&tr->adam, np, to->lr, to->beta1, to->beta2, to->eps,
@@ -87,13 +86,14 @@ static dm_status init_network(dm_trainer *tr, const dm_model_ops *model, uint64_
     uint64_t init_seed = dm_seed_derive(seed, "model.init");
     if ((st = dm_rng_init(&init_rng, init_seed, err)))
         return st;
-    dm_mlp_init_params(&tr->mlp, tr->params, &init_rng);
+    dm_net_init_params(&tr->net, tr->params, &init_rng);
     dm_rng_free(&init_rng);
     memcpy(tr->ema, tr->params, sizeof(float) * np);
 
     for (int k = 0; k < DM_TRAIN_N_STREAMS; k++)
         if ((st = dm_rng_init(&tr->streams[k], dm_seed_derive(seed, stream_names[k]), err)))
             return st;
+    tr->dropout_seed = dm_seed_derive(seed, "train.dropout");
     return DM_OK;
 }
 
@@ -131,6 +131,8 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
 
     /* Data: the training set from the run's seed, the reference set from eval.seed alone. */
     tr->dim = tr->data->dim(tr->data_opts);
+    tr->shape[0] = (int)tr->dim;
+    tr->shape[1] = tr->shape[2] = 1;
     tr->n_classes = tr->data->n_classes(tr->data_opts);
     const size_t nd = (size_t)tr->topt->n_data, nr = (size_t)tr->eopt->n_ref;
     if ((st = gen_data(tr, seed, "data.train", nd, &tr->train_x, &tr->train_y, err)))
@@ -221,9 +223,8 @@ void dm_trainer_free(dm_trainer *tr)
     dm_free(tr->coef);
     if (tr->tsampler.T)
         dm_tsampler_free(&tr->tsampler);
-    dm_mlp_ws_free(&tr->ws);
-    if (tr->mlp.n_layers)
-        dm_mlp_free(&tr->mlp);
+    dm_net_ws_free(&tr->net, &tr->ws);
+    dm_net_free(&tr->net);
     if (tr->adam.m)
         dm_adam_free(&tr->adam);
     for (int k = 0; k < DM_TRAIN_N_STREAMS; k++)
@@ -239,7 +240,6 @@ static double diffusion_forward_loss(dm_trainer *tr)
 
     /* Draws in a fixed order from three streams: indices, times (then, with label dropout, one
      * uniform per row), noise. */
-    const size_t din = (size_t)tr->mlp.cfg.in_dim;
     const int C = tr->conditional ? (int)tr->n_classes : 0;
     for (size_t i = 0; i < B; i++) {
         size_t k = dm_rng_int(&tr->streams[0], nd);
@@ -268,14 +268,16 @@ static double diffusion_forward_loss(dm_trainer *tr)
             const size_t q = i * d + j;
             tr->xt[q] = (float)(a * tr->x0[q] + sg * tr->eps[q]);
         }
-        dm_net_input_row(tr->xin + i * din, d, tr->xt + i * d, tr->coef[i].c_in, C, tr->y[i]);
+        const double c_in = tr->coef[i].c_in;
+        for (size_t j = 0; j < d; j++)
+            tr->xin[i * d + j] = (float)(c_in * tr->xt[i * d + j]);
     }
 
-    dm_mlp_forward(&tr->mlp, tr->params, &tr->ws, (int)B, tr->xin, tr->tin, tr->F);
+    dm_trainer_net_forward(tr, tr->params, (int)B, tr->xin, tr->tin, C > 0 ? tr->y : NULL, tr->F);
     const dm_loss_batch lb = { .n = B, .d = d, .x_t = tr->xt, .F = tr->F, .x0 = tr->x0,
                                .eps = tr->eps, .t = tr->t, .alpha = tr->alpha,
                                .sigma = tr->sigma, .coef = tr->coef, .sched = s,
-                               .sigma_data = tr->sigma_data, .f_cols = (size_t)tr->mlp.cfg.out_dim,
+                               .sigma_data = tr->sigma_data, .f_cols = (size_t)tr->net.cfg.out_dim,
                                .w = tr->importance_t ? tr->w : NULL,
                                .row_loss = tr->importance_t ? tr->row_loss : NULL,
                                .y = tr->y, .n_classes = tr->n_classes };
@@ -297,8 +299,8 @@ dm_status dm_trainer_step(dm_trainer *tr, double *loss_out, double *gnorm_out, c
     if (!isfinite(loss))
         return dm_err(err, DM_E_NUMERIC, "the loss is %s at step %lld", isnan(loss) ? "NaN" : "infinite",
                       (long long)tr->step + 1);
-    dm_mlp_backward(&tr->mlp, tr->params, &tr->ws, (int)B, tr->dF, tr->grads, NULL);
-    const double gnorm = dm_clip_grad_norm(tr->grads, tr->mlp.n_params, tr->topt->grad_clip);
+    dm_net_backward(&tr->net, tr->params, &tr->ws, (int)B, tr->dF, tr->grads, NULL);
+    const double gnorm = dm_clip_grad_norm(tr->grads, tr->net.n_params, tr->topt->grad_clip);
     *gnorm_out = gnorm;
     if (!isfinite(gnorm))
         return dm_err(err, DM_E_NUMERIC, "the gradient norm is %s at step %lld",
@@ -310,7 +312,7 @@ dm_status dm_trainer_step(dm_trainer *tr, double *loss_out, double *gnorm_out, c
     dm_adam_step(&tr->adam, tr->params, tr->grads, lr);
     if (tr->importance_t)
         dm_tsampler_update(&tr->tsampler, B, tr->t, tr->row_loss);
-    dm_ema_update(tr->ema, tr->params, tr->mlp.n_params, tr->topt->ema_decay);
+    dm_ema_update(tr->ema, tr->params, tr->net.n_params, tr->topt->ema_decay);
     tr->step++;
     if (tr->cm)
         dm_cm_after_step(tr);
@@ -321,7 +323,7 @@ dm_status dm_trainer_ckpt_entries(dm_trainer *tr, dm_ckpt *c, void *rng_buf, cha
 {
     (void)err;
     static const char *const rng_entry[DM_TRAIN_N_STREAMS] = { "rng/train.batch", "rng/train.t", "rng/train.noise" };
-    const size_t np = tr->mlp.n_params;
+    const size_t np = tr->net.n_params;
     size_t k = 0;
     c->step = tr->step;
     c->entries[k++] = (dm_ckpt_entry){ (char *)"params", DM_CKPT_F32, np, tr->params };
@@ -352,7 +354,7 @@ dm_status dm_trainer_ckpt_entries(dm_trainer *tr, dm_ckpt *c, void *rng_buf, cha
 dm_status dm_trainer_restore(dm_trainer *tr, const dm_ckpt *c, char *err)
 {
     static const char *const rng_entry[DM_TRAIN_N_STREAMS] = { "rng/train.batch", "rng/train.t", "rng/train.noise" };
-    const size_t np = tr->mlp.n_params;
+    const size_t np = tr->net.n_params;
     struct { const char *name; void *dst; size_t count; } f32[] = {
         { "params", tr->params, np }, { "ema", tr->ema, np }, { "adam/m", tr->adam.m, np }, { "adam/v", tr->adam.v, np },
     };
@@ -391,7 +393,7 @@ dm_status dm_trainer_restore(dm_trainer *tr, const dm_ckpt *c, char *err)
     return DM_OK;
 }
 
-dm_status dm_trainer_set_teacher(dm_trainer *tr, const dm_denoiser *teacher, const dm_mlp *mlp, const float *weights,
+dm_status dm_trainer_set_teacher(dm_trainer *tr, const dm_denoiser *teacher, const dm_net *net, const float *weights,
                                  char *err)
 {
     const dm_distill_opts *dist = dm_spec_opts(tr->spec, "distill");
@@ -402,12 +404,14 @@ dm_status dm_trainer_set_teacher(dm_trainer *tr, const dm_denoiser *teacher, con
         return dm_err(err, DM_E_INPUT, "distill.teacher: the teacher's denoiser takes batches of %zu, below train.batch "
                       "%lld", teacher->max_batch, (long long)tr->topt->batch);
     if (dist->init_from_teacher) {
-        if (!mlp || memcmp(&mlp->cfg, &tr->mlp.cfg, sizeof mlp->cfg) != 0)
+        char a[256] = "none: analytic", b[256];
+        if (net)
+            dm_net_describe(net, a, sizeof a);
+        dm_net_describe(&tr->net, b, sizeof b);
+        if (!net || strcmp(a, b) != 0)
             return dm_err(err, DM_E_INPUT, "distill.init_from_teacher: the teacher's network (%s) has another shape "
-                          "than the student's (width %d, depth %d, nfreq %d, %d outputs)",
-                          mlp ? "width/depth/nfreq/outputs differ" : "none: analytic",
-                          tr->mlp.cfg.width, tr->mlp.cfg.depth, tr->mlp.cfg.nfreq, tr->mlp.cfg.out_dim);
-        const size_t nb = sizeof(float) * tr->mlp.n_params;
+                          "than the student's (%s)", a, b);
+        const size_t nb = sizeof(float) * tr->net.n_params;
         memcpy(tr->params, weights, nb);
         memcpy(tr->ema, weights, nb);
         if (tr->target)
@@ -422,7 +426,7 @@ dm_status dm_trainer_params_finite(const dm_trainer *tr, char *err)
     const float *blocks[2] = { tr->params, tr->ema };
     static const char *const names[2] = { "parameters", "EMA parameters" };
     for (int b = 0; b < 2 && blocks[b]; b++)
-        for (size_t i = 0; i < tr->mlp.n_params; i++)
+        for (size_t i = 0; i < tr->net.n_params; i++)
             if (!isfinite(blocks[b][i]))
                 return dm_err(err, DM_E_NUMERIC, "the %s hold %s at step %lld (entry %zu)", names[b],
                               isnan(blocks[b][i]) ? "NaN" : "Inf", (long long)tr->step, i);
@@ -431,7 +435,7 @@ dm_status dm_trainer_params_finite(const dm_trainer *tr, char *err)
 
 void dm_trainer_params_sha256(const dm_trainer *tr, char hex[65])
 {
-    const size_t nb = sizeof(float) * tr->mlp.n_params;
+    const size_t nb = sizeof(float) * tr->net.n_params;
     const void *parts[2] = { tr->params, tr->ema };
     const size_t sizes[2] = { nb, nb };
     dm_sha256_hex_parts(parts, sizes, 2, hex);

@@ -25,7 +25,7 @@
 #include "io/runlog.h"
 #include "io/runrec.h"
 #include "io/spec.h"
-#include "nn/mlp.h"
+#include "nn/net.h"
 #include "nn/optim.h"
 #include "train/schema.h"
 #include "train/tsampler.h"
@@ -48,6 +48,7 @@ typedef struct dm_trainer {
     dm_tsampler tsampler;
 
     size_t dim;
+    int shape[3];       /* (C, H, W) of an item: the data's shape, (dim, 1, 1) for point data */
     size_t n_classes;   /* the dataset's classes */
     int conditional;    /* model.conditional: the model takes class labels */
     int classifier;     /* diffusion.loss xent: the run trains a noisy classifier p(y | x_t) */
@@ -61,13 +62,13 @@ typedef struct dm_trainer {
 
     int analytic;                  /* model.type analytic: no network, the mixture's exact denoiser */
     dm_gmm gmm;                    /* analytic: the dataset's mixture */
-    dm_mlp mlp;
+    dm_net net;
     float *params, *grads, *ema;   /* (n_params) each */
     dm_adam adam;
-    dm_mlp_ws ws;
+    dm_net_ws ws;
 
     /* per-step batch buffers, B = train.batch */
-    float *x0, *eps, *xt, *xin, *tin, *F, *dF;   /* (B, dim) or (B, in_dim) or (B) or (B, out_dim) */
+    float *x0, *eps, *xt, *xin, *tin, *F, *dF;   /* (B, dim): x0, eps, xt, xin = c_in xt; (B) tin; (B, out_dim) */
     int32_t *y;                                  /* (B) the batch's labels, after dropout */
     double *t, *alpha, *sigma, *w, *row_loss;    /* (B) */
     dm_param_coef *coef;                         /* (B) */
@@ -92,6 +93,7 @@ typedef struct dm_trainer {
     dm_classifier clf_gmm;
 
     dm_rng streams[DM_TRAIN_N_STREAMS];          /* train.batch, train.t, train.noise */
+    uint64_t dropout_seed;                       /* train.dropout: step k's masks from dm_seed_index(., k) */
     int64_t step;                                /* steps done */
 } dm_trainer;
 
@@ -168,7 +170,7 @@ dm_status dm_trainer_restore(dm_trainer *tr, const dm_ckpt *c, char *err);
 /* CD: the teacher's denoiser (borrowed; its max_batch >= train.batch, time = sigma) and, for
  * distill.init_from_teacher, its network and EMA weights to start from (same shape). Before the
  * first step. */
-dm_status dm_trainer_set_teacher(dm_trainer *tr, const dm_denoiser *teacher, const dm_mlp *mlp, const float *weights,
+dm_status dm_trainer_set_teacher(dm_trainer *tr, const dm_denoiser *teacher, const dm_net *net, const float *weights,
                                  char *err);
 
 /* DM_E_NUMERIC naming the block, step and entry if a parameter or EMA value is NaN or Inf. */

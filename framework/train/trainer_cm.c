@@ -41,8 +41,8 @@ double dm_cm_target_mu(const dm_trainer *tr)
 
 dm_status dm_cm_init(dm_trainer *tr, char *err)
 {
-    const size_t B = (size_t)tr->topt->batch, d = tr->dim, fo = (size_t)tr->mlp.cfg.out_dim;
-    const size_t np = tr->mlp.n_params, N = (size_t)max_points(tr);
+    const size_t B = (size_t)tr->topt->batch, d = tr->dim, fo = (size_t)tr->net.cfg.out_dim;
+    const size_t np = tr->net.n_params, N = (size_t)max_points(tr);
     tr->cm_xs = dm_malloc_aligned(sizeof(float) * B * d);
     tr->cm_xt = dm_malloc_aligned(sizeof(float) * B * d);
     tr->cm_f = dm_malloc_aligned(sizeof(float) * B * d);
@@ -85,7 +85,7 @@ void dm_cm_free(dm_trainer *tr)
 static void consistency_fn(dm_trainer *tr, const float *w, size_t n, const float *x, const double *t, float *F,
                            float *out, double *c_out)
 {
-    const size_t d = tr->dim, fo = (size_t)tr->mlp.cfg.out_dim;
+    const size_t d = tr->dim, fo = (size_t)tr->net.cfg.out_dim;
     const dm_schedule *s = &tr->sched;
     for (size_t i = 0; i < n; i++) {
         dm_param_coef c;
@@ -95,7 +95,7 @@ static void consistency_fn(dm_trainer *tr, const float *w, size_t n, const float
         for (size_t j = 0; j < d; j++)
             tr->xin[i * d + j] = (float)(c.c_in * x[i * d + j]);
     }
-    dm_mlp_forward(&tr->mlp, w, &tr->ws, (int)n, tr->xin, tr->tin, F);
+    dm_trainer_net_forward(tr, w, (int)n, tr->xin, tr->tin, NULL, F);
     for (size_t i = 0; i < n; i++) {
         const dm_param_coef *c = &tr->coef[i];
         if (c_out)
@@ -151,7 +151,7 @@ dm_status dm_cm_forward_loss(dm_trainer *tr, double *loss, char *err)
     /* The target first (no gradient), then the student, whose activations the backward uses. */
     consistency_fn(tr, tr->target ? tr->target : tr->params, B, tr->cm_xt, tr->cm_tt, tr->cm_F2, tr->cm_tgt, NULL);
     consistency_fn(tr, tr->params, B, tr->cm_xs, tr->cm_ts, tr->F, tr->cm_f, tr->cm_cout);
-    *loss = dm_cm_loss_rows(o, B, d, (size_t)tr->mlp.cfg.out_dim, tr->cm_f, tr->cm_tgt, tr->cm_lambda, tr->cm_cout,
+    *loss = dm_cm_loss_rows(o, B, d, (size_t)tr->net.cfg.out_dim, tr->cm_f, tr->cm_tgt, tr->cm_lambda, tr->cm_cout,
                             dm_cm_huber_c(d), tr->dF);
     return DM_OK;
 }
@@ -164,5 +164,5 @@ void dm_cm_after_step(dm_trainer *tr)
     tr->step--;
     const double mu = dm_cm_target_mu(tr);
     tr->step++;
-    dm_ema_update(tr->target, tr->params, tr->mlp.n_params, mu);
+    dm_ema_update(tr->target, tr->params, tr->net.n_params, mu);
 }

@@ -20,6 +20,19 @@
 
 #include "train/trainer.h"
 
+/* A training forward of the network with weights w: dropout on, its per-item streams derived
+ * from (train.dropout, step), so a step's masks depend only on the seed and the step (a resumed
+ * run draws the same) and every forward of one step (the consistency target's and the student's)
+ * draws the same masks, as openai/consistency_models does by restoring the RNG state. */
+static inline void dm_trainer_net_forward(dm_trainer *tr, const float *w, int n, const float *x, const float *tin,
+                                          const int32_t *y, float *out)
+{
+    tr->ws.train = 1;
+    tr->ws.noise_seed = dm_seed_index(tr->dropout_seed, (uint64_t)tr->step);
+    dm_net_forward(&tr->net, w, &tr->ws, n, x, tin, y, out);
+    tr->ws.train = 0;
+}
+
 /* Buffers and the target network (a copy of the parameters). Called by dm_trainer_init. */
 dm_status dm_cm_init(dm_trainer *tr, char *err);
 void dm_cm_free(dm_trainer *tr);

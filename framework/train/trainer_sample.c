@@ -19,9 +19,8 @@ dm_status dm_model_denoiser_init(dm_trainer *tr, size_t batch, int use_ema, dm_m
         dm_gmm_denoiser_init(&md->gd, den, &tr->gmm, &tr->sched, batch);
         return DM_OK;
     }
-    return dm_net_denoiser_init(&md->nd, den, &tr->mlp, use_ema ? tr->ema : tr->params, &tr->sched,
-                                tr->param, tr->param_opts, tr->sigma_data, tr->conditional ? (int)tr->n_classes : 0,
-                                batch, err);
+    return dm_net_denoiser_init(&md->nd, den, &tr->net, use_ema ? tr->ema : tr->params, &tr->sched,
+                                tr->param, tr->param_opts, tr->sigma_data, batch, err);
 }
 
 void dm_model_denoiser_free(dm_model_denoiser *md)
