@@ -2,7 +2,7 @@
 
 #include "core/alloc.h"
 
-_Static_assert(DM_NULL_CLASS == DM_NET_NULL_CLASS, "the null class of denoisers and networks differ");
+_Static_assert((int)DM_NULL_CLASS == (int)DM_NET_NULL_CLASS, "the null class of denoisers and networks differ");
 
 /* The parameterization's coefficients at time t. Rows of one sampler step share t, so callers
  * recompute them only when t changes. */
