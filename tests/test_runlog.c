@@ -203,6 +203,7 @@ static void assert_records_equal(const dm_runrec *a, const dm_runrec *b)
         assert_int_equal(s->nfe, t->nfe);
         assert_int_equal(s->n, t->n);
         assert_int_equal(s->d, t->d);
+        assert_memory_equal(s->shape, t->shape, sizeof s->shape);
         if (s->n > 0 && s->d > 0)
             assert_memory_equal(s->x, t->x, (size_t)(s->n * s->d) * sizeof(float));
     }
@@ -302,6 +303,66 @@ static void test_roundtrip(void **state)
     assert_int_equal(dm_runlog_write(path2, &b, err), DM_OK);
     assert_int_equal(dm_runlog_read(path2, &c, err), DM_OK);
     assert_records_equal(&b, &c);
+    dm_runrec_free(&a);
+    dm_runrec_free(&b);
+    dm_runrec_free(&c);
+}
+
+/* An image sample set: stored (n, C, H, W), one chunk per image, compressed; read back with its
+ * shape beside a set of points. */
+static void test_image_samples(void **state)
+{
+    fixture *f = *state;
+    char err[DM_ERR_SIZE] = "";
+    enum { N = 3, C = 2, H = 3, W = 4, D = C * H * W };
+    float x[N * D], p[4] = { 1, 2, 3, 4 };
+    for (int i = 0; i < N * D; i++)
+        x[i] = 0.25f * (float)i - 3.0f;
+    const int32_t shape[3] = { C, H, W };
+    dm_runrec a, b;
+    dm_runrec_init(&a);
+    const char *name = NULL;
+    assert_int_equal(dm_runrec_add_image_samples(&a, "heun", 35, NULL, N, shape, x, &name, err), DM_OK);
+    assert_string_equal(name, "heun_35");
+    assert_int_equal(dm_runrec_add_samples(&a, "ddim", 10, NULL, 2, 2, p, NULL, err), DM_OK);
+    const int32_t bad[3] = { 0, 3, 4 };
+    assert_int_equal(dm_runrec_add_image_samples(&a, "heun", 35, NULL, N, bad, x, NULL, err), DM_E_INPUT);
+    assert_int_equal(dm_runlog_write(f->path, &a, err), DM_OK);
+    assert_int_equal(dm_runlog_read(f->path, &b, err), DM_OK);
+    assert_int_equal(b.n_samples, 2);
+    assert_int_equal(b.samples[0].n, N);
+    assert_int_equal(b.samples[0].d, D);
+    assert_int_equal(b.samples[0].shape[0], C);
+    assert_int_equal(b.samples[0].shape[1], H);
+    assert_int_equal(b.samples[0].shape[2], W);
+    assert_memory_equal(b.samples[0].x, x, sizeof x);
+    assert_int_equal(b.samples[1].shape[0], 0);
+    assert_int_equal(b.samples[1].d, 2);
+
+    hid_t file = H5Fopen(f->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(file >= 0);
+    hid_t d = H5Dopen2(file, "/samples/heun_35", H5P_DEFAULT), sp = H5Dget_space(d), pl = H5Dget_create_plist(d);
+    hsize_t dims[4], chunk[4];
+    assert_int_equal(H5Sget_simple_extent_ndims(sp), 4);
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    assert_true(dims[0] == N && dims[1] == C && dims[2] == H && dims[3] == W);
+    assert_int_equal(H5Pget_layout(pl), H5D_CHUNKED);
+    assert_int_equal(H5Pget_chunk(pl, 4, chunk), 4);
+    assert_true(chunk[0] == 1 && chunk[1] == C && chunk[2] == H && chunk[3] == W);
+    unsigned flags = 0;
+    size_t nv = 0;
+    assert_true(H5Pget_filter_by_id2(pl, H5Z_FILTER_DEFLATE, &flags, &nv, NULL, 0, NULL, NULL) >= 0);
+    H5Pclose(pl);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(file);
+
+    /* written again from what was read: the same shape */
+    dm_runrec c;
+    assert_int_equal(dm_runlog_write(f->path, &b, err), DM_OK);
+    assert_int_equal(dm_runlog_read(f->path, &c, err), DM_OK);
+    assert_int_equal(c.samples[0].shape[2], W);
+    assert_memory_equal(c.samples[0].x, x, sizeof x);
     dm_runrec_free(&a);
     dm_runrec_free(&b);
     dm_runrec_free(&c);
@@ -534,6 +595,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_runrec_semantics),
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_atomic_replacement, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_file_atomic, setup, teardown),

@@ -437,6 +437,39 @@ out:
     return st;
 }
 
+dm_status dm_h5_write_images(hid_t loc, const char *name, const hsize_t dims[4], const float *x, hid_t *out_d,
+                             char *err)
+{
+    dm_status st = DM_OK;
+    hid_t space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, d = H5I_INVALID_HID;
+    const hsize_t chunk[4] = { 1, dims[1], dims[2], dims[3] };
+    if ((space = H5Screate_simple(4, dims, NULL)) < 0 || (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0)
+        goto fail;
+    if (dims[0] > 0 && (H5Pset_chunk(dcpl, 4, chunk) < 0 ||
+                        (H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0 &&
+                         (H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, 4) < 0))))
+        goto fail;
+    if ((d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0)
+        goto fail;
+    if (dims[0] > 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0)
+        goto fail;
+    if (out_d) {
+        *out_d = d;
+        d = H5I_INVALID_HID;
+    }
+    goto out;
+fail:
+    st = dm_h5_err(err, "writing image set '%s' failed", name);
+out:
+    if (d >= 0)
+        H5Dclose(d);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    return st;
+}
+
 dm_status dm_h5_write_file(const char *path, const char *kind, const char *fault, dm_h5_fill_fn fill,
                            const void *what, char *err)
 {

@@ -65,6 +65,12 @@ dm_status dm_h5_write_dataset(hid_t loc, const char *name, hid_t lcpl, hid_t fty
                               int rank, const hsize_t *dims, const void *buf, hid_t *out_d,
                               char *err);
 
+/* A float32 image set dims = (n, C, H, W) as dataset name of loc, chunked one image per chunk and
+ * compressed (shuffle + deflate 4, when HDF5 has deflate); the dataset stays open in *out_d if
+ * out_d is not NULL. */
+dm_status dm_h5_write_images(hid_t loc, const char *name, const hsize_t dims[4], const float *x, hid_t *out_d,
+                             char *err);
+
 /* Write a new HDF5 file at path atomically (atomic.c): fill writes its contents into a fresh
  * temporary file, which is then flushed, closed and committed. HDF5's error printing is silenced
  * meanwhile. Failures before the commit are prefixed "cannot write <kind> <path>". fault names

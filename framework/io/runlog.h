@@ -11,7 +11,8 @@
  *   /seeds       attribute master (uint64); dataset per stream: scalar uint64
  *   /data        attributes: name, n_train, n_test, dim, sha256, std
  *   /metrics/<name>   compound dataset {step int64, wall_s float64, value float64}
- *   /samples/<name>   float32 (n, d), attributes sampler, nfe, settings (JSON)
+ *   /samples/<name>   float32 (n, d), or (n, C, H, W) for images (chunked per image, compressed);
+ *                     attributes sampler, nfe, settings (JSON)
  *   /eval/<metric>    compound dataset {sampler str, nfe int64, settings str, n_samples int64, value float64}
  *
  * checkpoint.h5: a step attribute and named arrays (dm_ckpt_entry). */

@@ -153,22 +153,26 @@ out:
     return st;
 }
 
-/* Open dataset name of g and check its rank; its extent goes to dims (dims[1] only for rank 2). */
+/* Open dataset name of g and check its rank: rank, or 4 as well when rank is DM_RANK_2_OR_4 (an
+ * image sample set). Its extent goes to dims (up to 4 values, the rest 0), the rank to *got. */
+enum { DM_RANK_2_OR_4 = -1 };
 static dm_status open_rows(hid_t g, const char *name, int rank, hid_t *d, hid_t *space,
-                           hsize_t dims[2], char *err)
+                           hsize_t dims[4], int *got, char *err)
 {
     *space = H5I_INVALID_HID;
     if ((*d = H5Dopen2(g, name, H5P_DEFAULT)) < 0 || (*space = H5Dget_space(*d)) < 0)
         return dm_h5_err(err, "opening dataset '%s' failed", name);
-    if (H5Sget_simple_extent_ndims(*space) != rank)
+    const int r = H5Sget_simple_extent_ndims(*space);
+    if (!(r == rank || (rank == DM_RANK_2_OR_4 && (r == 2 || r == 4))))
         return dm_err(err, DM_E_IO, "dataset '%s' has the wrong rank", name);
     if (H5Sget_simple_extent_dims(*space, dims, NULL) < 0)
         return dm_h5_err(err, "reading dataset '%s' failed", name);
+    *got = r;
     return DM_OK;
 }
 
-/* Called for each dataset of a group with the open dataset, its dataspace, name and extent. */
-typedef dm_status (*dataset_fn)(hid_t d, hid_t space, const char *name, const hsize_t dims[2],
+/* Called for each dataset of a group with the open dataset, its dataspace, name, rank and extent. */
+typedef dm_status (*dataset_fn)(hid_t d, hid_t space, const char *name, int rank, const hsize_t dims[4],
                                 void *ctx, char *err);
 
 /* Every dataset of the optional group /<group>, in creation order, each of the given rank. */
@@ -182,10 +186,11 @@ static dm_status each_dataset(hid_t file, const char *group, int rank, dataset_f
     if ((st = open_group(file, group, 0, &g, err)) || g < 0 || (st = dm_h5_nlinks(g, &n, err)))
         goto out;
     for (size_t i = 0; i < n; ++i) {
-        hsize_t dims[2] = {0, 0};
+        hsize_t dims[4] = {0, 0, 0, 0};
+        int got = 0;
         if ((st = dm_h5_link_name(g, i, &name, err)) ||
-            (st = open_rows(g, name, rank, &d, &space, dims, err)) ||
-            (st = fn(d, space, name, dims, ctx, err)))
+            (st = open_rows(g, name, rank, &d, &space, dims, &got, err)) ||
+            (st = fn(d, space, name, got, dims, ctx, err)))
             goto out;
         dm_free(name);
         name = NULL;
@@ -239,10 +244,11 @@ static void rows_ctx_end(rows_ctx *c)
         H5Tclose(c->mtype);
 }
 
-static dm_status read_metric(hid_t d, hid_t space, const char *name, const hsize_t dims[2],
+static dm_status read_metric(hid_t d, hid_t space, const char *name, int rank, const hsize_t dims[4],
                              void *ctx, char *err)
 {
     (void)space;
+    (void)rank;
     rows_ctx *c = ctx;
     dm_status st = DM_OK;
     dm_runlog_metric_row *rows = NULL;
@@ -288,7 +294,7 @@ static dm_status read_metrics(hid_t file, dm_runrec *r, char *err)
     return st;
 }
 
-static dm_status read_sample_set(hid_t d, hid_t space, const char *name, const hsize_t dims[2],
+static dm_status read_sample_set(hid_t d, hid_t space, const char *name, int rank, const hsize_t dims[4],
                                  void *ctx, char *err)
 {
     (void)space;
@@ -301,11 +307,21 @@ static dm_status read_sample_set(hid_t d, hid_t space, const char *name, const h
         (st = dm_h5_read_i64_attr(d, "nfe", &nfe, err)) ||
         (st = dm_h5_read_str_attr(d, "settings", &settings, err)))
         goto out;
-    if (dims[1] && dims[0] > SIZE_MAX / sizeof(float) / dims[1]) {
+    /* An image set: (n, C, H, W), each extent at most 2^16 (so their product fits). */
+    hsize_t dim = dims[1];
+    if (rank == 4) {
+        if (dims[1] < 1 || dims[2] < 1 || dims[3] < 1 || dims[1] > 4096 || dims[2] > 65536 || dims[3] > 65536) {
+            st = dm_err(err, DM_E_IO, "image set '%s' has the shape (%llu, %llu, %llu)", name,
+                        (unsigned long long)dims[1], (unsigned long long)dims[2], (unsigned long long)dims[3]);
+            goto out;
+        }
+        dim = dims[1] * dims[2] * dims[3];
+    }
+    if (dim && dims[0] > SIZE_MAX / sizeof(float) / dim) {
         st = dm_err(err, DM_E_IO, "sample set '%s' is too large", name);
         goto out;
     }
-    size_t count = (size_t)(dims[0] * dims[1]);
+    size_t count = (size_t)(dims[0] * dim);
     if (count && !(x = dm_malloc(count * sizeof *x))) {
         st = dm_err(err, DM_E_NOMEM, "out of memory reading sample set '%s'", name);
         goto out;
@@ -314,8 +330,12 @@ static dm_status read_sample_set(hid_t d, hid_t space, const char *name, const h
         st = dm_h5_err(err, "reading sample set '%s' failed", name);
         goto out;
     }
-    st = dm_runrec_add_samples(r, sampler, nfe, settings, (int64_t)dims[0], (int64_t)dims[1], x,
-                               NULL, err);
+    if (rank == 4) {
+        const int32_t shape[3] = { (int32_t)dims[1], (int32_t)dims[2], (int32_t)dims[3] };
+        st = dm_runrec_add_image_samples(r, sampler, nfe, settings, (int64_t)dims[0], shape, x, NULL, err);
+    } else {
+        st = dm_runrec_add_samples(r, sampler, nfe, settings, (int64_t)dims[0], (int64_t)dim, x, NULL, err);
+    }
 out:
     dm_free(x);
     dm_free(sampler);
@@ -323,9 +343,10 @@ out:
     return st;
 }
 
-static dm_status read_eval(hid_t d, hid_t space, const char *name, const hsize_t dims[2],
+static dm_status read_eval(hid_t d, hid_t space, const char *name, int rank, const hsize_t dims[4],
                            void *ctx, char *err)
 {
+    (void)rank;
     rows_ctx *c = ctx;
     dm_status st = DM_OK;
     dm_runlog_eval_row *rows = NULL;
@@ -373,7 +394,7 @@ dm_status dm_runlog_read(const char *path, dm_runrec *r, char *err)
         (st = read_seeds(file, r, err)) ||
         (st = read_field_group(file, &dm_runlog_data_group, r, err)) ||
         (st = read_metrics(file, r, err)) ||
-        (st = each_dataset(file, "samples", 2, read_sample_set, r, err)) ||
+        (st = each_dataset(file, "samples", DM_RANK_2_OR_4, read_sample_set, r, err)) ||
         (st = read_evals(file, r, err)))
         goto out;
 out:

@@ -133,9 +133,14 @@ static dm_status write_samples(hid_t file, const dm_runrec *r, char *err)
         return st;
     for (size_t i = 0; i < r->n_samples && !st; ++i) {
         const dm_sample_set *s = &r->samples[i];
-        hsize_t dims[2] = {(hsize_t)s->n, (hsize_t)s->d};
-        st = dm_h5_write_dataset(g, s->name, H5P_DEFAULT, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2,
-                                 dims, s->x, &d, err);
+        if (s->shape[0] > 0) {
+            const hsize_t dims[4] = {(hsize_t)s->n, (hsize_t)s->shape[0], (hsize_t)s->shape[1], (hsize_t)s->shape[2]};
+            st = dm_h5_write_images(g, s->name, dims, s->x, &d, err);
+        } else {
+            const hsize_t dims[2] = {(hsize_t)s->n, (hsize_t)s->d};
+            st = dm_h5_write_dataset(g, s->name, H5P_DEFAULT, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2,
+                                     dims, s->x, &d, err);
+        }
         if (!st && !((st = dm_h5_write_str_attr(d, "sampler", s->sampler, err)) ||
                      (st = dm_h5_write_i64_attr(d, "nfe", s->nfe, err))))
             st = dm_h5_write_str_attr(d, "settings", s->settings_json, err);

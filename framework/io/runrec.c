@@ -289,6 +289,23 @@ out:
     return st;
 }
 
+dm_status dm_runrec_add_image_samples(dm_runrec *r, const char *sampler, int64_t nfe, const char *settings_json,
+                                      int64_t n, const int32_t shape[3], const float *x, const char **name_out,
+                                      char *err)
+{
+    if (shape[0] < 1 || shape[1] < 1 || shape[2] < 1 || shape[0] > 4096 || shape[1] > 65536 || shape[2] > 65536)
+        return dm_err(err, DM_E_INPUT, "bad image shape (%d, %d, %d)", (int)shape[0], (int)shape[1], (int)shape[2]);
+    const char *name = NULL;
+    const int64_t d = (int64_t)shape[0] * shape[1] * shape[2];
+    dm_status st = dm_runrec_add_samples(r, sampler, nfe, settings_json, n, d, x, &name, err);
+    for (size_t i = 0; !st && i < r->n_samples; ++i)
+        if (r->samples[i].name == name)
+            memcpy(r->samples[i].shape, shape, sizeof r->samples[i].shape);
+    if (!st && name_out)
+        *name_out = name;
+    return st;
+}
+
 dm_status dm_runrec_add_eval(dm_runrec *r, const char *metric, const char *sampler, int64_t nfe,
                              const char *settings_json, int64_t n_samples, double value, char *err)
 {

@@ -20,13 +20,14 @@ typedef struct dm_series {
     double *value;
 } dm_series;
 
-/* One sample set: /samples/<name> = float32 (n, d), with its settings as attributes. */
+/* One sample set: /samples/<name> = float32 (n, d) or (n, C, H, W), with its settings as attributes. */
 typedef struct dm_sample_set {
     char *name;            /* "<sampler>_<nfe>", e.g. "ddpm_1000" */
     char *sampler;
     int64_t nfe;
     char *settings_json;   /* the sampler's resolved options, e.g. {"variance":"beta"} */
     int64_t n, d;
+    int32_t shape[3];      /* (C, H, W) of an image set (C * H * W = d), stored (n, C, H, W); 0s: points */
     float *x;
 } dm_sample_set;
 
@@ -87,6 +88,10 @@ void dm_series_truncate(dm_series *s, int64_t max_step);
 dm_status dm_runrec_add_samples(dm_runrec *r, const char *sampler, int64_t nfe,
                                 const char *settings_json, int64_t n, int64_t d, const float *x,
                                 const char **name_out, char *err);
+/* dm_runrec_add_samples of a set of n images of shape (c, h, w), d = c * h * w. */
+dm_status dm_runrec_add_image_samples(dm_runrec *r, const char *sampler, int64_t nfe, const char *settings_json,
+                                      int64_t n, const int32_t shape[3], const float *x, const char **name_out,
+                                      char *err);
 /* Add an eval (replacing one of the same metric, sampler, NFE and settings). */
 dm_status dm_runrec_add_eval(dm_runrec *r, const char *metric, const char *sampler, int64_t nfe,
                              const char *settings_json, int64_t n_samples, double value, char *err);
