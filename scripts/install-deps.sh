@@ -17,7 +17,9 @@ pkgs=(
   libcmocka-dev               # unit tests
   libopenblas-openmp-dev      # cblas_sgemm on OpenMP threads (shares the pool with our OpenMP code)
   libssl-dev                  # SHA-256 (libcrypto)
-  libpng-dev                  # scatter pictures of samples
+  libpng-dev                  # scatter pictures and image grids of samples
+  zlib1g-dev                  # gzip-compressed IDX files of image data sets
+  dataset-fashion-mnist       # data.type fashion_mnist (/usr/share/datasets/fashion-mnist)
 )
 for arg in "$@"; do
   case "$arg" in

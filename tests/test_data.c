@@ -35,7 +35,7 @@ static void draw(const dm_data_ops *ops, const void *opts, size_t n, uint64_t se
     assert_non_null(*x);
     assert_non_null(*labels);
     assert_int_equal(dm_rng_init(&rng, seed, err), DM_OK);
-    dm_status st = ops->generate(opts, n, &rng, *x, *labels, err);
+    dm_status st = ops->generate(opts, DM_DATA_TRAIN, n, &rng, *x, *labels, err);
     if (st != DM_OK)
         print_error("%s: %s\n", ops->info.name, err);
     assert_int_equal(st, DM_OK);
@@ -95,12 +95,13 @@ static dm_gmm_opts gmm_opts3(void)
 static void test_registry(void **state)
 {
     (void)state;
-    const char *names[] = {"moons", "eight_gaussians", "swissroll", "checkerboard", "gmm"};
+    const char *names[] = {"moons", "eight_gaussians", "swissroll", "checkerboard", "gmm", "image_mixture",
+                           "fashion_mnist"};
     size_t n = 0;
     while (dm_data_registry[n])
         n++;
-    assert_int_equal(n, 5);
-    for (size_t i = 0; i < 5; i++) {
+    assert_int_equal(n, 7);
+    for (size_t i = 0; i < 7; i++) {
         const dm_plugin *p = dm_registry_find(dm_data_registry, names[i]);
         assert_non_null(p);
         assert_ptr_equal(p, dm_data_registry[i]);
@@ -300,7 +301,7 @@ static void test_gmm_check(void **state)
         float x[6];
         dm_rng rng;
         assert_int_equal(dm_rng_init(&rng, 1, err), DM_OK);
-        assert_int_equal(dm_data_gmm_ops.generate(&bad[i].o, 1, &rng, x, NULL, err), DM_E_INPUT);
+        assert_int_equal(dm_data_gmm_ops.generate(&bad[i].o, DM_DATA_TRAIN, 1, &rng, x, NULL, err), DM_E_INPUT);
         dm_rng_free(&rng);
     }
 }

@@ -104,7 +104,7 @@ static void test_model_err_planted(void **state)
     assert_int_equal(dm_rng_init(&rng, 7, err), DM_OK);
     for (size_t q = 0; q < N * 2; q++)
         eps[q] = (float)dm_rng_normal(&rng);
-    dm_data_eight_gaussians.generate(&eg_o, N, &rng, x0, y, err);
+    dm_data_eight_gaussians.generate(&eg_o, DM_DATA_TRAIN, N, &rng, x0, y, err);
     const double deltas[] = { 0.0, 1e-3, 0.05, 0.7 }, levels[] = { 0.02, 0.3, 2.0, 50.0 };
     for (size_t l = 0; l < 4; l++) {
         double t, lv;
@@ -228,7 +228,7 @@ static void exact_vs_monte_carlo(const dm_gmm *g, const dm_data_ops *data, const
     dm_rng rng;
     assert_int_equal(dm_rng_init(&rng, 99, err), DM_OK);
     for (size_t r = 0; r < M; r++) {
-        assert_int_equal(data->generate(opts, n, &rng, x, NULL, err), DM_OK);
+        assert_int_equal(data->generate(opts, DM_DATA_TRAIN, n, &rng, x, NULL, err), DM_OK);
         dm_mix_result m = metrics(g, x, NULL, n);
         add(mc, &m);
     }
@@ -516,7 +516,7 @@ static void test_mmd_ms_sees_blur(void **state)
     assert_int_equal(dm_rng_init(&rng, 17, err), DM_OK);
     double s_old[2] = { 0 }, q_old = 0, s_ms[2] = { 0 }, q_ms = 0;
     for (int r = 0; r < REPS; r++) {
-        assert_int_equal(dm_data_eight_gaussians.generate(&eg_o, N, &rng, ref, NULL, err), DM_OK);
+        assert_int_equal(dm_data_eight_gaussians.generate(&eg_o, DM_DATA_TRAIN, N, &rng, ref, NULL, err), DM_OK);
         exact_draw(&g, NULL, N, 300 + (uint64_t)r, ex);
         exact_draw(&blur, NULL, N, 300 + (uint64_t)r, bl);   /* the same draws, 1.5x from the means */
         const double h = dm_mmd_bandwidth(ref, N, 2);

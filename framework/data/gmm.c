@@ -1,5 +1,6 @@
 /* gmm.c — the `gmm` data plug-in (an isotropic Gaussian mixture written out in the spec) and
- * dm_data_gmm, which hands the exact mixture of a dataset to the analytic denoiser.
+ * dm_data_gmm, which hands the exact mixture of a dataset (gmm, eight_gaussians, image_mixture)
+ * to the analytic denoiser.
  *
  *   data:
  *     type: gmm
@@ -119,8 +120,10 @@ static size_t gmm_pick(const double *w, size_t k, double total, double u)
 }
 
 /* Draw order per point: one uniform (the component, by inverse CDF), then dim normals. */
-static dm_status gmm_generate(const void *opts, size_t n, dm_rng *rng, float *x, int32_t *labels, char *err)
+static dm_status gmm_generate(const void *opts, dm_data_split split, size_t n, dm_rng *rng, float *x,
+                              int32_t *labels, char *err)
 {
+    (void)split; /* points are drawn i.i.d.: both splits are the same distribution */
     if (!opts || (n > 0 && !x))
         return dm_err(err, DM_E_INTERNAL, "gmm generator called with a NULL argument");
     dm_status st = gmm_check(opts, err);
@@ -217,9 +220,21 @@ dm_status dm_data_gmm(const dm_data_ops *ops, const void *opts, dm_gmm *out, cha
             out->cls[j] = (int32_t)j;
             dm_eight_gaussians_centre(o, j, out->mu + 2 * j);
         }
+    } else if (ops && strcmp(name, "image_mixture") == 0) {
+        const dm_image_mixture_opts *o = opts;
+        if ((st = ops->check(o, err)) != DM_OK)
+            goto out;
+        if ((st = gmm_alloc(out, (size_t)o->k, ops->dim(o), err)) != DM_OK)
+            goto out;
+        for (size_t j = 0; j < out->k; j++) {
+            out->w[j] = 1.0 / (double)out->k;
+            out->s[j] = o->std;
+            out->cls[j] = (int32_t)j;
+        }
+        dm_image_mixture_templates(o, out->mu);
     } else {
-        st = dm_err(err, DM_E_INPUT, "dataset '%s' is not a Gaussian mixture (gmm and eight_gaussians are)",
-                    name);
+        st = dm_err(err, DM_E_INPUT, "dataset '%s' is not a Gaussian mixture (gmm, eight_gaussians and "
+                    "image_mixture are)", name);
     }
 out:
     return st;

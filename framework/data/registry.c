@@ -9,6 +9,8 @@ const dm_plugin *const dm_data_registry[] = {
     &dm_data_swissroll.info,
     &dm_data_checkerboard.info,
     &dm_data_gmm_ops.info,
+    &dm_data_image_mixture.info,
+    &dm_data_fashion_mnist.info,
     NULL,
 };
 /* clang-format on */

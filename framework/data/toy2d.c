@@ -64,8 +64,10 @@ static dm_status check_args(const void *opts, bool needs_opts, size_t n, const f
  * moon on an even grid of t; we draw the moon and t uniformly instead (the distribution that grid
  * discretizes), so any n and any batch is an i.i.d. sample.
  * Draw order per point: moon = dm_rng_int(2), t = pi * uniform, then two normals (x, y). */
-static dm_status moons_generate(const void *opts, size_t n, dm_rng *rng, float *x, int32_t *labels, char *err)
+static dm_status moons_generate(const void *opts, dm_data_split split, size_t n, dm_rng *rng, float *x,
+                                int32_t *labels, char *err)
 {
+    (void)split; /* points are drawn i.i.d.: both splits are the same distribution */
     dm_status st = check_args(opts, true, n, x, err);
     if (st != DM_OK)
         return st;
@@ -115,9 +117,10 @@ void dm_eight_gaussians_centre(const dm_eight_gaussians_opts *o, unsigned k, dou
 /* Eight equally weighted isotropic Gaussians with centres on a circle, as make_data of
  * /work/shared/peer/peer_toy_mlp.py (radius 2, std 0.1).
  * Draw order per point: component = dm_rng_int(8), then two normals (x, y). */
-static dm_status eight_gaussians_generate(const void *opts, size_t n, dm_rng *rng, float *x, int32_t *labels,
-                                          char *err)
+static dm_status eight_gaussians_generate(const void *opts, dm_data_split split, size_t n, dm_rng *rng,
+                                          float *x, int32_t *labels, char *err)
 {
+    (void)split; /* points are drawn i.i.d.: both splits are the same distribution */
     dm_status st = check_args(opts, true, n, x, err);
     if (st != DM_OK)
         return st;
@@ -160,9 +163,10 @@ const dm_data_ops dm_data_eight_gaussians = {
  * multiplied by `scale` (0.1 maps the roll, |coordinate| <= 4.5 pi, into about [-1.41, 1.41]).
  * sklearn's height coordinate y = 21u' is not drawn.
  * Draw order per point: u = uniform, then two normals (x, z). */
-static dm_status swissroll_generate(const void *opts, size_t n, dm_rng *rng, float *x, int32_t *labels,
-                                    char *err)
+static dm_status swissroll_generate(const void *opts, dm_data_split split, size_t n, dm_rng *rng,
+                                    float *x, int32_t *labels, char *err)
 {
+    (void)split; /* points are drawn i.i.d.: both splits are the same distribution */
     dm_status st = check_args(opts, true, n, x, err);
     if (st != DM_OK)
         return st;
@@ -202,9 +206,10 @@ const dm_data_ops dm_data_swissroll = {
  * with c + r even — the bottom-left square [-4, -2]^2 is filled. Square k = 0..7 has column
  * c = k / 2 and row r = 2 (k % 2) + c % 2; the label is k.
  * Draw order per point: k = dm_rng_int(8), then u, v uniform (offsets within the square). */
-static dm_status checkerboard_generate(const void *opts, size_t n, dm_rng *rng, float *x, int32_t *labels,
-                                       char *err)
+static dm_status checkerboard_generate(const void *opts, dm_data_split split, size_t n, dm_rng *rng,
+                                       float *x, int32_t *labels, char *err)
 {
+    (void)split; /* points are drawn i.i.d.: both splits are the same distribution */
     dm_status st = check_args(opts, false, n, x, err);
     if (st != DM_OK)
         return st;

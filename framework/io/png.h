@@ -1,4 +1,5 @@
-/* png.h — a scatter picture of 2-D samples over reference data (libpng), written atomically. */
+/* png.h — pictures of samples (libpng), written atomically: a scatter of 2-D points over reference
+ * data, and a grid of images. */
 #ifndef DM_IO_PNG_H
 #define DM_IO_PNG_H
 
@@ -10,5 +11,16 @@
  * canvas whose square window covers the reference set with a margin. */
 dm_status dm_png_scatter(const char *path, const float *x, size_t n, const float *ref, size_t m,
                          size_t d, int size, char *err);
+
+/* The largest side of a grid picture in pixels. */
+#define DM_PNG_MAX_SIDE 16384
+
+/* n images x (n, c, h, w) with values in [-1, 1] (-1 black, 1 white; outside clipped, NaN black)
+ * as a grid of tiles, cols per row (fewer if n < cols), rows = ceil(n / cols), each pixel drawn
+ * as a scale x scale block, tiles separated by 1-pixel white gaps (no outer border; empty tiles
+ * of the last row white): width cols*(w*scale + 1) - 1, height rows*(h*scale + 1) - 1.
+ * Grayscale for c = 1, RGB for c = 3 (channel 0 red); other c are refused. */
+dm_status dm_png_grid(const char *path, const float *x, size_t n, size_t c, size_t h, size_t w, size_t cols,
+                      int scale, char *err);
 
 #endif

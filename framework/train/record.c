@@ -142,6 +142,18 @@ static char *with_kernel(const char *settings, const dm_mmd_kernel *kern)
 }
 
 /* The reference set of rec with these settings, n rows of d (NULL if none). */
+/* Add n samples x of the run's data as a sample set: images (the data's shape has H x W > 1) keep
+ * their (C, H, W) in run.h5. */
+static dm_status add_set(const dm_trainer *tr, dm_runrec *rec, const char *sampler, int64_t nfe, const char *settings,
+                         size_t n, const float *x, const char **name, char *err)
+{
+    if (tr->shape[1] * tr->shape[2] > 1) {
+        const int32_t shape[3] = { tr->shape[0], tr->shape[1], tr->shape[2] };
+        return dm_runrec_add_image_samples(rec, sampler, nfe, settings, (int64_t)n, shape, x, name, err);
+    }
+    return dm_runrec_add_samples(rec, sampler, nfe, settings, (int64_t)n, (int64_t)tr->dim, x, name, err);
+}
+
 static const float *ode_ref_find(const dm_runrec *rec, const char *settings, size_t n, size_t d)
 {
     for (size_t i = 0; i < rec->n_samples; i++) {
@@ -186,8 +198,7 @@ static dm_status ode_err_record(dm_trainer *tr, const dm_sampler_ops *sampler, c
             goto out;
         }
         if ((st = dm_trainer_sample(tr, &dm_ode_ref_sampler, &ro, buf, &ref_nfe, err)) ||
-            (st = dm_runrec_add_samples(rec, dm_ode_ref_sampler.info.name, ref_nfe, ref_settings, (int64_t)m,
-                                        (int64_t)d, buf, NULL, err)))
+            (st = add_set(tr, rec, dm_ode_ref_sampler.info.name, ref_nfe, ref_settings, m, buf, NULL, err)))
             goto out;
         ref = buf;
     }
@@ -282,8 +293,7 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
     if ((st = dm_trainer_sample(tr, sampler, sopts, x, nfe, err)))
         goto out;
     const char *set_name;
-    if ((st = dm_runrec_add_samples(rec, sampler->info.name, *nfe, settings, (int64_t)n, (int64_t)d, x,
-                                    &set_name, err)))
+    if ((st = add_set(tr, rec, sampler->info.name, *nfe, settings, n, x, &set_name, err)))
         goto out;
     if (set_name_out)
         snprintf(set_name_out, 256, "%s", set_name);
@@ -294,11 +304,16 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
     if (dm_trainer_samples_conditional(tr) &&
         (st = cond_record(tr, x, n, rec, sampler->info.name, *nfe, settings, err)))
         goto out;
-    if (png_dir && d == 2) {
+    if (png_dir && (d == 2 || tr->shape[1] * tr->shape[2] > 1)) {
         char path[PATH_SIZE];
         if ((st = dm_path_fmt(path, sizeof path, err, "%s/%s.png", png_dir, set_name)))
             goto out;
-        if ((st = dm_png_scatter(path, x, n, tr->ref_x, nr, d, 512, err)))
+        if (d == 2)
+            st = dm_png_scatter(path, x, n, tr->ref_x, nr, d, 512, err);
+        else /* the first 64 images, 8 x 8, each about 96 pixels wide */
+            st = dm_png_grid(path, x, n < 64 ? n : 64, (size_t)tr->shape[0], (size_t)tr->shape[1],
+                             (size_t)tr->shape[2], 8, tr->shape[2] < 96 ? 96 / tr->shape[2] : 1, err);
+        if (st)
             goto out;
     }
     /* Last: a new reference set may move the record's sample sets (set_name points into them). */

@@ -28,7 +28,8 @@ static dm_status net_desc(const dm_spec *sp, size_t dim, char *buf, size_t size,
         snprintf(buf, size, "analytic");
         return DM_OK;
     }
-    const dm_net_cfg cfg = { .dim = (int)dim, .c = (int)dim, .h = 1, .w = 1, .out_dim = (int)dim, .n_classes = 0 };
+    dm_net_cfg cfg = { .dim = (int)dim, .out_dim = (int)dim, .n_classes = 0 };
+    dm_data_shape((const dm_data_ops *)dm_spec_plugin(sp, "data"), dm_spec_opts(sp, "data"), &cfg.c, &cfg.h, &cfg.w);
     dm_net net;
     dm_status st = dm_net_init(&net, m->net, dm_spec_opts(sp, "model"), &cfg, err);
     if (st)

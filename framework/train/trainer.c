@@ -12,8 +12,8 @@
 
 static const char *const stream_names[DM_TRAIN_N_STREAMS] = { "train.batch", "train.t", "train.noise" };
 
-static dm_status gen_data(const dm_trainer *tr, uint64_t seed, const char *stream, size_t n,
-                          float **out, int32_t **labels, char *err)
+static dm_status gen_data(const dm_trainer *tr, uint64_t seed, const char *stream, dm_data_split split,
+                          size_t n, float **out, int32_t **labels, char *err)
 {
     dm_rng rng = { 0 };
     dm_status st = dm_rng_init(&rng, dm_seed_derive(seed, stream), err);
@@ -25,7 +25,7 @@ static dm_status gen_data(const dm_trainer *tr, uint64_t seed, const char *strea
         st = dm_err(err, DM_E_NOMEM, "out of memory for %zu data points", n);
         goto out;
     }
-    st = tr->data->generate(tr->data_opts, n, &rng, *out, *labels, err);
+    st = tr->data->generate(tr->data_opts, split, n, &rng, *out, *labels, err);
 out:
     dm_rng_free(&rng);
     return st;
@@ -131,13 +131,12 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
 
     /* Data: the training set from the run's seed, the reference set from eval.seed alone. */
     tr->dim = tr->data->dim(tr->data_opts);
-    tr->shape[0] = (int)tr->dim;
-    tr->shape[1] = tr->shape[2] = 1;
+    dm_data_shape(tr->data, tr->data_opts, &tr->shape[0], &tr->shape[1], &tr->shape[2]);
     tr->n_classes = tr->data->n_classes(tr->data_opts);
     const size_t nd = (size_t)tr->topt->n_data, nr = (size_t)tr->eopt->n_ref;
-    if ((st = gen_data(tr, seed, "data.train", nd, &tr->train_x, &tr->train_y, err)))
+    if ((st = gen_data(tr, seed, "data.train", DM_DATA_TRAIN, nd, &tr->train_x, &tr->train_y, err)))
         goto fail;
-    if ((st = gen_data(tr, (uint64_t)tr->eopt->seed, "data.ref", nr, &tr->ref_x, &tr->ref_y, err)))
+    if ((st = gen_data(tr, (uint64_t)tr->eopt->seed, "data.ref", DM_DATA_TEST, nr, &tr->ref_x, &tr->ref_y, err)))
         goto fail;
     /* The run's one sigma_data: the parameterization's option if it sets one, else measured. */
     tr->data_std = data_std(tr->train_x, nd * tr->dim);
