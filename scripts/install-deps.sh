@@ -16,6 +16,7 @@ pkgs=(
   libsqlite3-dev sqlite3      # the run index
   libcmocka-dev               # unit tests
   libopenblas-openmp-dev      # cblas_sgemm on OpenMP threads (shares the pool with our OpenMP code)
+  libdnnl-dev                 # oneDNN: the convolution kernels of nn/conv (docs/conv.md)
   libssl-dev                  # SHA-256 (libcrypto)
   libpng-dev                  # scatter pictures and image grids of samples
   zlib1g-dev                  # gzip-compressed IDX files of image data sets
