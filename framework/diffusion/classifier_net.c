@@ -64,6 +64,8 @@ dm_status dm_net_classifier_init(dm_net_classifier *nc, dm_classifier *clf, cons
                                  const dm_schedule *sched, const dm_param_ops *param, const void *param_opts,
                                  double sigma_data, size_t max_batch, char *err)
 {
+    if (net->batch_cap && max_batch > net->batch_cap) /* the network's activations: callers batch by max_batch */
+        max_batch = net->batch_cap;
     *nc = (dm_net_classifier){ .net = net, .params = params, .sched = sched, .param = param,
                                .param_opts = param_opts, .sigma_data = sigma_data };
     dm_status st = dm_net_ws_init(net, &nc->ws, (int)max_batch, err);

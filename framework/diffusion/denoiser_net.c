@@ -166,6 +166,8 @@ dm_status dm_net_denoiser_init(dm_net_denoiser *nd, dm_denoiser *den, const dm_n
                                const dm_param_ops *param, const void *param_opts,
                                double sigma_data, size_t max_batch, char *err)
 {
+    if (net->batch_cap && max_batch > net->batch_cap) /* the network's activations: callers batch by max_batch */
+        max_batch = net->batch_cap;
     const size_t d = (size_t)net->cfg.dim, fo = (size_t)net->cfg.out_dim;
     *nd = (dm_net_denoiser){ .net = net, .params = params, .sched = sched, .param = param,
                              .param_opts = param_opts, .sigma_data = sigma_data, .dim = d,

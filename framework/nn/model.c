@@ -1,8 +1,11 @@
 #include "nn/model.h"
 
+#include "nn/unet.h"
+
 #include <stddef.h>
 
 static int mlp_conditional(const void *opts) { return ((const dm_mlp_opts *)opts)->conditional; }
+static int unet_conditional(const void *opts) { return ((const dm_unet_opts *)opts)->conditional; }
 static int analytic_conditional(const void *opts) { return ((const dm_analytic_opts *)opts)->conditional; }
 
 static const dm_param_desc mlp_params[] = {
@@ -29,10 +32,18 @@ const dm_model_ops dm_model_mlp = {
 };
 
 const dm_model_ops dm_model_analytic = {
-    .info = { "analytic", "no network: the exact E[x0 | x_t] of the dataset's Gaussian mixture (gmm, eight_gaussians)",
+    .info = { "analytic", "no network: the exact E[x0 | x_t] of the dataset's Gaussian mixture (gmm, eight_gaussians, image_mixture)",
               analytic_params, sizeof(dm_analytic_opts) },
     .analytic = 1,
     .conditional = analytic_conditional,
 };
 
-const dm_plugin *const dm_model_registry[] = { &dm_model_mlp.info, &dm_model_analytic.info, NULL };
+const dm_model_ops dm_model_unet = {
+    .info = { "unet", "a U-Net for images (nn/unet.h); its defaults are the peer shared/peer/peer_fmnist_unet.py",
+              dm_unet_params, sizeof(dm_unet_opts) },
+    .net = &dm_net_unet,
+    .conditional = unet_conditional,
+};
+
+const dm_plugin *const dm_model_registry[] = { &dm_model_mlp.info, &dm_model_unet.info, &dm_model_analytic.info,
+                                               NULL };

@@ -26,6 +26,7 @@ typedef struct dm_model_ops {
 } dm_model_ops;
 
 extern const dm_model_ops dm_model_mlp;
+extern const dm_model_ops dm_model_unet;
 extern const dm_model_ops dm_model_analytic;
 extern const dm_plugin *const dm_model_registry[];
 

@@ -39,6 +39,7 @@ typedef struct dm_net {
     const struct dm_net_vt *vt;
     dm_net_cfg cfg;
     size_t n_params;
+    size_t batch_cap; /* 0, or the largest batch a workspace should hold (callers batch above it) */
     void *impl;     /* the model's own description of its layers */
 } dm_net;
 
