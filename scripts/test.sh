@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh --slurm
 # Here a test part that cannot run is a failure, never a skip (so is CI=true; tests/cli/lib.sh's
 # need_or_skip): tests/cli/slurm.sh runs a real single-node Slurm, tests/cli/faults_mounts.sh
-# makes its faults with mounts; both need root.
-export DIFFLAB_REQUIRE_SLURM=1 DIFFLAB_REQUIRE_MOUNTS=1
+# makes its faults with mounts; both need root. The Fashion-MNIST tests need Debian's
+# dataset-fashion-mnist, which install-deps.sh installs.
+export DIFFLAB_REQUIRE_SLURM=1 DIFFLAB_REQUIRE_MOUNTS=1 DIFFLAB_REQUIRE_DATA=1
 jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"

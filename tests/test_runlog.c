@@ -121,6 +121,8 @@ static dm_status build_record(dm_runrec *r, char *err)
     r->data_n_train = 10000;
     r->data_n_test = 2000;
     r->data_dim = 2;
+    r->data_c = 2;
+    r->data_h = r->data_w = 1;
     memset(r->data_sha256, 'c', 64);
     r->data_std = 0.8125;
     if ((st = dm_runrec_series(r, "loss", &s, err)))
@@ -181,6 +183,9 @@ static void assert_records_equal(const dm_runrec *a, const dm_runrec *b)
     assert_int_equal(a->data_n_train, b->data_n_train);
     assert_int_equal(a->data_n_test, b->data_n_test);
     assert_int_equal(a->data_dim, b->data_dim);
+    assert_int_equal(a->data_c, b->data_c);
+    assert_int_equal(a->data_h, b->data_h);
+    assert_int_equal(a->data_w, b->data_w);
     assert_string_equal(a->data_sha256, b->data_sha256);
     same_double(a->data_std, b->data_std);
     assert_int_equal(a->n_series, b->n_series);

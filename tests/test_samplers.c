@@ -19,6 +19,7 @@
 #include "diffusion/samplers.h"
 #include "diffusion/schedules.h"
 #include "eval/metrics.h"
+#include "sampler_opts.h"
 
 /* ---- fixtures ------------------------------------------------------------------------------ */
 
@@ -68,43 +69,6 @@ static void mixture_draw(const mixture *m, dm_rng *rng, size_t n, float *x)
     }
 }
 
-/* An options struct filled from its plug-in's table of defaults (also checks that they parse). */
-static void opts_defaults(const dm_sampler_ops *ops, void *opts)
-{
-    memset(opts, 0, ops->info.opts_size);
-    for (const dm_param_desc *p = ops->info.params; p->name; p++) {
-        char *dst = (char *)opts + p->offset;
-        switch (p->type) {
-        case DM_OPT_INT: {
-            int64_t v = strtoll(p->def, NULL, 10);
-            memcpy(dst, &v, sizeof v);
-            break;
-        }
-        case DM_OPT_REAL: {
-            double v = strtod(p->def, NULL);
-            memcpy(dst, &v, sizeof v);
-            break;
-        }
-        case DM_OPT_BOOL: {
-            bool v = strcmp(p->def, "true") == 0;
-            memcpy(dst, &v, sizeof v);
-            break;
-        }
-        case DM_OPT_CHOICE: {
-            int v = -1;
-            for (int c = 0; p->choices[c]; c++)
-                if (strcmp(p->choices[c], p->def) == 0)
-                    v = c;
-            assert_true(v >= 0);
-            memcpy(dst, &v, sizeof v);
-            break;
-        }
-        default:
-            fail_msg("unexpected option type of %s", p->name);
-        }
-    }
-}
-
 /* Run a sampler on the mixture's exact denoiser: n samples from streams dm_seed_index(seed, i). */
 static float *run(const dm_sampler_ops *ops, const void *opts, const dm_schedule *s,
                   const dm_gmm *g, size_t n, size_t max_batch, uint64_t seed, int64_t *nfe_done)
@@ -141,26 +105,6 @@ typedef struct case_t {
     int64_t nfe;   /* expected; -1: adaptive */
     const char *variance; /* ddpm's reverse variance; NULL: the default */
 } case_t;
-
-static void set_steps(const dm_sampler_ops *ops, void *opts, int64_t steps)
-{
-    for (const dm_param_desc *p = ops->info.params; p->name; p++)
-        if (strcmp(p->name, "steps") == 0)
-            memcpy((char *)opts + p->offset, &steps, sizeof steps);
-}
-
-/* Sets a choice option of a sampler by its name (fails the test if there is no such choice). */
-static void set_choice(const dm_sampler_ops *ops, void *opts, const char *name, const char *value)
-{
-    for (const dm_param_desc *p = ops->info.params; p->name; p++)
-        if (p->type == DM_OPT_CHOICE && strcmp(p->name, name) == 0)
-            for (int c = 0; p->choices[c]; c++)
-                if (strcmp(p->choices[c], value) == 0) {
-                    memcpy((char *)opts + p->offset, &c, sizeof c);
-                    return;
-                }
-    fail_msg("%s: no option %s: %s", ops->info.name, name, value);
-}
 
 /* Root-mean-square distance per coordinate from each point to its nearest mixture mean: about the
  * component std for exact samples (the modes are 15 stds apart), larger when a sampler leaves

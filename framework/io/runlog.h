@@ -9,7 +9,8 @@
  *   /            attributes: every dm_runrec attr (strings)
  *   /config      attributes: yaml (the resolved spec), config_hash, group_hash
  *   /seeds       attribute master (uint64); dataset per stream: scalar uint64
- *   /data        attributes: name, n_train, n_test, dim, sha256, std
+ *   /data        attributes: name, n_train, n_test, dim, channels, height, width (an item's shape;
+ *                absent in files written before images), sha256, std
  *   /metrics/<name>   compound dataset {step int64, wall_s float64, value float64}
  *   /samples/<name>   float32 (n, d), or (n, C, H, W) for images (chunked per image, compressed);
  *                     attributes sampler, nfe, settings (JSON)

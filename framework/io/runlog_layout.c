@@ -58,6 +58,9 @@ static const dm_runlog_field data_fields[] = {
     {"n_train", DM_RUNLOG_I64, offsetof(dm_runrec, data_n_train)},
     {"n_test", DM_RUNLOG_I64, offsetof(dm_runrec, data_n_test)},
     {"dim", DM_RUNLOG_I64, offsetof(dm_runrec, data_dim)},
+    {"channels", DM_RUNLOG_I64, offsetof(dm_runrec, data_c)},
+    {"height", DM_RUNLOG_I64, offsetof(dm_runrec, data_h)},
+    {"width", DM_RUNLOG_I64, offsetof(dm_runrec, data_w)},
     {"sha256", DM_RUNLOG_HASH, offsetof(dm_runrec, data_sha256)},
     {"std", DM_RUNLOG_F64, offsetof(dm_runrec, data_std)},
 };

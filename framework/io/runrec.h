@@ -63,6 +63,7 @@ typedef struct dm_runrec {
     dm_seedrec *seeds;      size_t n_seeds;   /* /seeds: every derived stream */
     char *data_name;        /* /data attributes */
     int64_t data_n_train, data_n_test, data_dim;
+    int64_t data_c, data_h, data_w;  /* an item's shape (C, H, W); (dim, 1, 1) for points; 0s: not recorded */
     char data_sha256[65];
     double data_std;        /* measured standard deviation of the training data (sigma_data) */
     dm_series *series;      size_t n_series;

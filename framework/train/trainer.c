@@ -184,6 +184,9 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
         rec->data_n_train = (int64_t)nd;
         rec->data_n_test = (int64_t)nr;
         rec->data_dim = (int64_t)tr->dim;
+        rec->data_c = tr->shape[0];
+        rec->data_h = tr->shape[1];
+        rec->data_w = tr->shape[2];
         rec->data_std = tr->data_std;
         memcpy(rec->data_sha256, tr->data_sha256, 65);
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every named method spec in configs/methods/ (and the demo) trains and samples through
+# Every named 2-D method spec in configs/methods/ (and the demo) trains and samples through
 # `difflab run` — shortened — and beats its own initial noise; guided specs give samples of the
 # class asked for (class share), the classifier is accurate on clean data. classifier_guidance
 # runs with the exact classifier here (tests/cli/guidance.sh runs it with a classifier run).
@@ -9,6 +9,7 @@ SHORT=(train.steps=$(sized 1500) train.batch=256 train.ema_decay=0.99 train.n_da
        eval.swd_projections=32 eval.mmd_max=400 run.progress=none)
 for spec in "$SRC"/configs/methods/*.yaml "$SRC/configs/demo.yaml"; do
   name=$(basename "$spec" .yaml)
+  case $name in *_fmnist) continue ;; esac # the image methods: tests/cli/images.sh
   extra=()
   [ "$name" = classifier_guidance ] && extra=(guidance.classifier=analytic)
   if expect_exit 0 "$DIFFLAB" run "$spec" "${SHORT[@]}" "${extra[@]}"; then
