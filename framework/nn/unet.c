@@ -140,6 +140,9 @@ static dm_status plan(dm_unet *u, const dm_net_cfg *cfg, size_t *n_params, char 
 {
     const dm_unet_opts *o = &u->o;
     const int L = (int)o->mult.n;
+    if (cfg->h == 1 && cfg->w == 1)
+        return dm_err(err, DM_E_INPUT, "model.type unet needs image data (data.type fashion_mnist or image_mixture); "
+                      "these data are points of dimension %d (use model.type mlp)", cfg->dim);
     if (L < 1 || L > MAX_LEVELS || o->mult.rows != 0)
         return dm_err(err, DM_E_INPUT, "model.mult: give 1 to %d channel multipliers (one per level)", MAX_LEVELS);
     if (cfg->h % (1 << (L - 1)) != 0 || cfg->w % (1 << (L - 1)) != 0)

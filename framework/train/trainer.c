@@ -42,14 +42,28 @@ static double data_std(const float *x, size_t n)
     return sqrt(s2 / (double)n);
 }
 
+void dm_trainer_net_cfg(const dm_spec *spec, dm_net_cfg *cfg)
+{
+    const dm_data_ops *da = (const dm_data_ops *)dm_spec_plugin(spec, "data");
+    const void *dopts = dm_spec_opts(spec, "data");
+    const dm_loss_ops *lo = (const dm_loss_ops *)dm_spec_plugin(spec, "diffusion.loss");
+    const void *lopts = dm_spec_opts(spec, "diffusion.loss");
+    const dm_model_ops *mo = (const dm_model_ops *)dm_spec_plugin(spec, "model");
+    const int dim = (int)da->dim(dopts), C = (int)da->n_classes(dopts);
+    memset(cfg, 0, sizeof *cfg);
+    cfg->dim = dim;
+    dm_data_shape(da, dopts, &cfg->c, &cfg->h, &cfg->w);
+    cfg->out_dim = lo->classifier ? C : dim * (dm_loss_variance(lo, lopts) == DM_VAR_LEARNED ? 2 : 1);
+    cfg->n_classes = mo->conditional(dm_spec_opts(spec, "model")) ? C : 0;
+}
+
 /* The network, its optimizer state and the training streams. On failure the caller frees. */
 static dm_status init_network(dm_trainer *tr, const dm_model_ops *model, uint64_t seed, char *err)
 {
     dm_status st;
-    const int out_dim = tr->classifier ? (int)tr->n_classes
-                                       : (int)tr->dim * (tr->loss_variance == DM_VAR_LEARNED ? 2 : 1);
-    const dm_net_cfg cfg = { .dim = (int)tr->dim, .c = tr->shape[0], .h = tr->shape[1], .w = tr->shape[2],
-                             .out_dim = out_dim, .n_classes = tr->conditional ? (int)tr->n_classes : 0 };
+    dm_net_cfg cfg;
+    dm_trainer_net_cfg(tr->spec, &cfg);
+    const int out_dim = cfg.out_dim;
     if ((st = dm_net_init(&tr->net, model->net, dm_spec_opts(tr->spec, "model"), &cfg, err)))
         return st;
     const size_t np = tr->net.n_params, B = (size_t)tr->topt->batch, d = tr->dim;

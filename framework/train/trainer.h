@@ -101,6 +101,10 @@ typedef struct dm_trainer {
  * Does no heavy work: called before anything is written. */
 dm_status dm_trainer_check(const dm_spec *spec, char *err);
 
+/* The shape of the network spec builds: the data's dimension and item shape, its outputs (the
+ * classes of a classifier; 2 dim with a learned variance), its classes if conditional. */
+void dm_trainer_net_cfg(const dm_spec *spec, dm_net_cfg *cfg);
+
 /* Build data, model, optimizer and streams; record seeds and data provenance in rec. */
 dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, char *err);
 void dm_trainer_free(dm_trainer *tr);

@@ -121,6 +121,21 @@ static dm_status check_model_err(const dm_spec *spec, const dm_schedule *sched, 
 
 /* The run's name becomes a folder and a lock file under the results folder (run id
  * <name>-<hash>-s<seed>): it must not leave it. */
+/* The network builds for the data (shapes, levels, groups): refused before anything is written. */
+static dm_status check_network(const dm_spec *spec, char *err)
+{
+    const dm_model_ops *mo = (const dm_model_ops *)dm_spec_plugin(spec, "model");
+    if (mo->analytic)
+        return DM_OK;
+    dm_net_cfg cfg;
+    dm_trainer_net_cfg(spec, &cfg);
+    dm_net net;
+    const dm_status st = dm_net_init(&net, mo->net, dm_spec_opts(spec, "model"), &cfg, err);
+    if (!st)
+        dm_net_free(&net);
+    return st;
+}
+
 static dm_status check_name(const dm_spec *spec, char *err)
 {
     const dm_root_opts *root = dm_spec_opts(spec, "");
@@ -149,6 +164,8 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
     if (st)
         return st;
     if (mo->analytic && (st = need_mixture(spec, "model.type", "analytic", err)))
+        return st;
+    if ((st = check_network(spec, err)))
         return st;
     if ((st = dm_schedule_init(&sched, so, dm_spec_opts(spec, "diffusion.schedule"), err)))
         goto out;

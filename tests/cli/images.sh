@@ -48,6 +48,15 @@ expect_exit 0 timeout 300 "$DIFFLAB" sample "$id" "sampler={type: ddpm, steps: 2
 h5ls "$dir/run.h5/samples" >"$TMP/out" 2>&1
 expect_out "ddpm_20 +Dataset \{500, 1, 8, 8\}"
 
+# Refused before anything is written: a U-Net on points, a U-Net as a classifier.
+before=$(ls results/runs)
+expect_exit 2 "$DIFFLAB" run "$SRC/configs/demo.yaml" "model={type: unet}"
+expect_out "model.type unet needs image data"
+expect_exit 2 "$DIFFLAB" run "$SRC/configs/methods/classifier.yaml" "data={type: image_mixture, h: 8, w: 8}" \
+  "model={type: unet, ch: 8, groups: 4}"
+expect_out "a classifier's logits need another head"
+[ "$(ls results/runs)" = "$before" ] && pass || fail "a refused run left a folder: $(ls results/runs)"
+
 # Learned variance (improved DDPM's hybrid loss): the U-Net's output doubles its channels.
 expect_exit 0 timeout 300 "$DIFFLAB" run "$SRC/configs/methods/iddpm.yaml" "data={type: image_mixture, h: 8, w: 8}" \
   "model={type: unet, ch: 8, groups: 4, temb: 16}" train.steps=3 train.batch=8 train.n_data=64 eval.n_samples=8 \
