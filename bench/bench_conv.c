@@ -236,6 +236,7 @@ static void gemm_pass(conv_buf *c, int pass)
 
 /* ---- engines dnnl, dnnlb, dnnlk ------------------------------------------------------------ */
 #include "bench_conv_dnnl.h"
+#include "bench_util.h"
 
 /* ---- engine conv: difflab's nn/conv (the choice); its bwd-data pass is a whole backward ------ */
 
@@ -311,12 +312,6 @@ static const engine engines[] = {
     {"conv", conv_setup, conv_pass, conv_teardown, 1},
 };
 #define N_ENGINES ((int)(sizeof engines / sizeof engines[0]))
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Median over reps of the pass's GFLOP/s; each rep runs the pass until 0.15 s have passed. */
 static double time_pass(const engine *e, conv_buf *c, int pass, int reps)

@@ -16,18 +16,13 @@
 #include "nn/dropout.h"
 #include "nn/gnorm.h"
 #include "nn/resample.h"
+#include "bench_util.h"
 
 static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static int reps = 21;

@@ -19,24 +19,13 @@
 #include "core/rng.h"
 #include "nn/mlp.h"
 #include "nn/optim.h"
+#include "bench_util.h"
 
 static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 typedef struct bench {
@@ -131,7 +120,7 @@ static void bench_train(bench *b, int n, int windows, int window)
         gwins[w] = window / (now() - t0);
     }
     const double steps = (double)windows * window;
-    const double sps = median(wins, windows), gsps = median(gwins, windows);
+    const double sps = median_sort(wins, windows), gsps = median_sort(gwins, windows);
     /* forward + dW for every layer + dX for all but the first (exact count of the peer) */
     double fwd = 0.0;
     for (int l = 0; l < b->m.n_layers; l++)
@@ -161,7 +150,7 @@ static void bench_sample(bench *b, int n, int windows, int window)
                 dm_mlp_forward(&b->m, b->params, &b->ws, n, b->x, b->t, b->out);
             wins[w] = (double)n * per / (now() - t0);
         }
-        const double pps = median(wins, windows);
+        const double pps = median_sort(wins, windows);
         printf("[bench_nn] forward batch %d, %s: median %.3f M point-evals/s (%.3f ms/forward; "
                "windows min %.3f max %.3f)\n",
                n, same ? "one t per batch (sampling)" : "random t per row", pps / 1e6, 1e3 * n / pps,

@@ -19,6 +19,7 @@
 #include "io/spec.h"
 #include "train/schema.h"
 #include "train/trainer.h"
+#include "bench_util.h"
 
 static const char spec_text[] =
     "name: bench\n"
@@ -29,43 +30,14 @@ static const char spec_text[] =
     "train: {batch: 1024, lr: 1.0e-3, n_data: 100000}\n"
     "eval: {n_samples: 10000, batch: 10000}\n";
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* A number after "key": in a small JSON file, or -1. */
-static double json_number(const char *text, const char *key)
-{
-    char pat[128];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(text, pat);
-    return p ? strtod(p + strlen(pat), NULL) : -1.0;
-}
-
 static int run_peer(const char *peer, double *train_sps, double *sample_pps)
 {
     if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
         printf("peer: python3-torch is not installed (scripts/install-deps.sh --bench installs it); no ratios\n");
         return -1;
     }
-    char cmd[4096], json[] = "/tmp/difflab_peer_XXXXXX";
-    int fd = mkstemp(json);
-    if (fd < 0)
-        return -1;
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' --threads 1 --blas-threads 2 --json '%s' >&2", peer, json);
-    printf("peer: %s\n", cmd);
-    fflush(stdout);
-    int rc = system(cmd);
-    FILE *f = fdopen(fd, "r");
-    char buf[16384] = "";
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    buf[n] = 0;
-    if (f)
-        fclose(f);
-    unlink(json);
-    if (rc != 0 || n == 0)
+    char buf[16384];
+    if (run_peer_json(peer, "--threads 1 --blas-threads 2", buf, sizeof buf))
         return -1;
     *train_sps = json_number(buf, "train_steps_per_s_median");
     *sample_pps = json_number(buf, "sample_point_steps_per_s_total");

@@ -21,6 +21,7 @@
 #include "io/spec.h"
 #include "train/schema.h"
 #include "train/trainer.h"
+#include "bench_util.h"
 
 static const char spec_text[] =
     "name: bench_unet\n"
@@ -32,46 +33,19 @@ static const char spec_text[] =
 
 enum { MAX_ROUNDS = 16, WINDOWS = 5, TRAIN_WINDOW = 5, INFER_WINDOW = 3, INFER_BATCH = 256 };
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
+static double median(const double *v, int n)
 {
     double s[64];
     memcpy(s, v, sizeof(double) * (size_t)n);
-    qsort(s, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
-
-static double json_number(const char *text, const char *key)
-{
-    char pat[128];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(text, pat);
-    return p ? strtod(p + strlen(pat), NULL) : -1.0;
+    return median_sort(s, n);
 }
 
 /* The peer at one thread count: its median training and inference images/s. */
 static int run_peer(const char *peer, int threads, double *train_ips, double *infer_ips)
 {
-    char cmd[4096], json[] = "/tmp/difflab_peer_XXXXXX";
-    int fd = mkstemp(json);
-    if (fd < 0)
-        return -1;
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' --threads %d --json '%s' >&2", peer, threads, json);
-    fflush(stdout);
-    int rc = system(cmd);
-    FILE *f = fdopen(fd, "r");
-    char buf[16384] = "";
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    buf[n] = 0;
-    if (f)
-        fclose(f);
-    unlink(json);
-    if (rc != 0 || n == 0)
+    char args[32], buf[16384];
+    snprintf(args, sizeof args, "--threads %d", threads);
+    if (run_peer_json(peer, args, buf, sizeof buf))
         return -1;
     *train_ips = json_number(buf, "train_images_per_s_median");
     *infer_ips = json_number(buf, "infer_images_per_s_median");

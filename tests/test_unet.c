@@ -186,8 +186,6 @@ static void check_grads(double dropout)
         check_entry(&f, "embedding", f.params, i, f.grads[i], train, &worst);
     for (int k = 0; k < u->n_ops; k++) {
         const unet_op *op = &u->ops[k];
-        const size_t a = k == 0 ? u->emb.n_params : 0;
-        (void)a;
         size_t offs[] = { op->off_gn1, op->off_conv1, op->off_tp, op->off_gn2, op->off_conv2, op->off_skip,
                           op->off_at };
         size_t lens[] = { op->gn1.n_params, op->conv1.n_params, op->tp.n_params, op->gn2.n_params,
