@@ -1,6 +1,7 @@
 #include "diffusion/classifier_net.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "diffusion/denoiser.h"
 
@@ -30,6 +31,12 @@ static dm_status eval(void *ctx, size_t n, const float *x, const double *t, cons
     for (size_t i = 0; i < n; i++) {
         if (y[i] != DM_NULL_CLASS && (y[i] < 0 || (size_t)y[i] >= C))
             return dm_err(err, DM_E_INPUT, "classifier: class %d is not one of its %zu classes", (int)y[i], C);
+        if (nc->clean) {
+            nc->cin[i] = 1.0;
+            nc->tin[i] = 0.0f;
+            memcpy(nc->xin + i * d, x + i * d, sizeof(float) * d);
+            continue;
+        }
         if (i == 0 || t[i] != tc) {
             dm_param_coef c;
             dm_param_coef_at(nc->param, nc->param_opts, nc->sched, tc = t[i], nc->sigma_data, &c);

@@ -20,6 +20,8 @@ typedef struct dm_net_classifier {
     dm_net_ws ws;
     float *xin, *tin, *F, *dout, *dxin, *grads;
     double *cin;   /* (max_batch) each row's c_in, for the gradient's chain rule */
+    int clean;     /* a classifier of clean items (diffusion.loss xent, clean): x as it is, c_noise 0,
+                    * whatever t; set after init */
 } dm_net_classifier;
 
 dm_status dm_net_classifier_init(dm_net_classifier *nc, dm_classifier *clf, const dm_net *net, const float *params,

@@ -49,6 +49,9 @@ typedef struct dm_loss_ops {
     int (*variance)(const void *opts);
     /* Optional: 1 if training times are drawn by importance sampling (NULL: 0). */
     int (*importance_t)(const void *opts);
+    /* Optional: 1 if the network trains on the clean data (no noise: x_t = x0, c_in 1, c_noise 0;
+     * a classifier of clean items) (NULL: 0). */
+    int (*clean)(const void *opts);
     /* A consistency loss (DM_CM_KIND_CT, _ICT, _CD; 0 for the others): the trainer runs its
      * consistency step (train/trainer_cm.c) instead of one forward pass and eval. */
     int consistency;
@@ -62,6 +65,10 @@ enum { DM_CM_KIND_CT = 1, DM_CM_KIND_ICT = 2, DM_CM_KIND_CD = 3 };
 static inline int dm_loss_variance(const dm_loss_ops *l, const void *opts)
 {
     return l->variance ? l->variance(opts) : -1;
+}
+static inline int dm_loss_clean(const dm_loss_ops *l, const void *opts)
+{
+    return l->clean ? l->clean(opts) : 0;
 }
 static inline int dm_loss_importance_t(const dm_loss_ops *l, const void *opts)
 {

@@ -1,5 +1,6 @@
 /* The classifier loss (losses.h, xent). */
 #include <math.h>
+#include <stddef.h>
 
 #include "diffusion/classifier_net.h"
 #include "diffusion/losses.h"
@@ -28,9 +29,23 @@ static double eval(const void *opts, const dm_loss_batch *b, float *dF)
     return dm_xent_rows(b->n, b->n_classes, b->F, b->y, dF);
 }
 
+static int clean(const void *opts)
+{
+    return ((const dm_xent_opts *)opts)->clean;
+}
+
+static const dm_param_desc xent_params[] = {
+    { "clean", DM_OPT_BOOL, "false", 0, 0, NULL, 0, offsetof(dm_xent_opts, clean),
+      "train on the clean data (x0 itself, c_noise 0): a classifier of images such as the feature network of "
+      "eval.features, not one of x_t for guidance" },
+    DM_OPT_END,
+};
+
 const dm_loss_ops dm_loss_xent = {
-    .info = { "xent", "cross-entropy of a time-conditioned classifier p(y | x_t) (for classifier guidance)", NULL, 0 },
+    .info = { "xent", "cross-entropy of a classifier: p(y | x_t) for classifier guidance, or p(y | x0) (clean: true)",
+              xent_params, sizeof(dm_xent_opts) },
     .check = check,
     .eval = eval,
+    .clean = clean,
     .classifier = 1,
 };

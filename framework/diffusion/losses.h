@@ -50,6 +50,7 @@
 #ifndef DM_DIFFUSION_LOSSES_H
 #define DM_DIFFUSION_LOSSES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "diffusion/loss.h"
@@ -104,7 +105,12 @@ extern const dm_loss_ops dm_loss_cd;
 
 /* xent: the cross-entropy of a time-conditioned classifier of x_t (classifier guidance's
  * p_phi(y | x_t); Dhariwal & Nichol 2021): L = -(1/n) sum_i log softmax(F_i)_{y_i}, with
- * dL/dF_ik = (softmax(F_i)_k - [k = y_i]) / n. No options. */
+ * dL/dF_ik = (softmax(F_i)_k - [k = y_i]) / n.
+ * clean: train on the clean data instead (the network sees x0 itself, c_noise 0): a classifier of
+ * images, such as the feature network of the image metrics (eval.features), not one for guidance. */
+typedef struct dm_xent_opts {
+    bool clean;
+} dm_xent_opts;
 extern const dm_loss_ops dm_loss_xent;
 
 /* The cross-entropy of n rows of C logits F (n, C) against labels y, and dF (n, C). */

@@ -109,8 +109,8 @@ static int deterministic(const void *opts, const char **why)
 
 const dm_sampler_ops dm_sampler_exact = {
     .info = { "exact",
-              "direct draws from the data's Gaussian mixture (mixture data only; NFE 0): the floor of every "
-              "metric", exact_params, 0 },
+              "draws from the data (NFE 0): the Gaussian mixture of mixture data, else the run's training "
+              "items without replacement: the floor of every metric", exact_params, 0 },
     .check = check,
     .nfe = nfe,
     .sample = sample,

@@ -62,6 +62,11 @@ dm_status dm_guide_check(const char *results, const dm_spec *spec, char *id, siz
                     "(diffusion.loss.type: xent)", id, lo->info.name);
         goto out;
     }
+    if (dm_loss_clean(lo, dm_spec_opts(cs, "diffusion.loss"))) {
+        st = dm_err(err, DM_E_INPUT, "guidance.classifier: run %s classifies clean items (diffusion.loss.clean: true); "
+                    "guidance needs a classifier of noisy x_t (clean: false)", id);
+        goto out;
+    }
     const dm_data_ops *da = (const dm_data_ops *)dm_spec_plugin(spec, "data");
     const dm_data_ops *dc = (const dm_data_ops *)dm_spec_plugin(cs, "data");
     const size_t d1 = da->dim(dm_spec_opts(spec, "data")), d2 = dc->dim(dm_spec_opts(cs, "data"));

@@ -360,17 +360,27 @@ dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err)
         st = dm_err(err, DM_E_NOMEM, "out of memory for the classifier's evaluation on %zu points", n);
         goto out;
     }
-    if ((st = noise_levels(s, LEVELS, ts, &nl, err)))
+    if (tr->clean) { /* a classifier of clean items: its accuracy on the clean reference set */
+        ts[0] = 0.0;
+        nl = 1;
+    } else if ((st = noise_levels(s, LEVELS, ts, &nl, err))) {
         goto out;
+    }
     if ((st = dm_rng_init(&rng, dm_seed_derive((uint64_t)tr->eopt->seed, "eval.classifier"), err)) ||
         (st = dm_net_classifier_init(&nc, &clf, &tr->net, tr->eopt->use_ema ? tr->ema : tr->params, s, tr->param,
                                      tr->param_opts, tr->sigma_data, batch, err)))
         goto out;
     have_clf = 1;
+    nc.clean = tr->clean;
     for (int l = 0; l < nl; l++) {
-        const double t = ts[l], a = s->ops->alpha(s, t), sg = s->ops->sigma(s, t);
-        for (size_t q = 0; q < n * d; q++)
-            xt[q] = (float)(a * tr->ref_x[q] + sg * dm_rng_normal(&rng));
+        const double t = ts[l];
+        if (tr->clean) {
+            memcpy(xt, tr->ref_x, sizeof(float) * n * d);
+        } else {
+            const double a = s->ops->alpha(s, t), sg = s->ops->sigma(s, t);
+            for (size_t q = 0; q < n * d; q++)
+                xt[q] = (float)(a * tr->ref_x[q] + sg * dm_rng_normal(&rng));
+        }
         double xent = 0.0;
         size_t hits = 0;
         for (size_t i0 = 0; i0 < n; i0 += batch) {
@@ -391,7 +401,10 @@ dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err)
         }
         char tj[32], settings[64];
         dm_format_real(t, tj);
-        snprintf(settings, sizeof settings, "{\"t\":%s}", tj);
+        if (tr->clean)
+            snprintf(settings, sizeof settings, "{\"clean\":true}");
+        else
+            snprintf(settings, sizeof settings, "{\"t\":%s}", tj);
         if ((st = dm_runrec_add_eval(rec, "accuracy", "classifier", 0, settings, (int64_t)n, (double)hits / (double)n,
                                      err)) ||
             (st = dm_runrec_add_eval(rec, "xent", "classifier", 0, settings, (int64_t)n, xent / (double)n, err)))

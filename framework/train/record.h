@@ -32,7 +32,8 @@ dm_status dm_nll_record(dm_trainer *tr, dm_runrec *rec, char *err);
 /* A classifier run (diffusion.loss xent): its accuracy and cross-entropy on the reference points
  * noised at up to five times of the schedule (its 4-step sampling grid with the clean end replaced
  * by the smallest time, duplicates dropped; noise from stream "eval.classifier" of eval.seed), recorded as evals
- * "accuracy" and "xent", sampler "classifier", nfe 0, settings {"t": time}. */
+ * "accuracy" and "xent", sampler "classifier", nfe 0, settings {"t": time}. A classifier of clean
+ * items (xent clean) gets one row of each on the clean reference points, settings {"clean": true}. */
 dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err);
 
 /* If eval.posterior (mixture data): statistics of the exact posterior p(x0 | x_t) of the first

@@ -134,6 +134,7 @@ dm_status dm_trainer_init(dm_trainer *tr, const dm_spec *spec, dm_runrec *rec, c
     tr->cm = tr->loss->consistency;
     tr->cm_opts = tr->cm ? tr->loss_opts : NULL;
     tr->importance_t = dm_loss_importance_t(tr->loss, tr->loss_opts);
+    tr->clean = dm_loss_clean(tr->loss, tr->loss_opts);
     tr->classifier = tr->loss->classifier;
     tr->conditional = model->conditional(dm_spec_opts(spec, "model"));
     tr->guidance = (const dm_guidance_ops *)dm_spec_plugin(spec, "guidance");
@@ -262,7 +263,10 @@ static double diffusion_forward_loss(dm_trainer *tr)
         memcpy(tr->x0 + i * d, tr->train_x + k * d, sizeof(float) * d);
         tr->y[i] = tr->train_y[k];
     }
-    if (tr->importance_t)
+    if (tr->clean) /* the clean data: no time, no noise */
+        for (size_t i = 0; i < B; i++)
+            tr->t[i] = 0.0;
+    else if (tr->importance_t)
         dm_tsampler_draw(&tr->tsampler, &tr->streams[1], B, tr->t, tr->w);
     else
         for (size_t i = 0; i < B; i++)
@@ -271,10 +275,18 @@ static double diffusion_forward_loss(dm_trainer *tr)
         for (size_t i = 0; i < B; i++)
             if (dm_rng_uniform(&tr->streams[1]) < tr->topt->label_dropout)
                 tr->y[i] = DM_NULL_CLASS;
-    for (size_t i = 0; i < B * d; i++)
+    for (size_t i = 0; !tr->clean && i < B * d; i++)
         tr->eps[i] = (float)dm_rng_normal(&tr->streams[2]);
 
-    for (size_t i = 0; i < B; i++) {
+    for (size_t i = 0; tr->clean && i < B; i++) {
+        tr->alpha[i] = 1.0;
+        tr->sigma[i] = 0.0;
+        tr->coef[i] = (dm_param_coef){ .c_in = 1.0 };
+        tr->tin[i] = 0.0f;
+        memcpy(tr->xt + i * d, tr->x0 + i * d, sizeof(float) * d);
+        memcpy(tr->xin + i * d, tr->x0 + i * d, sizeof(float) * d);
+    }
+    for (size_t i = 0; !tr->clean && i < B; i++) {
         const double a = s->ops->alpha(s, tr->t[i]), sg = s->ops->sigma(s, tr->t[i]);
         tr->alpha[i] = a;
         tr->sigma[i] = sg;

@@ -45,6 +45,7 @@ typedef struct dm_trainer {
     dm_schedule sched;
     int loss_variance;             /* dm_loss_variance(): DM_VAR_LEARNED = 2 d network outputs, -1 none */
     int importance_t;              /* training times by importance sampling (tsampler) */
+    int clean;                     /* the loss trains on clean data (x_t = x0, c_in 1, c_noise 0) */
     dm_tsampler tsampler;
 
     size_t dim;

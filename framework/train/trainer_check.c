@@ -210,8 +210,6 @@ static dm_status check_plugins(const dm_spec *spec, char *err)
     if (((const dm_eval_opts *)dm_spec_opts(spec, "eval"))->ode_err &&
         (st = dm_ode_ref_check(sa, dm_spec_opts(spec, "sampler"), &sched, err)))
         goto out;
-    if (sa == &dm_sampler_exact && (st = need_mixture(spec, "sampler.type", "exact (draws from the data's mixture)", err)))
-        goto out;
     if ((st = check_model_err(spec, &sched, err)))
         goto out;
     if (sa == &dm_sampler_ddpm && ((const dm_ddpm_sampler_opts *)dm_spec_opts(spec, "sampler"))->variance == DM_VAR_LEARNED &&

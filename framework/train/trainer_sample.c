@@ -38,17 +38,70 @@ static dm_status model_denoiser_init(dm_trainer *tr, size_t batch, dm_model_deno
 
 static void model_denoiser_free(dm_model_denoiser *md) { dm_model_denoiser_free(md); }
 
-/* The exact pseudo-sampler: the data's mixture (the trainer's own for an analytic model) in the
- * sampler's carrier denoiser, with the rows' labels; no model and no guidance (a class-conditional
- * set draws p(x0 | y) whatever the guidance scale). trainer_check refuses it on other data. */
+/* Data that are not a mixture: n of the run's training items, drawn without replacement (a
+ * partial Fisher-Yates shuffle from stream "eval.exact" of the run seed; a row with a label from
+ * the items of its class). Real data disjoint from the reference set (the test split of data read
+ * from files): the floor of every metric. */
+static dm_status exact_from_train(dm_trainer *tr, const int32_t *labels, float *x, char *err)
+{
+    const size_t n = (size_t)tr->eopt->n_samples, nd = (size_t)tr->topt->n_data, d = tr->dim;
+    const size_t C = labels ? tr->n_classes : 1;
+    size_t *idx = dm_malloc(sizeof(size_t) * nd), *start = dm_calloc(C + 1, sizeof(size_t));
+    size_t *taken = dm_calloc(C, sizeof(size_t));
+    dm_rng rng = { 0 };
+    dm_status st = DM_OK;
+    if (!idx || !start || !taken) {
+        st = dm_err(err, DM_E_NOMEM, "sampler exact: out of memory for %zu training items", nd);
+        goto out;
+    }
+    /* The items grouped by class (one group without labels), in index order. */
+    for (size_t k = 0; k < nd; k++)
+        start[(labels ? (size_t)tr->train_y[k] : 0) + 1]++;
+    for (size_t c = 0; c < C; c++)
+        start[c + 1] += start[c];
+    for (size_t k = 0; k < nd; k++)
+        idx[start[labels ? (size_t)tr->train_y[k] : 0] + taken[labels ? (size_t)tr->train_y[k] : 0]++] = k;
+    memset(taken, 0, sizeof(size_t) * C);
+    if ((st = dm_rng_init(&rng, dm_seed_derive((uint64_t)tr->root->seed, "eval.exact"), err)))
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const size_t c = labels ? (size_t)labels[i] : 0, m = start[c + 1] - start[c];
+        if (taken[c] == m) {
+            st = labels ? dm_err(err, DM_E_INPUT, "sampler exact: %zu samples need more than the %zu training items of "
+                                 "class %zu (train.n_data %zu); draw fewer (eval.n_samples)", n, m, c, nd)
+                        : dm_err(err, DM_E_INPUT, "sampler exact: %zu samples are more than the %zu training items "
+                                 "(train.n_data); draw fewer (eval.n_samples)", n, nd);
+            goto out;
+        }
+        size_t *g = idx + start[c];
+        const size_t j = taken[c] + (size_t)dm_rng_int(&rng, m - taken[c]), pick = g[j];
+        g[j] = g[taken[c]];
+        g[taken[c]++] = pick;
+        memcpy(x + i * d, tr->train_x + pick * d, sizeof(float) * d);
+    }
+out:
+    dm_rng_free(&rng);
+    dm_free(idx);
+    dm_free(start);
+    dm_free(taken);
+    return st;
+}
+
+/* The exact pseudo-sampler: draws from the data. On mixture data the mixture (the trainer's own
+ * for an analytic model) in the sampler's carrier denoiser, with the rows' labels; on other data
+ * the run's training items (exact_from_train). No model and no guidance (a class-conditional set
+ * draws p(x0 | y) whatever the guidance scale). */
 static dm_status exact_sample(dm_trainer *tr, const void *sopts, const int32_t *labels, dm_rng *rngs, float *x,
                               int64_t *nfe, char *err)
 {
     dm_gmm own = { 0 };
     dm_status st = tr->gmm.k ? DM_OK : dm_data_gmm(tr->data, tr->data_opts, &own, err);
+    if (st == DM_E_INPUT) {
+        *nfe = 0;
+        return exact_from_train(tr, labels, x, err);
+    }
     if (st)
-        return st == DM_E_INPUT ? dm_err(err, st, "sampler.type: exact needs a Gaussian-mixture dataset (gmm, "
-                                         "eight_gaussians); '%s' is not one", tr->data->info.name) : st;
+        return st;
     dm_denoiser carrier;
     dm_sampler_exact_denoiser(&carrier, tr->gmm.k ? &tr->gmm : &own);
     carrier.y = labels;

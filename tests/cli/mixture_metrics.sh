@@ -81,10 +81,10 @@ mid=$(sed -n 's/^run \(moons-[0-9a-f]*-s0\) finished.*/\1/p' "$TMP/out")
 [ "$(q "SELECT count(*) FROM evals WHERE run_id = '$mid' AND metric IN ('data_nll', 'mode_recall')")" = 0 ] \
   && pass || fail "moons got mixture metrics"
 before=$(tree_state results)
-if expect_exit 2 "$DIFFLAB" run moons.yaml sampler=exact; then
-  expect_out "sampler.type: exact .*needs a Gaussian-mixture dataset"
+# exact on other data draws the run's training items, never more than it holds.
+if expect_exit 2 "$DIFFLAB" sample "$mid" sampler=exact eval.n_samples=2001; then
+  expect_out "sampler exact: 2001 samples are more than the 2000 training items"
 fi
-if expect_exit 2 "$DIFFLAB" sample "$mid" sampler=exact; then expect_out "sampler.type: exact"; fi
 if expect_exit 2 "$DIFFLAB" run moons.yaml eval.model_err=true; then
   expect_out "eval.model_err: .*needs a Gaussian-mixture dataset"
 fi
@@ -92,5 +92,12 @@ if expect_exit 2 "$DIFFLAB" run "$SRC/configs/demo.yaml" "${SMALL[@]}" eval.mode
   expect_out "eval.model_err_levels: no step of the schedule has sigma/alpha within a factor 2 of 1000"
 fi
 [ "$(tree_state results)" = "$before" ] && pass || fail "a refused request changed results/"
+expect_exit 0 "$DIFFLAB" sample "$mid" sampler=exact
+# Training items against the reference set: SWD far below the noise baseline's, NFE 0.
+swd_of() { q "SELECT value FROM evals WHERE run_id = '$mid' AND metric = 'swd' AND sampler = '$1'"; }
+awk -v e="$(swd_of exact)" -v z="$(swd_of noise)" 'BEGIN { exit !(e > 0 && e < 0.2 * z) }' \
+  && pass || fail "exact on moons: swd $(swd_of exact) against noise $(swd_of noise)"
+[ "$(q "SELECT nfe FROM evals WHERE run_id = '$mid' AND metric = 'swd' AND sampler = 'exact'")" = 0 ] \
+  && pass || fail "exact on moons: nfe not 0"
 
 finish
