@@ -185,6 +185,7 @@ typedef struct dm_tctx {
     size_t n_frows, cap_frows;
     char **notes;
     size_t n_notes;
+    char *features[2];  /* the feature networks the evals name (settings "features"): the first, a second */
 } dm_tctx;
 
 /* table_read.c: step 2. */

@@ -26,6 +26,29 @@
 #include "core/alloc.h"
 #include "train/schema.h"
 
+/* ------------------------------------------------------------- feature networks ---- */
+
+/* Note the feature network an eval's settings name ("features":"<run id>", train/features.h):
+ * the first one seen, and a second (a table never mixes feature spaces). -1 out of memory. */
+static int note_features(dm_tctx *c, const char *settings)
+{
+    static const char tag[] = "\"features\":\"";
+    const char *p = settings ? strstr(settings, tag) : NULL;
+    if (!p || c->features[1])
+        return 0;
+    p += sizeof tag - 1;
+    const size_t n = strcspn(p, "\"");
+    if (c->features[0] && strlen(c->features[0]) == n && !strncmp(c->features[0], p, n))
+        return 0;
+    char *id = dm_malloc(n + 1);
+    if (!id)
+        return -1;
+    memcpy(id, p, n);
+    id[n] = '\0';
+    c->features[c->features[0] ? 1 : 0] = id;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------- runs ---- */
 
 /* The run's index (added if new); -1 when out of memory. Rows come grouped by run. */
@@ -333,6 +356,7 @@ static dm_status read_finished(dm_tctx *c, sqlite3_stmt *js, char *err)
                 *x = (ev){NULL, NULL, NULL, sqlite3_column_double(s, (int)c->nk + 5)};
                 x->sampler = col_dup(s, (int)c->nk + 2, &bad);
                 x->settings = col_dup(s, (int)c->nk + 3, &bad);
+                bad = bad || note_features(c, x->settings);
                 x->n = col_dup(s, (int)c->nk + 4, &bad);
             }
         }
@@ -425,7 +449,8 @@ static dm_status read_floor(dm_tctx *c, sqlite3_stmt *js, char *err)
         dm_tdesc id = {0};
         long run = run_index(c, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1));
         long ident = -1;
-        if (run < 0 || ident_of(c, js, "exact", (const char *)sqlite3_column_text(s, 2), n, 1, &id) ||
+        if (run < 0 || note_features(c, (const char *)sqlite3_column_text(s, 2)) ||
+            ident_of(c, js, "exact", (const char *)sqlite3_column_text(s, 2), n, 1, &id) ||
             dm_tdesc_seal(&id) || (ident = dm_tpool_add(&c->idents, &id)) < 0) {
             dm_tdesc_free(&id);
             bad = 1;
@@ -537,6 +562,10 @@ dm_status dm_table_read(dm_tctx *c, char *err)
         !(c->d->floor && (st = read_floor(c, js, err))))
         st = read_params(c, err);
     sqlite3_finalize(js);
+    if (!st && c->features[1])
+        st = dm_err(err, DM_E_INPUT, "table: its evals come from two feature networks (eval.features runs %s and %s): "
+                    "values in different feature spaces are not comparable and never share a table; choose one with "
+                    "--settings '\"features\":\"%s\"'", c->features[0], c->features[1], c->features[0]);
     return st;
 }
 
@@ -551,6 +580,8 @@ void dm_table_read_free(dm_tctx *c)
     dm_free(c->fails);
     dm_free(c->fail_run);
     dm_free(c->floor);
+    dm_free(c->features[0]);
+    dm_free(c->features[1]);
     dm_tpool_free(&c->descs);
     dm_tpool_free(&c->idents);
     dm_tpool_free(&c->sigs);

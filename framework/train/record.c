@@ -17,6 +17,7 @@
 #include "eval/ode_err.h"
 #include "eval/posterior.h"
 #include "io/png.h"
+#include "train/record_features.h"
 #include "train/schema.h"
 
 #define PATH_SIZE DM_PATH_SIZE
@@ -231,6 +232,8 @@ static dm_status scale_mixture_record(dm_trainer *tr, const float *x, size_t n, 
         return dm_err(err, st, "out of memory for the mixture");
     dm_mmd_kernel kern;
     double v;
+    if (tr->shape[1] * tr->shape[2] > 1) /* images: mmd2_ms's finest kernels vanish in d = C H W; fd and kid */
+        goto mixture_only;
     if ((st = dm_mmd_kernel_of(mixture ? &g : NULL, tr->ref_x, nr, d, &kern, err)) ||
         (st = dm_mmd2_ms(x, n < cap ? n : cap, tr->ref_x, nr < cap ? nr : cap, d, &kern, &v, err)))
         goto out;
@@ -238,7 +241,10 @@ static dm_status scale_mixture_record(dm_trainer *tr, const float *x, size_t n, 
         st = dm_err(err, DM_E_NOMEM, "out of memory for the settings of mmd2_ms");
         goto out;
     }
-    if ((st = dm_runrec_add_eval(rec, "mmd2_ms", sampler, nfe, hs, (int64_t)(n < cap ? n : cap), v, err)) || !mixture)
+    if ((st = dm_runrec_add_eval(rec, "mmd2_ms", sampler, nfe, hs, (int64_t)(n < cap ? n : cap), v, err)))
+        goto out;
+mixture_only:
+    if (!mixture)
         goto out;
     if (conditional) {
         if (!(y = dm_malloc(sizeof(int32_t) * n))) {
@@ -265,6 +271,22 @@ out:
     return st;
 }
 
+/* The image metrics in the feature network's space, with the requested labels of a conditional set. */
+static dm_status features_record(dm_trainer *tr, const float *x, size_t n, dm_runrec *rec, const char *sampler,
+                                 int64_t nfe, const char *settings, char *err)
+{
+    int32_t *y = NULL;
+    if (dm_trainer_samples_conditional(tr)) {
+        if (!(y = dm_malloc(sizeof(int32_t) * n)))
+            return dm_err(err, DM_E_NOMEM, "out of memory for %zu labels", n);
+        for (size_t i = 0; i < n; i++)
+            y[i] = dm_trainer_sample_class(tr, i);
+    }
+    const dm_status st = dm_features_record(tr, x, n, y, rec, sampler, nfe, settings, err);
+    dm_free(y);
+    return st;
+}
+
 dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
                            dm_runrec *rec, int baseline, const char *png_dir, dm_eval_result *res,
                            int64_t *nfe, char *set_name_out, char *err)
@@ -287,7 +309,8 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
         dm_sampler_init_noise(&tr->sched, n, d, rngs, x);
         dm_rng_streams_free(rngs, n);
         if ((st = evaluate_record(&ec, x, n, tr->ref_x, nr, d, rec, "noise", 0, "{}", &base, err)) ||
-            (st = scale_mixture_record(tr, x, n, 0, rec, "noise", 0, "{}", err)))
+            (st = scale_mixture_record(tr, x, n, 0, rec, "noise", 0, "{}", err)) ||
+            (tr->features && (st = dm_features_record(tr, x, n, NULL, rec, "noise", 0, "{}", err))))
             goto out;
     }
     if ((st = dm_trainer_sample(tr, sampler, sopts, x, nfe, err)))
@@ -303,6 +326,8 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
         goto out;
     if (dm_trainer_samples_conditional(tr) &&
         (st = cond_record(tr, x, n, rec, sampler->info.name, *nfe, settings, err)))
+        goto out;
+    if (tr->features && (st = features_record(tr, x, n, rec, sampler->info.name, *nfe, settings, err)))
         goto out;
     if (png_dir && (d == 2 || tr->shape[1] * tr->shape[2] > 1)) {
         char path[PATH_SIZE];

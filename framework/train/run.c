@@ -20,6 +20,7 @@
 #include "io/index.h"
 #include "io/runlog.h"
 #include "io/runstore.h"
+#include "train/features.h"
 #include "train/guide.h"
 #include "train/provenance.h"
 #include "train/record.h"
@@ -57,6 +58,8 @@ typedef struct run_state {
     dm_teacher teacher;
     char clf_id[256];       /* classifier guidance: the classifier run, checked likewise */
     dm_guide guide;
+    char feat_id[256];      /* eval.features: the feature network's run, checked likewise */
+    dm_features feat;
     dm_index *ix;
     char run_id[256], dir[PATH_SIZE], h5[PATH_SIZE], ckpt[PATH_SIZE], index_path[PATH_SIZE];
     double t0;              /* dm_now() at the start, less the wall time of the run before a resume */
@@ -246,6 +249,9 @@ static void print_summary(const run_state *rs, FILE *out)
                 fprintf(out, " %s %.4g", r->evals[j].metric, r->evals[j].value);
     }
     fprintf(out, "\n");
+    if (rs->tr.shape[1] * rs->tr.shape[2] > 1 && !rs->tr.classifier && !rs->tr.features)
+        fprintf(out, "  note: pixel-space metrics only; fd, kid, precision and recall need a feature network "
+                "(eval.features: a finished cnn run of diffusion.loss {type: xent, clean: true})\n");
 }
 
 /* CD: load the checked teacher run and hand its denoiser to the trainer. */
@@ -265,6 +271,10 @@ static dm_status attach_teacher(run_state *rs, char *err)
     if (rs->clf_id[0] && (st = dm_guide_attach(rs->cfg->results, rs->clf_id, &rs->tr, &rs->guide, err)))
         return st;
     if (rs->tr.guide_clf_id[0] && (st = dm_runrec_set_attr(&rs->rec, "classifier", rs->tr.guide_clf_id, err)))
+        return st;
+    /* The image metrics' feature network. */
+    if (rs->feat_id[0] && ((st = dm_features_attach(rs->cfg->results, rs->feat_id, &rs->tr, &rs->feat, err)) ||
+                           (st = dm_runrec_set_attr(&rs->rec, "features", rs->feat_id, err))))
         return st;
     return DM_OK;
 }
@@ -393,6 +403,10 @@ static dm_status resume_run(run_state *rs, char *err)
         const char *c = dm_runrec_attr(&rs->rec, "classifier");
         snprintf(rs->clf_id, sizeof rs->clf_id, "%s", c ? c : "");
     }
+    if (dm_features_needed(rs->spec)) {
+        const char *f = dm_runrec_attr(&rs->rec, "features");
+        snprintf(rs->feat_id, sizeof rs->feat_id, "%s", f ? f : "");
+    }
     set_threads(dm_spec_opts(rs->spec, "run"));
     if ((st = dm_trainer_init(&rs->tr, rs->spec, NULL, err)))
         return st;
@@ -489,6 +503,7 @@ static void run_state_free(run_state *rs, int lock_fd)
         close(lock_fd);
     dm_teacher_free(&rs->teacher);
     dm_guide_free(&rs->guide);
+    dm_features_free(&rs->feat);
     if (rs->tr_ready)
         dm_trainer_free(&rs->tr);
     dm_index_close(rs->ix);
@@ -518,6 +533,9 @@ dm_status dm_run_spec_file(const dm_run_cfg *cfg, const char *path, int n_over,
         goto out;
     /* So must the classifier of classifier guidance. */
     if (dm_guide_needs_run(rs.spec) && (st = dm_guide_check(cfg->results, rs.spec, rs.clf_id, sizeof rs.clf_id, err)))
+        goto out;
+    if (dm_features_needed(rs.spec) &&
+        (st = dm_features_check(cfg->results, rs.spec, rs.feat_id, sizeof rs.feat_id, err)))
         goto out;
 
     /* One process per run: wait for another that holds it, then look at what it left. */

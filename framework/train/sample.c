@@ -12,6 +12,7 @@
 #include "io/runstore.h"
 #include "io/spec.h"
 #include "nn/model.h"
+#include "train/features.h"
 #include "train/guide.h"
 #include "train/record.h"
 #include "train/run.h"
@@ -81,6 +82,8 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
     dm_index *ix = NULL;
     dm_guide guide;
     memset(&guide, 0, sizeof guide);
+    dm_features feat;
+    memset(&feat, 0, sizeof feat);
     dm_runrec_init(&rec);
 
     if (is_spec_file(target)) {
@@ -131,6 +134,9 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
     char clf_id[256] = "";
     if (dm_guide_needs_run(spec) && (st = dm_guide_check(cfg->results, spec, clf_id, sizeof clf_id, err)))
         goto out;
+    char feat_id[256] = "";
+    if (dm_features_needed(spec) && (st = dm_features_check(cfg->results, spec, feat_id, sizeof feat_id, err)))
+        goto out;
     if ((st = dm_trainer_init(&tr, spec, NULL, err)))
         goto out;
     tr_ready = 1;
@@ -139,6 +145,8 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
             goto out;
     }
     if (clf_id[0] && (st = dm_guide_attach(cfg->results, clf_id, &tr, &guide, err)))
+        goto out;
+    if (feat_id[0] && (st = dm_features_attach(cfg->results, feat_id, &tr, &feat, err)))
         goto out;
     dm_eval_result res;
     int64_t nfe;
@@ -163,6 +171,7 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
             tr.dim == 2 ? dir : "", tr.dim == 2 ? set : "");
 out:
     dm_guide_free(&guide);
+    dm_features_free(&feat);
     dm_index_close(ix);
     dm_ckpt_free(&ck_data);
     if (tr_ready)

@@ -86,6 +86,14 @@ static const dm_param_desc eval_params[] = {
     { "model_err_levels", DM_OPT_REALS, "[0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10]", 1e-6, 1e6, NULL, 0,
       E(model_err_levels),
       "noise levels sigma/alpha of model_err (the schedule's time of each; discrete schedules: the nearest step)" },
+    { "features", DM_OPT_STR, "", 0, 0, NULL, 0, E(features),
+      "image data: the feature network of fd, kid, precision and recall, a finished run of a classifier of clean "
+      "items with a feature head (model cnn, diffusion.loss {type: xent, clean: true}) by id or unique prefix, or "
+      "a spec file (with features_seed); '' = pixel-space metrics only" },
+    { "features_seed", DM_OPT_INT, "0", 0, 4294967295.0, NULL, 0, E(features_seed),
+      "with a spec file as features: the seed of its run" },
+    { "pr_max", DM_OPT_INT, "5000", 4, 1e6, NULL, 0, E(pr_max),
+      "precision and recall use the first min(n, pr_max) samples and reference points (k-NN: quadratic cost)" },
     DM_OPT_END,
 };
 #undef E

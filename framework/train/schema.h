@@ -41,6 +41,9 @@ typedef struct dm_eval_opts {
     int64_t ode_err_n;
     bool model_err;              /* mixture data: |D_theta - D*|^2 / d at each of model_err_levels */
     dm_reals model_err_levels;   /* the levels sigma/alpha of model_err */
+    char features[DM_OPT_STR_MAX]; /* the feature network of the image metrics (train/features.h); "": none */
+    int64_t features_seed;         /* with a spec file: its run's seed */
+    int64_t pr_max;                /* precision/recall use the first min(n, pr_max) points of each set */
 } dm_eval_opts;
 
 enum { DM_PROGRESS_AUTO = 0, DM_PROGRESS_BAR, DM_PROGRESS_LINES, DM_PROGRESS_NONE };

@@ -166,8 +166,8 @@ static dm_status prerequisite(const char *name, int64_t seed, const char *key, d
     return DM_OK;
 }
 
-/* A CD line whose distill.teacher is a spec file, and a classifier-guided line whose
- * guidance.classifier is one: those runs (their ids from the spec and seed) must finish first, so
+/* A CD line whose distill.teacher is a spec file, a classifier-guided line whose
+ * guidance.classifier is one, and a line whose eval.features is one: those runs (their ids from the spec and seed) must finish first, so
  * the make fragment makes them prerequisites. */
 static dm_status prerequisites(const dm_spec *spec, dm_sweep_line *L, char *err)
 {
@@ -181,6 +181,9 @@ static dm_status prerequisites(const dm_spec *spec, dm_sweep_line *L, char *err)
         const dm_classifier_guidance_opts *cg = dm_spec_opts(spec, "guidance");
         st = prerequisite(cg->classifier, cg->classifier_seed, "guidance.classifier", &L->pre[1], err);
     }
+    const dm_eval_opts *eo = dm_spec_opts(spec, "eval");
+    if (!st && eo->features[0])
+        st = prerequisite(eo->features, eo->features_seed, "eval.features", &L->pre[2], err);
     return st;
 }
 

@@ -96,17 +96,17 @@ static char *fragment_text(const char *name, const dm_sweep_line *lines, size_t 
             "$(SWEEP_DIR)/done/%%: $(DIFFLAB)\n"
             "\t$(DIFFLAB) --results $(RESULTS) sweep run %s $* run.threads=$(THREADS) run.progress=lines\n",
             name);
-    /* Teachers and classifiers named by spec + seed run first (once each; the run itself is a
+    /* Teachers, classifiers and feature networks named by spec + seed run first (once each; the run itself is a
      * no-op when done). */
     for (size_t i = 0; i < n; i++)
-        for (int p = 0; p < 2; p++) {
+        for (int p = 0; p < DM_SWEEP_N_PRE; p++) {
             const dm_sweep_prereq *P = &lines[i].pre[p];
             if (!P->id[0])
                 continue;
             fprintf(f, "$(SWEEP_DIR)/done/%zu: $(SWEEP_DIR)/teachers/%s\n", i, P->id);
             int seen = 0;
             for (size_t j = 0; j <= i && !seen; j++)
-                for (int q = 0; q < 2 && !seen; q++)
+                for (int q = 0; q < DM_SWEEP_N_PRE && !seen; q++)
                     seen = (j < i || q < p) && strcmp(lines[j].pre[q].id, P->id) == 0;
             if (seen)
                 continue;

@@ -90,6 +90,7 @@ typedef struct dm_trainer {
     const dm_guidance_ops *guidance; const void *guidance_opts;
     const dm_classifier *guide_clf;
     char guide_clf_id[256];                      /* its run id, or "analytic" (recorded with the samples) */
+    struct dm_features *features;                /* the feature network of the image metrics (train/features.h) */
     dm_gmm_denoiser clf_gd;
     dm_classifier clf_gmm;
 

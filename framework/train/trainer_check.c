@@ -69,8 +69,12 @@ static dm_status check_conditioning(const dm_spec *spec, char *err)
         return dm_err(err, DM_E_INPUT, "model.conditional: the consistency losses train unconditional models here");
     if (lo->classifier && (mo->analytic || cond || gu->kind != DM_GUIDE_NONE))
         return dm_err(err, DM_E_INPUT, "diffusion.loss.type: xent trains a classifier p(y | x_t): it needs an "
-                      "unconditional mlp and no guidance (%s)", mo->analytic ? "the model is analytic"
+                      "unconditional network and no guidance (%s)", mo->analytic ? "the model is analytic"
                       : cond ? "model.conditional is true" : "guidance is set");
+    if (mo->net && mo->net->features && !lo->classifier)
+        return dm_err(err, DM_E_INPUT, "model.type: '%s' pools each item into one vector: a classifier (diffusion.loss: "
+                      "{type: xent, clean: true} for a feature network); a denoiser needs model.type unet (images) "
+                      "or mlp", mo->info.name);
     if (gu->kind == DM_GUIDE_CFG && !cond)
         return dm_err(err, DM_E_INPUT, "guidance.type: cfg combines a conditional and an unconditional prediction "
                       "of one model; set model.conditional: true (and train.label_dropout > 0 for a network)");
