@@ -66,6 +66,10 @@ typedef struct dm_net_vt {
     /* A one-line description of the architecture: two networks with equal descriptions have the
      * same parameter layout (distill.init_from_teacher). */
     void (*describe)(const dm_net *net, char *buf, size_t size);
+    /* Optional (NULL: the model has none): after a forward of n <= ws->max_batch items, their
+     * features (n, *dim) in item order — what the model computes before its output layer (the
+     * cnn: the pooled last tensor). Owned by the workspace, valid until its next forward. */
+    const float *(*features)(const dm_net *net, const dm_net_ws *ws, int *dim);
 } dm_net_vt;
 
 /* Build the network of model plug-in vt with options opts for cfg. On failure *net is clean. */
@@ -95,6 +99,14 @@ static inline void dm_net_backward(const dm_net *net, const float *params, dm_ne
 static inline void dm_net_describe(const dm_net *net, char *buf, size_t size)
 {
     net->vt->describe(net, buf, size);
+}
+
+/* The features of the last forward's items (vt->features), or NULL with *dim = 0 when the model
+ * has none (the MLP, the U-Net). */
+static inline const float *dm_net_features(const dm_net *net, const dm_net_ws *ws, int *dim)
+{
+    *dim = 0;
+    return net->vt->features ? net->vt->features(net, ws, dim) : NULL;
 }
 
 #endif
