@@ -1,11 +1,13 @@
 #include "nn/model.h"
 
+#include "nn/cnn.h"
 #include "nn/unet.h"
 
 #include <stddef.h>
 
 static int mlp_conditional(const void *opts) { return ((const dm_mlp_opts *)opts)->conditional; }
 static int unet_conditional(const void *opts) { return ((const dm_unet_opts *)opts)->conditional; }
+static int cnn_conditional(const void *opts) { (void)opts; return 0; }
 static int analytic_conditional(const void *opts) { return ((const dm_analytic_opts *)opts)->conditional; }
 
 static const dm_param_desc mlp_params[] = {
@@ -45,5 +47,12 @@ const dm_model_ops dm_model_unet = {
     .conditional = unet_conditional,
 };
 
-const dm_plugin *const dm_model_registry[] = { &dm_model_mlp.info, &dm_model_unet.info, &dm_model_analytic.info,
-                                               NULL };
+const dm_model_ops dm_model_cnn = {
+    .info = { "cnn", "a CNN classifier and feature network for images (nn/cnn.h): the U-Net's down half, pooled, Linear",
+              dm_cnn_params, sizeof(dm_unet_opts) },
+    .net = &dm_net_cnn,
+    .conditional = cnn_conditional,
+};
+
+const dm_plugin *const dm_model_registry[] = { &dm_model_mlp.info, &dm_model_unet.info, &dm_model_cnn.info,
+                                               &dm_model_analytic.info, NULL };

@@ -1,6 +1,7 @@
-/* model.h — network plug-ins chosen by the spec's `model` section: the toy MLP, and `analytic`,
- * the exact denoiser of a Gaussian-mixture dataset (samplers with zero model error). A model
- * with a network builds it through nn/net.h for the data's shape. */
+/* model.h — network plug-ins chosen by the spec's `model` section: the toy MLP, the U-Net, the
+ * cnn (a classifier and feature network for images), and `analytic`, the exact denoiser of a
+ * Gaussian-mixture dataset (samplers with zero model error). A model with a network builds it
+ * through nn/net.h for the data's shape. */
 #ifndef DM_NN_MODEL_H
 #define DM_NN_MODEL_H
 
@@ -27,6 +28,7 @@ typedef struct dm_model_ops {
 
 extern const dm_model_ops dm_model_mlp;
 extern const dm_model_ops dm_model_unet;
+extern const dm_model_ops dm_model_cnn;
 extern const dm_model_ops dm_model_analytic;
 extern const dm_plugin *const dm_model_registry[];
 

@@ -1,5 +1,5 @@
 /* unet.c — the U-Net (unet.h): its options, the plan of operations, parameters and workspaces.
- * The passes are in unet_pass.c. */
+ * The passes are in unet_pass.c; the cnn model (cnn.c) builds the same plan with a pooling head. */
 #include "nn/unet.h"
 
 #include <math.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "nn/linear.h"
 #include "nn/unet_internal.h"
 
 #define MAX_LEVELS 8
@@ -136,13 +137,34 @@ static int add_conv(planner *p, unet_op_kind kind, int a, int cout)
     return op->out;
 }
 
+/* The pooling head on tensor a: GN-SiLU, the mean over H W, Linear to n_out; returns the output
+ * tensor (n_out, 1, 1) or -1. */
+static int add_pool(planner *p, int a, int n_out)
+{
+    dm_unet *u = p->u;
+    unet_op *op = &u->ops[u->n_ops];
+    memset(op, 0, sizeof *op);
+    op->kind = OP_POOL;
+    op->a = a;
+    op->b = -1;
+    op->cin = u->t[a].c;
+    op->lin_out = n_out;
+    if (gnorm_at(p, &op->gn1, &op->off_gn1, op->cin))
+        return -1;
+    op->off_lin = p->off;
+    p->off += dm_linear_n_params(op->cin, n_out);
+    op->out = new_tensor(u, n_out, 1, 1);
+    u->n_ops++;
+    return op->out;
+}
+
 static dm_status plan(dm_unet *u, const dm_net_cfg *cfg, size_t *n_params, char *err)
 {
     const dm_unet_opts *o = &u->o;
-    const int L = (int)o->mult.n;
+    const int L = (int)o->mult.n, pool = u->head == UNET_HEAD_POOL;
     if (cfg->h == 1 && cfg->w == 1)
-        return dm_err(err, DM_E_INPUT, "model.type unet needs image data (data.type fashion_mnist or image_mixture); "
-                      "these data are points of dimension %d (use model.type mlp)", cfg->dim);
+        return dm_err(err, DM_E_INPUT, "model.type %s needs image data (data.type fashion_mnist or image_mixture); "
+                      "these data are points of dimension %d (use model.type mlp)", pool ? "cnn" : "unet", cfg->dim);
     if (L < 1 || L > MAX_LEVELS || o->mult.rows != 0)
         return dm_err(err, DM_E_INPUT, "model.mult: give 1 to %d channel multipliers (one per level)", MAX_LEVELS);
     if (cfg->h % (1 << (L - 1)) != 0 || cfg->w % (1 << (L - 1)) != 0)
@@ -151,10 +173,10 @@ static dm_status plan(dm_unet *u, const dm_net_cfg *cfg, size_t *n_params, char 
                       L - 1, cfg->h, cfg->w, 1 << (L - 1));
     if (o->temb % 2 != 0)
         return dm_err(err, DM_E_INPUT, "model.temb = %lld: must be even", (long long)o->temb);
-    if (cfg->out_dim % (cfg->h * cfg->w) != 0)
+    if (!pool && cfg->out_dim % (cfg->h * cfg->w) != 0)
         return dm_err(err, DM_E_INPUT, "model.type unet: %d outputs per item are not whole %dx%d channels (a "
-                      "classifier's logits need another head: use model.type mlp)", cfg->out_dim, cfg->h, cfg->w);
-    u->out_c = cfg->out_dim / (cfg->h * cfg->w);
+                      "classifier's logits need another head: use model.type cnn)", cfg->out_dim, cfg->h, cfg->w);
+    u->out_c = pool ? cfg->out_dim : cfg->out_dim / (cfg->h * cfg->w);
     dm_status st = dm_embed_init(&u->emb, (int)o->temb, cfg->n_classes, err);
     if (st)
         return st;
@@ -166,8 +188,8 @@ static dm_status plan(dm_unet *u, const dm_net_cfg *cfg, size_t *n_params, char 
         for (int l = 0; l < L; l++)
             found |= (int)o->attn.v[i] == cfg->h >> l && o->attn.v[i] == floor(o->attn.v[i]);
         if (!found)
-            return dm_err(err, DM_E_INPUT, "model.attn: %g is not a resolution of this U-Net (H = %d halved at each "
-                          "of %d levels)", o->attn.v[i], cfg->h, L);
+            return dm_err(err, DM_E_INPUT, "model.attn: %g is not a resolution of this %s (H = %d halved at each "
+                          "of %d levels)", o->attn.v[i], pool ? "CNN" : "U-Net", cfg->h, L);
     }
     for (int l = 0; l < L; l++) {
         if (o->mult.v[l] != floor(o->mult.v[l]))
@@ -189,6 +211,12 @@ static dm_status plan(dm_unet *u, const dm_net_cfg *cfg, size_t *n_params, char 
     }
     if ((cur = add_res(&p, cur, -1, u->level_c[L - 1])) < 0)
         return DM_E_INPUT;
+    if (pool) {
+        if (add_pool(&p, cur, cfg->out_dim) < 0)
+            return DM_E_INPUT;
+        *n_params = p.off;
+        return DM_OK;
+    }
     for (int l = L - 1; l >= 0; l--) {
         const int cl = u->level_c[l];
         for (int b = 0; b < (int)o->blocks; b++)
@@ -215,8 +243,9 @@ static void unet_free_impl(dm_unet *u)
     dm_free(u);
 }
 
-static dm_status unet_init(dm_net *net, const void *opts, char *err)
+dm_status dm_unet_init_head(dm_net *net, const dm_unet_opts *opts, unet_head head, char *err)
 {
+    const char *name = head == UNET_HEAD_POOL ? "cnn" : "unet";
     dm_unet *u = dm_calloc(1, sizeof *u);
     if (u) {
         u->ops = dm_calloc(MAX_OPS, sizeof *u->ops);
@@ -225,9 +254,10 @@ static dm_status unet_init(dm_net *net, const void *opts, char *err)
     if (!u || !u->ops || !u->t) {
         if (u)
             unet_free_impl(u);
-        return dm_err(err, DM_E_NOMEM, "unet: out of memory for the network's plan");
+        return dm_err(err, DM_E_NOMEM, "%s: out of memory for the network's plan", name);
     }
-    u->o = *(const dm_unet_opts *)opts;
+    u->o = *opts;
+    u->head = head;
     size_t np = 0;
     dm_status st = plan(u, &net->cfg, &np, err);
     u->o.mult.v = u->o.attn.v = NULL; /* the spec owns the lists; the plan holds what it needs */
@@ -241,14 +271,19 @@ static dm_status unet_init(dm_net *net, const void *opts, char *err)
     return DM_OK;
 }
 
-static void unet_free(dm_net *net)
+static dm_status unet_init(dm_net *net, const void *opts, char *err)
+{
+    return dm_unet_init_head(net, opts, UNET_HEAD_IMAGE, err);
+}
+
+void dm_unet_free_net(dm_net *net)
 {
     unet_free_impl(net->impl);
     net->impl = NULL;
 }
 
 /* In parameter order: the embedding, then each operation's layers (their own draw order). */
-static void unet_init_params(const dm_net *net, float *params, dm_rng *rng)
+void dm_unet_init_params(const dm_net *net, float *params, dm_rng *rng)
 {
     const dm_unet *u = net->impl;
     dm_embed_init_params(&u->emb, params, rng);
@@ -271,13 +306,17 @@ static void unet_init_params(const dm_net *net, float *params, dm_rng *rng)
             dm_gnorm_init_params(&op->gn1, params + op->off_gn1);
             dm_conv_init_params(&op->conv1, params + op->off_conv1, rng);
             break;
+        case OP_POOL:
+            dm_gnorm_init_params(&op->gn1, params + op->off_gn1);
+            dm_linear_init_params(op->cin, op->lin_out, params + op->off_lin, rng);
+            break;
         default:
             dm_conv_init_params(&op->conv1, params + op->off_conv1, rng);
         }
     }
 }
 
-static void unet_ws_free(dm_net_ws *nws)
+void dm_unet_ws_free(dm_net_ws *nws)
 {
     unet_ws *w = nws->impl;
     if (!w)
@@ -311,6 +350,8 @@ static void unet_ws_free(dm_net_ws *nws)
     dm_free_aligned(w->g1);
     dm_free_aligned(w->g2);
     dm_free_aligned(w->g3);
+    dm_free_aligned(w->feat);
+    dm_free_aligned(w->dfeat);
     dm_free(w);
     nws->impl = NULL;
 }
@@ -323,12 +364,13 @@ static float *fbuf(size_t items, size_t per, int *ok)
     return p;
 }
 
-static dm_status unet_ws_init(const dm_net *net, dm_net_ws *nws, int max_batch, char *err)
+dm_status dm_unet_ws_init(const dm_net *net, dm_net_ws *nws, int max_batch, char *err)
 {
     const dm_unet *u = net->impl;
+    const char *name = u->head == UNET_HEAD_POOL ? "cnn" : "unet";
     unet_ws *w = dm_calloc(1, sizeof *w);
     if (!w)
-        return dm_err(err, DM_E_NOMEM, "unet: out of memory for a workspace");
+        return dm_err(err, DM_E_NOMEM, "%s: out of memory for a workspace", name);
     nws->impl = w;
     const size_t cap = (size_t)max_batch, T = (size_t)u->o.temb;
     w->cap = max_batch;
@@ -395,6 +437,13 @@ static dm_status unet_ws_init(const dm_net *net, dm_net_ws *nws, int max_batch, 
             if (ok)
                 st = dm_gnorm_ws_init(&o->gn1, &op->gn1, (int)hw, max_batch, err);
             break;
+        case OP_POOL: /* SiLU(GN(input)) goes to g1, the features to w->feat */
+            w->feat_dim = op->cin;
+            w->feat = fbuf(cap, cin, &ok);
+            w->dfeat = fbuf(cap, cin, &ok);
+            if (ok)
+                st = dm_gnorm_ws_init(&o->gn1, &op->gn1, ta->h * ta->w, max_batch, err);
+            break;
         default:
             break;
         }
@@ -409,29 +458,35 @@ static dm_status unet_ws_init(const dm_net *net, dm_net_ws *nws, int max_batch, 
     if (ok && !st && !(st = dm_embed_ws_init(&w->emb, &u->emb, max_batch, err)))
         st = dm_conv_ws_init_shared(&w->conv, convs, nc, max_batch, err);
     if (!ok && !st)
-        st = dm_err(err, DM_E_NOMEM, "unet: out of memory for the activations of a batch of %d", max_batch);
+        st = dm_err(err, DM_E_NOMEM, "%s: out of memory for the activations of a batch of %d", name, max_batch);
     if (st)
-        unet_ws_free(nws);
+        dm_unet_ws_free(nws);
     return st;
+}
+
+void dm_unet_describe_levels(const dm_unet *u, char *chans, size_t n_chans, char *attn, size_t n_attn)
+{
+    size_t k = 0, j = 0;
+    chans[0] = attn[0] = '\0';
+    for (int l = 0; l < u->n_levels && k < n_chans; l++)
+        k += (size_t)snprintf(chans + k, n_chans - k, "%s%d", l ? "," : "", u->level_c[l]);
+    for (int i = 0; i < u->n_ops && j < n_attn; i++)
+        if (u->ops[i].kind == OP_ATTN)
+            j += (size_t)snprintf(attn + j, n_attn - j, "%s%d", j ? "," : "", u->t[u->ops[i].out].h);
 }
 
 static void unet_describe(const dm_net *net, char *buf, size_t size)
 {
     const dm_unet *u = net->impl;
-    char chans[128] = "", attn[128] = "";
-    size_t k = 0, j = 0;
-    for (int l = 0; l < u->n_levels && k < sizeof chans; l++)
-        k += (size_t)snprintf(chans + k, sizeof chans - k, "%s%d", l ? "," : "", u->level_c[l]);
-    for (int i = 0; i < u->n_ops && j < sizeof attn; i++)
-        if (u->ops[i].kind == OP_ATTN)
-            j += (size_t)snprintf(attn + j, sizeof attn - j, "%s%d", j ? "," : "", u->t[u->ops[i].out].h);
+    char chans[128], attn[128];
+    dm_unet_describe_levels(u, chans, sizeof chans, attn, sizeof attn);
     snprintf(buf, size, "unet %dx%dx%d (%d classes) out %d channels [%s] blocks %lld attn [%s] groups %lld "
              "temb %lld", net->cfg.c, net->cfg.h, net->cfg.w, net->cfg.n_classes, u->out_c, chans,
              (long long)u->o.blocks, attn, (long long)u->o.groups, (long long)u->o.temb);
 }
 
-static void unet_forward_chunks(const dm_net *net, const float *params, dm_net_ws *ws, int n, const float *x,
-                                const float *tin, const int32_t *y, float *out)
+void dm_unet_forward_batches(const dm_net *net, const float *params, dm_net_ws *ws, int n, const float *x,
+                             const float *tin, const int32_t *y, float *out)
 {
     const unet_ws *w = ws->impl;
     const size_t d = (size_t)net->cfg.dim, od = (size_t)net->cfg.out_dim;
@@ -443,11 +498,12 @@ static void unet_forward_chunks(const dm_net *net, const float *params, dm_net_w
 
 const dm_net_vt dm_net_unet = {
     .init = unet_init,
-    .free = unet_free,
-    .init_params = unet_init_params,
-    .ws_init = unet_ws_init,
-    .ws_free = unet_ws_free,
-    .forward = unet_forward_chunks,
+    .free = dm_unet_free_net,
+    .init_params = dm_unet_init_params,
+    .ws_init = dm_unet_ws_init,
+    .ws_free = dm_unet_ws_free,
+    .forward = dm_unet_forward_batches,
     .backward = dm_unet_backward,
     .describe = unet_describe,
+    .features = NULL, /* no pooled features: the cnn (cnn.c) has them */
 };

@@ -4,10 +4,12 @@
  * in a fixed order, so the bits of both passes do not depend on the thread count. A forward of
  * more items than the workspace holds runs in batches of its size (unet.c): no layer mixes items
  * in a forward, so the values are those of one batch up to float rounding (a product's tile gives
- * bits that depend on its shape), and the same batch size gives the same bits. */
+ * bits that depend on its shape), and the same batch size gives the same bits. The cnn's pooling
+ * head (OP_POOL) averages each item's channels in double, in order. */
 #include <string.h>
 
 #include "nn/dropout.h"
+#include "nn/linear.h"
 #include "nn/resample.h"
 #include "nn/unet_internal.h"
 
@@ -37,6 +39,14 @@ static void conv_bwd(const dm_conv *c, const float *P, size_t off, float *G, une
 static size_t hw_of(const unet_tensor *t)
 {
     return (size_t)t->h * (size_t)t->w;
+}
+
+/* The gradient buffer of tensor t for a write, and whether the write adds (a second consumer). */
+static float *grad_for(unet_ws *w, int t, int *acc)
+{
+    *acc = w->grad_set[t];
+    w->grad_set[t] = 1;
+    return w->grad[t];
 }
 
 static void res_forward(const dm_unet *u, int k, const float *P, unet_ws *w, int n)
@@ -69,6 +79,53 @@ static void res_forward(const dm_unet *u, int k, const float *P, unet_ws *w, int
     }
 }
 
+/* The pooling head: a = SiLU(GN(input)) in g1; feat (n, C) = the mean of a over H W (in double,
+ * in order); out = Linear(feat). */
+static void pool_forward(const dm_unet *u, int k, const float *P, unet_ws *w, int n)
+{
+    const unet_op *op = &u->ops[k];
+    const unet_tensor *ta = &u->t[op->a];
+    const size_t hw = hw_of(ta), c = (size_t)op->cin;
+    dm_gnorm_silu_forward(&op->gn1, P + op->off_gn1, &w->op[k].gn1, n, w->val[op->a], w->g1);
+    const float *a = w->g1;
+    float *feat = w->feat;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        for (size_t ch = 0; ch < c; ch++) {
+            const float *v = a + ((size_t)i * c + ch) * hw;
+            double s = 0.0;
+            for (size_t j = 0; j < hw; j++)
+                s += v[j];
+            feat[(size_t)i * c + ch] = (float)(s / (double)hw);
+        }
+    dm_linear_forward(op->cin, op->lin_out, P + op->off_lin, n, feat, w->val[op->out]);
+}
+
+/* Its backward: the Linear's into dfeat; d(a) = dfeat / (H W) at every position; GN-SiLU's into
+ * the input's gradient. */
+static void pool_backward(const dm_unet *u, int k, const float *P, float *G, unet_ws *w, int n)
+{
+    const unet_op *op = &u->ops[k];
+    const unet_tensor *ta = &u->t[op->a];
+    const size_t hw = hw_of(ta), c = (size_t)op->cin;
+    dm_linear_backward(op->cin, op->lin_out, P + op->off_lin, n, w->feat, w->grad[op->out], G + op->off_lin,
+                       w->dfeat, 0);
+    const float *dfeat = w->dfeat;
+    float *da = w->g1;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        for (size_t ch = 0; ch < c; ch++) {
+            const float g = dfeat[(size_t)i * c + ch] / (float)hw;
+            float *d = da + ((size_t)i * c + ch) * hw;
+            for (size_t j = 0; j < hw; j++)
+                d[j] = g;
+        }
+    int acc;
+    float *din = grad_for(w, op->a, &acc);
+    dm_gnorm_silu_backward(&op->gn1, P + op->off_gn1, &w->op[k].gn1, n, w->val[op->a], da, G + op->off_gn1, din,
+                           acc);
+}
+
 void dm_unet_forward(const dm_net *net, const float *params, dm_net_ws *ws, int n, const float *x,
                      const float *tin, const int32_t *y, float *out)
 {
@@ -99,18 +156,13 @@ void dm_unet_forward(const dm_net *net, const float *params, dm_net_ws *ws, int 
             dm_gnorm_silu_forward(&op->gn1, params + op->off_gn1, &o->gn1, n, w->val[op->a], o->a1);
             conv_fwd(&op->conv1, params, op->off_conv1, w, n, o->a1, w->val[op->out]);
             break;
+        case OP_POOL:
+            pool_forward(u, k, params, w, n);
+            break;
         default: /* IN, DOWN */
             conv_fwd(&op->conv1, params, op->off_conv1, w, n, w->val[op->a], w->val[op->out]);
         }
     }
-}
-
-/* The gradient buffer of tensor t for a write, and whether the write adds (a second consumer). */
-static float *grad_for(unet_ws *w, int t, int *acc)
-{
-    *acc = w->grad_set[t];
-    w->grad_set[t] = 1;
-    return w->grad[t];
 }
 
 static void res_backward(const dm_unet *u, int k, const float *P, float *G, unet_ws *w, int n, int *demb_set)
@@ -190,6 +242,9 @@ void dm_unet_backward(const dm_net *net, const float *params, dm_net_ws *ws, int
                 dm_gnorm_silu_backward(&op->gn1, params + op->off_gn1, &o->gn1, n, w->val[op->a], w->g1,
                                        grads + op->off_gn1, da, acc);
             }
+            break;
+        case OP_POOL:
+            pool_backward(u, k, params, grads, w, n);
             break;
         case OP_IN:
             conv_bwd(&op->conv1, params, op->off_conv1, grads, w, n, w->val[0], dy, dx, 0);
