@@ -8,7 +8,8 @@
  *           (DM_NET_NULL_CLASS = the null class; y may be NULL: all null) — labels, never input
  *           columns: each model embeds them its own way (the MLP as one-hot input columns, the
  *           U-Net as a class embedding added to the time embedding)
- *   output  out (n, out_dim)
+ *   output  out (n, out_dim); and, for models that have them (the cnn), features (n, dim) of the
+ *           last forward's items (dm_net_features)
  *
  * All parameters live in one float32 block of n_params values whose layout the model defines;
  * gradients, the EMA and the optimizer state use the same layout. forward and backward take the
