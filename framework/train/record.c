@@ -369,7 +369,7 @@ static dm_status noise_levels(const dm_schedule *s, int L, double *ts, int *n, c
 dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err)
 {
     const size_t n = (size_t)tr->eopt->n_ref, d = tr->dim, C = tr->n_classes;
-    const size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
+    size_t batch = (size_t)tr->eopt->batch < n ? (size_t)tr->eopt->batch : n;
     const dm_schedule *s = &tr->sched;
     enum { LEVELS = 5 };
     double ts[LEVELS + 1];
@@ -397,6 +397,7 @@ dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err)
         goto out;
     have_clf = 1;
     nc.clean = tr->clean;
+    batch = clf.max_batch; /* the network's cap (a cnn's 256) may be below eval.batch */
     for (int l = 0; l < nl; l++) {
         const double t = ts[l];
         if (tr->clean) {
