@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # study.sh STUDY [--quick]: run the study experiments/STUDY end to end —
-#   1. expand its sweep (experiments/STUDY/sweep.yaml; --quick: its quick: variant, <name>_quick),
+#   1. expand its sweep (experiments/STUDY/sweep.yaml; --quick: experiments/STUDY/quick.yaml when
+#      there is one, a sweep of its own whose runs name shortened prerequisites (a cd teacher, a
+#      feature network), else the sweep's quick: variant, <name>_quick),
 #   2. run the sweep's lines not done yet through Makefile.runs (JOBS parallel runs),
 #   3. run experiments/STUDY/post.sh if there is one (sampling finished runs with more samplers,
 #      pictures), with DIFFLAB, RESULTS, SWEEP, STUDY_DIR, QUICK (1 or empty) and JOBS in its
 #      environment; scripts/study_lib.sh has its helpers (q, for_each_run),
 #   4. write RESULTS.md from the index: each experiments/STUDY/table*.yaml through `difflab table
-#      --def FILE --sweep NAME`, under the title and the note of the file's first comment line.
+#      --def FILE --sweep NAME`, under the title and the note of the file's first comment line,
+#      then the output of experiments/STUDY/notes.sh if there is one (markdown from the index).
 # The full study writes experiments/STUDY/RESULTS.md (committed); --quick writes
 # RESULTS/studies/<name>_quick/RESULTS.md. Environment: DIFFLAB (build/difflab), RESULTS (results),
 # JOBS (make's -j; Makefile.runs passes its own).
@@ -21,7 +24,12 @@ JOBS=${JOBS:-1}
 [ -f "$dir/sweep.yaml" ] || { echo "study.sh: no study '$study' (no $dir/sweep.yaml)" >&2; exit 2; }
 [ -z "$quick" ] || [ "$quick" = --quick ] || { echo "study.sh: unknown option '$quick'" >&2; exit 2; }
 
-name=$("$DIFFLAB" --results "$RESULTS" sweep "$dir/sweep.yaml" $quick | sed -n 's/^sweep \([^:]*\): .*/\1/p' | head -n 1)
+if [ -n "$quick" ] && [ -f "$dir/quick.yaml" ]; then
+  expand=("$dir/quick.yaml")
+else
+  expand=("$dir/sweep.yaml" $quick)
+fi
+name=$("$DIFFLAB" --results "$RESULTS" sweep "${expand[@]}" | sed -n 's/^sweep \([^:]*\): .*/\1/p' | head -n 1)
 [ -n "$name" ] || { echo "study.sh: could not expand $dir/sweep.yaml" >&2; exit 1; }
 make --no-print-directory -f Makefile.runs STUDY= SWEEP="$name" RESULTS="$RESULTS" DIFFLAB="$DIFFLAB" -j "$JOBS"
 if [ -x "$dir/post.sh" ]; then
@@ -45,6 +53,10 @@ tmp=$out.tmp.$$
     echo
     "$DIFFLAB" --results "$RESULTS" table --def "$def" --sweep "$name"
   done
+  if [ -x "$dir/notes.sh" ]; then
+    echo
+    DIFFLAB=$DIFFLAB RESULTS=$RESULTS SWEEP=$name "$dir/notes.sh"
+  fi
 } > "$tmp"
 mv "$tmp" "$out"
 echo "study $study: $out"

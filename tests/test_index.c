@@ -160,7 +160,7 @@ static void test_open_schema(void **state)
 
     /* opening again keeps everything (and a read-only open works) */
     assert_int_equal(dm_index_open(f->path, 1, &ix, err), DM_OK);
-    assert_int_equal(count(ix, "SELECT count(*) FROM metric_info"), 27);
+    assert_int_equal(count(ix, "SELECT count(*) FROM metric_info"), 33);
     dm_index_close(ix);
 }
 
@@ -650,7 +650,7 @@ static void test_concurrent_first_open(void **state)
         dm_index *ix = NULL;
         assert_int_equal(dm_index_open(f->path, 1, &ix, err), DM_OK);
         assert_int_equal(count(ix, "SELECT count(*) FROM runs"), N);
-        assert_int_equal(count(ix, "SELECT count(*) FROM metric_info"), 27);
+        assert_int_equal(count(ix, "SELECT count(*) FROM metric_info"), 33);
         assert_int_equal(count(ix, "PRAGMA user_version"), DM_INDEX_SCHEMA_VERSION);
         dm_index_close(ix);
     }

@@ -189,7 +189,7 @@
     "  ('class_share', 0, 'share of samples the exact mixture posterior assigns to the class asked for'),\n" \
     "  ('class_var', -1, 'diversity: mean within-class variance of the samples'),\n" \
     "  ('class_entropy', -1, 'diversity: entropy (nats) of the samples over the components of their class'),\n" \
-    "  ('accuracy', 0, 'classifier accuracy on noised reference points'),\n" \
+    "  ('accuracy', 0, 'classifier accuracy on noised (or, settings.clean, clean) reference points'),\n" \
     "  ('xent', 1, 'classifier cross-entropy on noised reference points'),\n" \
     "  ('post_std', -1, 'spread of the exact posterior p(x0 | x_t): sqrt(tr Cov / d)'),\n" \
     "  ('post_modes', -1, 'effective number of mixture components the exact posterior covers, exp(H(r))'),\n" \
@@ -204,7 +204,13 @@
     "  ('in_mode99', -1, 'mixture data: share of samples within the 0.99 chi2_d quantile of a component; rewards collapse: read beside mode_recall and mode_chi2'),\n" \
     "  ('mode_recall', 0, 'mixture data: share of components holding at least half their expected count'),\n" \
     "  ('mode_chi2', 1, 'mixture data: Pearson X^2 of the samples'' component counts against the weights (about K - 1 for exact draws)'),\n" \
-    "  ('model_err', 1, 'mixture data: mean |D_theta - D*|^2 / d against the exact denoiser at settings.sigma = sigma/alpha')\n" \
+    "  ('model_err', 1, 'mixture data: mean |D_theta - D*|^2 / d against the exact denoiser at settings.sigma = sigma/alpha'),\n" \
+    "  ('fd', 1, 'images: Frechet distance to the reference set in the feature space of settings.features (not FID)'),\n" \
+    "  ('kid', 1, 'images: unbiased polynomial-kernel MMD^2 in the feature space, mean over 100 subsets of up to 1000'),\n" \
+    "  ('kid_std', -1, 'images: the standard deviation of kid over its subsets (the estimator''s spread, not the seeds'')'),\n" \
+    "  ('precision', 0, 'images: share of samples inside the reference set''s k = 3 nearest-neighbour manifold (feature space)'),\n" \
+    "  ('recall', 0, 'images: share of reference items inside the samples'' k = 3 nearest-neighbour manifold (feature space)'),\n" \
+    "  ('fnet_class_share', 0, 'images: share of samples the feature network assigns to the class asked for')\n" \
     "  ON CONFLICT(name) DO UPDATE SET lower_is_better = excluded.lower_is_better, doc = excluded.doc\n" \
     "  WHERE lower_is_better IS NOT excluded.lower_is_better OR doc IS NOT excluded.doc;\n"
 

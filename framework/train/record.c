@@ -232,6 +232,7 @@ static dm_status scale_mixture_record(dm_trainer *tr, const float *x, size_t n, 
         return dm_err(err, st, "out of memory for the mixture");
     dm_mmd_kernel kern;
     double v;
+    st = DM_OK;
     if (tr->shape[1] * tr->shape[2] > 1) /* images: mmd2_ms's finest kernels vanish in d = C H W; fd and kid */
         goto mixture_only;
     if ((st = dm_mmd_kernel_of(mixture ? &g : NULL, tr->ref_x, nr, d, &kern, err)) ||

@@ -167,23 +167,37 @@ static dm_status prerequisite(const char *name, int64_t seed, const char *key, d
 }
 
 /* A CD line whose distill.teacher is a spec file, a classifier-guided line whose
- * guidance.classifier is one, and a line whose eval.features is one: those runs (their ids from the spec and seed) must finish first, so
- * the make fragment makes them prerequisites. */
-static dm_status prerequisites(const dm_spec *spec, dm_sweep_line *L, char *err)
+ * guidance.classifier is one, and a line whose eval.features is one: those runs (their ids from
+ * the spec and seed) must finish first, so the make fragment makes them prerequisites, into
+ * L->pre[at..at + 2]. A teacher's own prerequisites (say, the feature network its spec names) go
+ * to pre[3..5], and the teacher needs them first. */
+static dm_status prerequisites(const dm_spec *spec, dm_sweep_line *L, int at, char *err)
 {
     const dm_loss_ops *loss = (const dm_loss_ops *)dm_spec_plugin(spec, "diffusion.loss");
     const dm_distill_opts *dist = dm_spec_opts(spec, "distill");
     const dm_guidance_ops *gu = (const dm_guidance_ops *)dm_spec_plugin(spec, "guidance");
     dm_status st = DM_OK;
     if (loss->consistency == DM_CM_KIND_CD)
-        st = prerequisite(dist->teacher, dist->teacher_seed, "distill.teacher", &L->pre[0], err);
+        st = prerequisite(dist->teacher, dist->teacher_seed, "distill.teacher", &L->pre[at], err);
     if (!st && gu->kind == DM_GUIDE_CLASSIFIER) {
         const dm_classifier_guidance_opts *cg = dm_spec_opts(spec, "guidance");
-        st = prerequisite(cg->classifier, cg->classifier_seed, "guidance.classifier", &L->pre[1], err);
+        st = prerequisite(cg->classifier, cg->classifier_seed, "guidance.classifier", &L->pre[at + 1], err);
     }
     const dm_eval_opts *eo = dm_spec_opts(spec, "eval");
     if (!st && eo->features[0])
-        st = prerequisite(eo->features, eo->features_seed, "eval.features", &L->pre[2], err);
+        st = prerequisite(eo->features, eo->features_seed, "eval.features", &L->pre[at + 2], err);
+    if (!st && at == 0 && L->pre[0].id[0]) {
+        dm_spec *ts = NULL;
+        if ((st = dm_spec_load_file(&dm_spec_schema, L->pre[0].spec, 0, NULL, &ts, err))) {
+            dm_err_prefix(err, "distill.teacher '%s'", dist->teacher);
+            return st;
+        }
+        st = prerequisites(ts, L, 3, err);
+        dm_spec_free(ts);
+        for (int k = 3; k < DM_SWEEP_N_PRE; k++)
+            if (L->pre[k].id[0])
+                L->pre[0].needs |= 1u << k;
+    }
     return st;
 }
 
@@ -254,7 +268,7 @@ dm_status dm_sweep_expand_lines(dm_sweep_def *s, dm_sweep_line **out, size_t *n_
             }
             const dm_root_opts *root = dm_spec_opts(spec, "");
             L->seed = root->seed;
-            st = prerequisites(spec, L, err);
+            st = prerequisites(spec, L, 0, err);
             if (!st && !(st = dm_run_id(spec, L->run_id, sizeof L->run_id, hash, err)) &&
                 !(st = dm_spec_canonical(spec, 0, &L->spec, err)) && !(L->axes_json = combo_json(&c)))
                 st = dm_err(err, DM_E_NOMEM, "out of memory");

@@ -69,14 +69,16 @@ dm_status dm_sweep_err_at(const dm_ynode *nd, char *err, dm_status st, const cha
 
 /* ---- the expansion (sweep_expand.c) ---- */
 
-enum { DM_SWEEP_N_PRE = 3 }; /* runs a line may need first */
+enum { DM_SWEEP_N_PRE = 6 }; /* runs a line may need first */
 
-/* A run a line needs, named by spec file + seed (a cd teacher, a guidance classifier): a make
- * prerequisite of that line. id[0] == 0: none. */
+/* A run a line needs, named by spec file + seed (a cd teacher, a guidance classifier, a feature
+ * network): a make prerequisite of that line. id[0] == 0: none. needs: bit k set when this run
+ * needs the line's pre[k] first (a teacher's own feature network). */
 typedef struct dm_sweep_prereq {
     char id[256];
     char spec[PATH_MAX];
     int64_t seed;
+    unsigned needs;
 } dm_sweep_prereq;
 
 typedef struct dm_sweep_line {
@@ -84,7 +86,8 @@ typedef struct dm_sweep_line {
     int64_t seed;
     char *axes_json;        /* {"key":"value",...} of the line's combination */
     char *spec;             /* the resolved spec, canonical YAML */
-    dm_sweep_prereq pre[DM_SWEEP_N_PRE]; /* [0] the cd teacher, [1] the guidance classifier, [2] eval.features */
+    dm_sweep_prereq pre[DM_SWEEP_N_PRE]; /* [0] the cd teacher, [1] the guidance classifier, [2] eval.features;
+                                         * [3..5] the teacher's own */
 } dm_sweep_line;
 
 /* Every combination of s's axes that no exclude matches, times the seeds, as *n_out lines

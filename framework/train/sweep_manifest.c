@@ -104,6 +104,9 @@ static char *fragment_text(const char *name, const dm_sweep_line *lines, size_t 
             if (!P->id[0])
                 continue;
             fprintf(f, "$(SWEEP_DIR)/done/%zu: $(SWEEP_DIR)/teachers/%s\n", i, P->id);
+            for (int k = 0; k < DM_SWEEP_N_PRE; k++)
+                if (P->needs & (1u << k))
+                    fprintf(f, "$(SWEEP_DIR)/teachers/%s: $(SWEEP_DIR)/teachers/%s\n", P->id, lines[i].pre[k].id);
             int seen = 0;
             for (size_t j = 0; j <= i && !seen; j++)
                 for (int q = 0; q < DM_SWEEP_N_PRE && !seen; q++)

@@ -9,12 +9,14 @@ cd "$SRC"
 studies="ddpm_table2 sde_samplers edm_heun consistency denoising_is_not_unique"
 for dir in experiments/*/; do
   s=$(basename "$dir")
-  case " $studies " in *" $s "*) ;; *) grep -qs '^quick:' "$dir/sweep.yaml" && studies="$studies $s" ;; esac
+  case " $studies " in *" $s "*) ;; *) { grep -qs '^quick:' "$dir/sweep.yaml" || [ -f "$dir/quick.yaml" ]; } &&
+    studies="$studies $s" ;; esac
 done
 for study in $studies; do
   dir=experiments/$study
   [ -f "$dir/sweep.yaml" ] && pass || { fail "$study: no $dir/sweep.yaml"; continue; }
-  grep -q '^quick:' "$dir/sweep.yaml" && pass || { fail "$study: its sweep has no quick: section"; continue; }
+  { grep -q '^quick:' "$dir/sweep.yaml" || [ -f "$dir/quick.yaml" ]; } && pass ||
+    { fail "$study: its sweep has no quick: section and there is no quick.yaml"; continue; }
   for f in README.md RESULTS.md; do
     [ -s "$dir/$f" ] && pass || fail "$study: no committed $f"
   done
