@@ -1,6 +1,6 @@
-/* nn_check.h — helpers shared by the layer tests (tests/test_nn_*.c): allocation, random fill,
- * closeness in double, and the central-difference check of a gradient against a double reference.
- * Include after <cmocka.h>. */
+/* nn_check.h — helpers shared by the layer tests (tests/test_nn_*.c) and the network tests (through
+ * unet_check.h): allocation, random fill, closeness in double, and the central-difference check of a
+ * gradient against a double reference. Include after <cmocka.h>. */
 #ifndef DM_TESTS_NN_CHECK_H
 #define DM_TESTS_NN_CHECK_H
 

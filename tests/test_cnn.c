@@ -4,7 +4,6 @@
  * against an independent computation from the last tensor (and the logits from the features),
  * bits equal on 1 and 2 threads for a training step, and refusals naming the key. */
 #include <math.h>
-#include <omp.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,12 +13,11 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "nn_check.h"
+#include "unet_check.h"
 
 #include "core/rng.h"
 #include "io/spec.h"
 #include "nn/cnn.h"
-#include "nn/linear.h"
 #include "nn/model.h"
 #include "nn/unet_internal.h"
 
@@ -130,117 +128,27 @@ static void test_refusals(void **state)
     assert_non_null(strstr(err, "model.groups"));
 }
 
-typedef struct fixture {
-    dm_net net;
-    dm_net_ws ws;
-    float *params, *grads, *x, *tin, *out, *r, *dx;
-    int n;
-} fixture;
-
 static void fixture_init(fixture *f, double dropout, int n)
 {
-    char err[DM_ERR_SIZE];
     const dm_unet_opts o = small_opts(dropout);
     memset(f, 0, sizeof *f);
-    f->n = n;
     build(&f->net, &o, SC, SH, SW, SOUT);
-    assert_int_equal(dm_net_ws_init(&f->net, &f->ws, n, err), DM_OK);
-    const size_t np = f->net.n_params, d = (size_t)f->net.cfg.dim, od = (size_t)f->net.cfg.out_dim;
-    f->params = xmalloc(np * sizeof(float));
-    f->grads = xmalloc(np * sizeof(float));
-    f->dx = xmalloc((size_t)n * d * sizeof(float));
-    f->out = xmalloc((size_t)n * od * sizeof(float));
-    f->x = rand_floats((size_t)n * d, 12, 0.0, 1.0);
-    f->r = rand_floats((size_t)n * od, 13, 0.0, 1.0);
-    f->tin = xmalloc((size_t)n * sizeof(float));
     dm_rng rng;
-    assert_int_equal(dm_rng_init(&rng, 11, err), DM_OK);
-    dm_net_init_params(&f->net, f->params, &rng);
-    /* GroupNorm's gamma = 1, beta = 0 and zero biases would leave some gradients trivially zero:
-     * move every parameter a little so each layer's gradient is generic */
-    for (size_t i = 0; i < np; i++)
-        f->params[i] += (float)(0.05 * dm_rng_normal(&rng));
+    fixture_start(f, n, &rng);
     dm_rng_free(&rng);
-    for (int i = 0; i < n; i++)
-        f->tin[i] = (float)(37 * i % 1000);
-    f->ws.noise_seed = 99;
+    f->x = rand_floats((size_t)n * f->net.cfg.dim, 12, 0.0, 1.0);
+    f->r = rand_floats((size_t)n * f->net.cfg.out_dim, 13, 0.0, 1.0);
 }
 
-static void fixture_free(fixture *f)
-{
-    dm_net_ws_free(&f->net, &f->ws);
-    dm_net_free(&f->net);
-    free(f->params);
-    free(f->grads);
-    free(f->x);
-    free(f->dx);
-    free(f->out);
-    free(f->r);
-    free(f->tin);
-}
-
-/* L = sum r . out (double), a training forward when train. */
-static double loss(fixture *f, int train)
-{
-    f->ws.train = train;
-    dm_net_forward(&f->net, f->params, &f->ws, f->n, f->x, f->tin, NULL, f->out);
-    f->ws.train = 0;
-    return dot_fd(f->out, f->r, (size_t)f->n * (size_t)f->net.cfg.out_dim);
-}
-
-/* Central differences at step h in float of v[i] against g[i] (test_unet's tolerance). */
-static void check_entry(fixture *f, const char *what, float *v, size_t i, float g, int train, double *worst)
-{
-    const float keep = v[i];
-    const float h = 2e-2f;
-    v[i] = keep + h;
-    const double lp = loss(f, train);
-    v[i] = keep - h;
-    const double lm = loss(f, train);
-    v[i] = keep;
-    const double fd = (lp - lm) / (2.0 * (double)h);
-    /* float rounding of L over 2h, and the O(h^2) truncation of smooth layers */
-    const double tol = 2e-3 + 2e-2 * fabs(fd);
-    const double ratio = fabs(g - fd) / tol;
-    if (ratio > *worst)
-        *worst = ratio;
-    if (!(ratio <= 1.0))
-        fail_msg("%s[%zu]: backward %.6g, central differences %.6g", what, i, (double)g, fd);
-}
-
+/* The gradients of every parameter group (the pooling head's every parameter) against central
+ * differences, every 3rd entry of x among them. */
 static void check_grads(double dropout)
 {
     fixture f;
     fixture_init(&f, dropout, 3);
-    const int train = dropout > 0;
-    loss(&f, train);
-    dm_net_backward(&f.net, f.params, &f.ws, f.n, f.r, f.grads, f.dx);
     const dm_unet *u = f.net.impl;
     assert_int_equal(u->ops[u->n_ops - 1].kind, OP_POOL);
-    double worst = 0;
-    for (size_t i = 0; i < u->emb.n_params; i += 37)
-        check_entry(&f, "embedding", f.params, i, f.grads[i], train, &worst);
-    for (int k = 0; k < u->n_ops; k++) {
-        const unet_op *op = &u->ops[k];
-        const size_t lin = op->kind == OP_POOL ? dm_linear_n_params(op->cin, op->lin_out) : 0;
-        size_t offs[] = { op->off_gn1, op->off_conv1, op->off_tp, op->off_gn2, op->off_conv2, op->off_skip,
-                          op->off_at, op->off_lin };
-        size_t lens[] = { op->gn1.n_params, op->conv1.n_params, op->tp.n_params, op->gn2.n_params,
-                          op->conv2.n_params, op->skip.n_params, op->at.n_params, lin };
-        for (int j = 0; j < 8; j++) {
-            /* the head's every parameter; a spread of the others, and each layer's last bias */
-            const size_t step = op->kind == OP_POOL ? 1 : lens[j] / 7 + 1;
-            for (size_t q = 0; q < lens[j]; q += step)
-                check_entry(&f, "operation parameter", f.params, offs[j] + q, f.grads[offs[j] + q], train, &worst);
-            if (lens[j])
-                check_entry(&f, "operation parameter", f.params, offs[j] + lens[j] - 1,
-                            f.grads[offs[j] + lens[j] - 1], train, &worst);
-        }
-    }
-    for (size_t i = 0; i < (size_t)f.n * (size_t)f.net.cfg.dim; i += 3)
-        check_entry(&f, "x", f.x, i, f.dx[i], train, &worst);
-    if (getenv("NN_CHECK_VERBOSE"))
-        printf("cnn dropout %g: worst |g - fd| / tol = %.3f\n", dropout, worst);
+    check_net_grads(&f, "cnn", dropout, 3);
     fixture_free(&f);
 }
 
@@ -327,42 +235,10 @@ static void test_features(void **state)
     dm_net_free(&unet);
 }
 
-static void step_bits(int threads, float *out, float *grads, float *dx, float *feat)
-{
-    fixture f;
-    omp_set_num_threads(threads); /* a run on that many threads, from its start */
-    fixture_init(&f, 0.2, 13);
-    loss(&f, 1);
-    int dim;
-    memcpy(feat, dm_net_features(&f.net, &f.ws, &dim), sizeof(float) * 13 * 16);
-    dm_net_backward(&f.net, f.params, &f.ws, f.n, f.r, f.grads, f.dx);
-    memcpy(out, f.out, sizeof(float) * 13 * SOUT);
-    memcpy(grads, f.grads, sizeof(float) * f.net.n_params);
-    memcpy(dx, f.dx, sizeof(float) * 13 * (size_t)f.net.cfg.dim);
-    fixture_free(&f);
-}
-
 static void test_threads_bit_identical(void **state)
 {
     (void)state;
-    const size_t no = 13 * SOUT, np = 11555, nx = 13 * SC * SH * SW, nf = 13 * 16;
-    float *o1 = xmalloc(no * 4), *o2 = xmalloc(no * 4), *g1 = xmalloc(np * 4), *g2 = xmalloc(np * 4);
-    float *x1 = xmalloc(nx * 4), *x2 = xmalloc(nx * 4), *f1 = xmalloc(nf * 4), *f2 = xmalloc(nf * 4);
-    step_bits(1, o1, g1, x1, f1);
-    step_bits(2, o2, g2, x2, f2);
-    omp_set_num_threads(omp_get_num_procs());
-    assert_memory_equal(o1, o2, no * 4);
-    assert_memory_equal(f1, f2, nf * 4);
-    assert_memory_equal(g1, g2, np * 4);
-    assert_memory_equal(x1, x2, nx * 4);
-    free(o1);
-    free(o2);
-    free(g1);
-    free(g2);
-    free(x1);
-    free(x2);
-    free(f1);
-    free(f2);
+    check_threads_bit_identical(fixture_init);
 }
 
 int main(void)
