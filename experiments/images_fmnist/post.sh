@@ -5,7 +5,8 @@
 # 17, 35 steps (the same NFE); consistency runs (ict, cd) with two steps. The EDM runs also draw the
 # floor: sampler exact, 2000 training images against the same 10000 test images (one per seed).
 # Every set gets fd, kid, precision and recall from the run's eval.features. Sets already recorded
-# are skipped; runs are sampled JOBS at a time. QUICK: one more NFE per method.
+# are skipped; runs are sampled JOBS at a time. QUICK: one more NFE per method. The full study
+# then copies seed 0's grids (the first 64 samples of a set) of each method into grids/.
 set -euo pipefail
 . "$(dirname "$0")/../../scripts/study_lib.sh"
 if [ -n "${QUICK:-}" ]; then
@@ -38,3 +39,12 @@ one_run() {
 }
 export -f one_run
 for_each_run one_run
+if [ -n "${QUICK:-}" ]; then exit 0; fi
+mkdir -p "$STUDY_DIR/grids"
+for pick in images_ddpm:ddpm_100 images_ddpm:ddim_10 images_edm:heun_35 images_edm:euler_9 images_edm:exact_0 \
+            images_ict:cm_1 images_cd:cm_1 images_cd:cm_2; do
+  name=${pick%%:*} set=${pick#*:}
+  dir=$(q "SELECT r.path FROM runs r JOIN sweep_runs s ON s.run_id = r.run_id
+           WHERE s.sweep = '$SWEEP' AND r.name = '$name' AND r.seed = 0")
+  if [ -f "$dir/$set.png" ]; then cp "$dir/$set.png" "$STUDY_DIR/grids/${name#images_}_$set.png"; fi
+done

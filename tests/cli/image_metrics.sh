@@ -98,6 +98,18 @@ share=$(q "SELECT value FROM evals WHERE run_id = '$cid' AND metric = 'fnet_clas
 awk -v s="$share" -v a="$acc" 'BEGIN { exit !(s >= a - 0.06) }' && pass \
   || fail "fnet_class_share of exact conditional draws $share, the network's accuracy $acc"
 
+# Without a feature network: the pixel-space metrics, and a note that fd needs one.
+expect_exit 0 timeout 300 "$DIFFLAB" run u.yaml eval.features= train.steps=2 eval.n_samples=50 name=plain
+expect_out "note: pixel-space metrics only; fd, kid, precision and recall need a feature network"
+[ "$(q "SELECT count(*) FROM evals e JOIN runs r ON r.run_id = e.run_id WHERE r.name = 'plain'
+        AND e.metric IN ('fd', 'kid', 'precision', 'recall')")" = 0 ] && pass || fail "fd without a feature network"
+
+# The paired ode_err on images, on the first eval.ode_err_n samples (the exact denoiser: cheap).
+expect_exit 0 timeout 300 "$DIFFLAB" run u.yaml name=oe "model={type: analytic}" "diffusion={schedule: {type: edm}, param: {type: edm}}" \
+  "sampler={type: heun, steps: 5}" eval.ode_err=true eval.ode_err_n=5 eval.n_samples=100
+[ "$(q "SELECT n_samples FROM evals e JOIN runs r ON r.run_id = e.run_id WHERE r.name = 'oe' AND e.metric = 'ode_err'")" = 5 ] \
+  && pass || fail "no ode_err of 5 samples on images"
+
 # Two feature networks never share a table.
 expect_exit 0 timeout 300 "$DIFFLAB" run fnet.yaml seed=1
 fid1=$(q "SELECT run_id FROM runs WHERE name = 'fnet' AND seed = 1")
