@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sample every finished run of the sweep at guidance w = 0.5, 1, 2, 4 (its own samples are w = 0),
 # with its own sampler (DDIM, eta 0). The floor: sampler exact, class-conditional training images
-# (2000, the same labels) against the same test images, once per run. Sets already recorded are
+# (1000, the same labels) against the same test images, once per run. Sets already recorded are
 # skipped. QUICK: w = 2 only.
 set -euo pipefail
 . "$(dirname "$0")/../../scripts/study_lib.sh"

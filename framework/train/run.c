@@ -403,9 +403,11 @@ static dm_status resume_run(run_state *rs, char *err)
         const char *c = dm_runrec_attr(&rs->rec, "classifier");
         snprintf(rs->clf_id, sizeof rs->clf_id, "%s", c ? c : "");
     }
-    if (dm_features_needed(rs->spec)) {
+    if (dm_features_needed(rs->spec)) { /* as recorded; a run stopped before recording it resolves it now */
         const char *f = dm_runrec_attr(&rs->rec, "features");
         snprintf(rs->feat_id, sizeof rs->feat_id, "%s", f ? f : "");
+        if (!f && (st = dm_features_check(rs->cfg->results, rs->spec, rs->feat_id, sizeof rs->feat_id, err)))
+            return st;
     }
     set_threads(dm_spec_opts(rs->spec, "run"));
     if ((st = dm_trainer_init(&rs->tr, rs->spec, NULL, err)))
