@@ -466,6 +466,45 @@ static void test_overrides(void **state)
     dm_spec_free(s);
 }
 
+/* A type switch drops the old plug-in's keys (even those the new one also has: T) and is applied
+ * before the other overrides; setting the type a section has keeps its keys. */
+static void test_type_switch(void **state)
+{
+    (void)state;
+    const char *text = "diffusion:\n  schedule: {type: ddpm_linear, T: 5, beta_T: 0.5}\n";
+    const char *sw[] = {"diffusion.schedule.type=cosine"};
+    dm_spec *s = load_ok(text, 1, sw);
+    assert_ptr_equal(dm_spec_plugin(s, "diffusion.schedule"), &sched_cosine);
+    assert_int_equal(((const cosine_opts *)dm_spec_opts(s, "diffusion.schedule"))->T, 1000);
+    dm_spec_free(s);
+
+    const char *after[] = {"diffusion.schedule.T=9", "diffusion.schedule.type=cosine"};
+    s = load_ok(text, 2, after);
+    assert_ptr_equal(dm_spec_plugin(s, "diffusion.schedule"), &sched_cosine);
+    assert_int_equal(((const cosine_opts *)dm_spec_opts(s, "diffusion.schedule"))->T, 9);
+    dm_spec_free(s);
+
+    const char *same[] = {"diffusion.schedule.type=ddpm_linear"};
+    s = load_ok(text, 1, same);
+    assert_int_equal(((const linear_opts *)dm_spec_opts(s, "diffusion.schedule"))->T, 5);
+    assert_true(((const linear_opts *)dm_spec_opts(s, "diffusion.schedule"))->beta_T == 0.5);
+    dm_spec_free(s);
+
+    /* No `type` given: the section's default (ddpm_linear) is the plug-in it has. */
+    const char *dflt[] = {"diffusion.schedule.type=ddpm_linear"};
+    s = load_ok("diffusion:\n  schedule: {T: 5}\n", 1, dflt);
+    assert_int_equal(((const linear_opts *)dm_spec_opts(s, "diffusion.schedule"))->T, 5);
+    dm_spec_free(s);
+    const char *dflt2[] = {"diffusion.schedule.type=cosine"};
+    s = load_ok("diffusion:\n  schedule: {T: 5}\n", 1, dflt2);
+    assert_int_equal(((const cosine_opts *)dm_spec_opts(s, "diffusion.schedule"))->T, 1000);
+    dm_spec_free(s);
+
+    /* A key of the old plug-in given explicitly with the switch is still an error. */
+    const char *bad[] = {"diffusion.schedule.type=cosine", "diffusion.schedule.beta_T=0.1"};
+    expect_error(&schema, text, 2, bad, "unknown key 'diffusion.schedule.beta_T'", NULL);
+}
+
 static void test_override_errors(void **state)
 {
     (void)state;
@@ -480,10 +519,12 @@ static void test_override_errors(void **state)
               "override 'diffusion.schedule.beta_1=0.1': unknown key 'diffusion.schedule.beta_1' for "
               "schedule 'cosine'",
               "a key of: ddpm_linear");
-    const char *e[] = {"diffusion.schedule.type=cosine"};
-    EXPECT_OV("diffusion:\n  schedule:\n    beta_1: 0.1\n", 1, e,
-              "spec.yaml:3:5: unknown key 'diffusion.schedule.beta_1'",
-              "chosen by override 'diffusion.schedule.type=cosine'");
+    /* (A switch to another type drops the file's keys: test_type_switch. Naming the type the
+     * section has keeps them, so a wrong one is still found where the file gives it.) */
+    const char *e[] = {"diffusion.schedule.type=ddpm_linear"};
+    EXPECT_OV("diffusion:\n  schedule:\n    s: 0.1\n", 1, e,
+              "spec.yaml:3:5: unknown key 'diffusion.schedule.s'",
+              "chosen by override 'diffusion.schedule.type=ddpm_linear'");
     const char *f[] = {"diffusion.schedule.type=foo"};
     EXPECT_OV("name: x\n", 1, f,
               "override 'diffusion.schedule.type=foo': diffusion.schedule.type: unknown schedule 'foo'; "
@@ -812,7 +853,8 @@ int main(void)
         cmocka_unit_test(test_file),           cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_key_errors),     cmocka_unit_test(test_value_errors),
         cmocka_unit_test(test_aliases),        cmocka_unit_test(test_alias_bomb),
-        cmocka_unit_test(test_overrides),      cmocka_unit_test(test_override_errors),
+        cmocka_unit_test(test_overrides),      cmocka_unit_test(test_type_switch),
+        cmocka_unit_test(test_override_errors),
         cmocka_unit_test(test_canonical),      cmocka_unit_test(test_config_hash),
         cmocka_unit_test(test_foreach),        cmocka_unit_test(test_print_keys),
         cmocka_unit_test(test_alloc_failures),

@@ -81,5 +81,8 @@ dm_status dm_spec_unknown_key(dm_spec_loader *L, const char *path, const dm_sect
 /* Applies "a.b.c=value" (ov) to the tree at root; `label` names it in messages and in the new
  * nodes, so it must outlive the tree. */
 dm_status dm_spec_apply_override(dm_spec_loader *L, dm_ynode *root, const char *ov, const char *label);
+/* Whether override `ov` sets the type of a plug-in section ("sampler.type=ddim"): the loader
+ * applies those first (spec_override.c). */
+bool dm_spec_is_type_switch(const dm_schema *s, const char *ov);
 
 #endif

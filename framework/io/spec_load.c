@@ -291,17 +291,22 @@ static dm_status load(const dm_schema *schema, const char *text, size_t len, con
         st = dm_err(err, DM_E_NOMEM, "out of memory applying overrides");
         goto out;
     }
-    for (int i = 0; i < n_over; i++) {
-        /* nodes point at their label, so labels live until the tree is gone */
-        size_t n = strlen(overrides[i]) + sizeof "override ''";
-        if (!(labels[i] = dm_malloc(n))) {
-            st = dm_err(err, DM_E_NOMEM, "out of memory applying overrides");
-            goto out;
+    /* Plug-in type switches first (they drop the old plug-in's keys), then the others, each
+     * pass in the order given (a later override of the same key wins). */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n_over; i++) {
+            if (dm_spec_is_type_switch(schema, overrides[i]) != (pass == 0))
+                continue;
+            /* nodes point at their label, so labels live until the tree is gone */
+            size_t n = strlen(overrides[i]) + sizeof "override ''";
+            if (!(labels[i] = dm_malloc(n))) {
+                st = dm_err(err, DM_E_NOMEM, "out of memory applying overrides");
+                goto out;
+            }
+            snprintf(labels[i], n, "override '%s'", overrides[i]);
+            if ((st = dm_spec_apply_override(&L, root, overrides[i], labels[i])) != DM_OK)
+                goto out;
         }
-        snprintf(labels[i], n, "override '%s'", overrides[i]);
-        if ((st = dm_spec_apply_override(&L, root, overrides[i], labels[i])) != DM_OK)
-            goto out;
-    }
     if (!(spec = dm_calloc(1, sizeof *spec)) ||
         !(spec->plugin = dm_calloc(schema->n_sections, sizeof *spec->plugin)) ||
         !(spec->opts = dm_calloc(schema->n_sections, sizeof *spec->opts))) {

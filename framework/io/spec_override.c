@@ -1,5 +1,11 @@
 /* spec_override.c — "key.path=value" overrides applied to the YAML tree before validation, so an
- * override is checked exactly like the file's own key. */
+ * override is checked exactly like the file's own key.
+ *
+ * Switching a plug-in section to another plug-in (`sampler.type=ddim` where the spec has
+ * `sampler: {type: ddpm, variance: beta}`) drops the section's other keys: they belong to the old
+ * plug-in, and the new one starts from its own defaults. The loader applies such switches before
+ * every other override (dm_spec_is_type_switch), so `sampler.steps=50 sampler.type=ddim` keeps
+ * its steps in either order. Setting the type a section already has changes nothing. */
 #include <stdio.h>
 #include <string.h>
 
@@ -46,6 +52,45 @@ static dm_status descend(dm_spec_loader *L, dm_ynode *map, long k, const char *p
     return DM_OK;
 }
 
+bool dm_spec_is_type_switch(const dm_schema *s, const char *ov)
+{
+    const char *eq = strchr(ov, '=');
+    static const char suffix[] = ".type";
+    const size_t n = sizeof suffix - 1;
+    if (!eq || (size_t)(eq - ov) <= n || memcmp(eq - n, suffix, n) != 0 || (size_t)(eq - ov) - n >= DM_SPEC_KEY_MAX)
+        return false;
+    char path[DM_SPEC_KEY_MAX];
+    memcpy(path, ov, (size_t)(eq - ov) - n);
+    path[(eq - ov) - (long)n] = '\0';
+    return is_plugin_section(s, path);
+}
+
+/* `map` is the plug-in section `path`, about to get type `val`: when that is another plug-in
+ * than the one it has (its `type`, or the section's default), its other keys go. */
+static void switch_plugin(const dm_schema *s, dm_ynode *map, const char *path, const dm_ynode *val)
+{
+    const long i = dm_spec_find_section(s, path);
+    if (i < 0 || !s->sections[i].registry || val->kind != DM_Y_SCALAR)
+        return;
+    const long k = dm_ytree_map_find(map, "type");
+    const char *cur = s->sections[i].default_type;
+    if (k >= 0)
+        cur = map->item[k + 1]->kind == DM_Y_SCALAR ? map->item[k + 1]->text : NULL;
+    if (cur && strcmp(cur, val->text) == 0)
+        return;
+    size_t w = 0;
+    for (size_t j = 0; j + 1 < map->n; j += 2) {
+        if ((long)j == k) {
+            map->item[w++] = map->item[j];
+            map->item[w++] = map->item[j + 1];
+        } else {
+            dm_ytree_free(map->item[j]);
+            dm_ytree_free(map->item[j + 1]);
+        }
+    }
+    map->n = w;
+}
+
 dm_status dm_spec_apply_override(dm_spec_loader *L, dm_ynode *root, const char *ov, const char *label)
 {
     const char *eq = strchr(ov, '=');
@@ -76,6 +121,10 @@ dm_status dm_spec_apply_override(dm_spec_loader *L, dm_ynode *root, const char *
         bool fits = dm_spec_join(sub, path, c);
         long k = dm_ytree_map_find(cur, c);
         if (!dot) { /* the last component: set or replace */
+            if (strcmp(c, "type") == 0) {
+                switch_plugin(L->schema, cur, path, val);
+                k = dm_ytree_map_find(cur, c);
+            }
             if (!(kn = dm_ytree_new_scalar(label, 0, 0, c, false))) {
                 st = dm_err(L->err, DM_E_NOMEM, "out of memory applying %s", label);
                 goto out;

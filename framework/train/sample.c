@@ -35,7 +35,9 @@ static int in_section(const char *over, const char *section)
     return strncmp(over, section, n) == 0 && (over[n] == '.' || over[n] == '=');
 }
 
-/* Sampler overrides first (--sampler, --steps), then the user's; the run's own keys stay. */
+/* Sampler overrides first (--sampler, --steps), then the user's. The run's own sampler keys stay
+ * unless --sampler (or sampler.type=) names another sampler: then that sampler's defaults apply
+ * (spec_override.c). */
 static dm_status build_overrides(const dm_sample_cfg *cfg, int n_over, const char *const *over,
                                  char bufs[2][256], const char ***out, int *n_out, int only_sampling,
                                  char *err)

@@ -26,6 +26,21 @@ if command -v h5dump >/dev/null; then
   expect_exit 0 h5dump -n "$dir/run.h5" && expect_out '/samples/ddpm_20-[0-9a-f]{8}' && expect_out '/samples/ddpm_20$'
 fi
 
+# Another sampler in the README's form: the run's ddpm keys (variance) go, ddim's defaults come;
+# keys given with it stay, whichever order they come in.
+expect_exit 0 "$DIFFLAB" sample "$id" --sampler ddim --steps 10 && expect_out "run $id: ddim nfe 10 on 500 samples"
+expect_exit 0 "$DIFFLAB" query "SELECT settings FROM evals WHERE run_id = '$id' AND sampler = 'ddim' AND metric = 'swd'" --csv \
+  && expect_out '^"?\{""steps"":10,""eta"":0,""denoise"":true\}"?$'
+expect_exit 0 "$DIFFLAB" sample "$id" sampler.eta=1 sampler.type=ddim sampler.steps=10 && expect_out "ddim nfe 10"
+expect_exit 0 "$DIFFLAB" query "SELECT count(*) FROM evals WHERE run_id = '$id' AND sampler = 'ddim' AND metric = 'swd'
+                                AND json_extract(settings, '$.eta') = 1" --csv && expect_out '^1$'
+# Choosing the sampler the run has keeps its keys (variance beta_tilde here, on top of the run's beta).
+expect_exit 0 "$DIFFLAB" sample "$id" --sampler ddpm --steps 20 sampler.variance=beta_tilde && expect_out '/samples/ddpm_20-[0-9a-f]{8}'
+# A key the new sampler does not have, given explicitly, is still an error.
+if expect_exit 2 "$DIFFLAB" sample "$id" --sampler ddim sampler.variance=beta; then
+  expect_out "unknown key 'sampler.variance' for sampler 'ddim'"
+fi
+
 # Bad requests: exit 2 (or 1 for a missing run) and the run untouched.
 before=$(tree_state results/runs)
 if expect_exit 2 "$DIFFLAB" sample "$id" train.lr=0.1; then expect_out "only sampler"; fi

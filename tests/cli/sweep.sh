@@ -134,6 +134,20 @@ expect_exit 0 "${MAKE[@]}" SWEEP=b -j 2
 expect_exit 0 "$DIFFLAB" query "SELECT count(*) FROM sweep_runs a JOIN sweep_runs b ON a.run_id = b.run_id
   WHERE a.sweep = 'a' AND b.sweep = 'b'" --csv && expect_out '^2$'
 
+# An axis that switches a plug-in's type: each value starts from its plug-in's defaults (the base's
+# ddpm variance goes with ddim), and the sweep's set keys still apply to both.
+sed 's/sampler: {type: ddpm, steps: 10}/sampler: {type: ddpm, steps: 10, variance: beta_tilde}/' base.yaml > base_var.yaml
+cat > switch.yaml <<'Y'
+name: switch
+base: base_var.yaml
+set: {sampler.steps: 12}
+grid: {sampler.type: [ddpm, ddim]}
+Y
+expect_exit 0 "$DIFFLAB" sweep switch.yaml && expect_out 'sweep switch: 2 runs'
+specs=$(ls results/sweeps/switch/specs/*.yaml 2>/dev/null)
+[ "$(grep -l 'variance: "beta_tilde"' $specs | wc -l)" = 1 ] && [ "$(grep -l 'eta: 0' $specs | wc -l)" = 1 ] \
+  && [ "$(grep -l 'steps: 12' $specs | wc -l)" = 2 ] && pass || fail "switch sweep specs: $(cat $specs)"
+
 # Interrupted: kill the whole make (and its runs) once some lines are done; make again finishes
 # the rest without rerunning the finished ones.
 cat > c.yaml <<'Y'
