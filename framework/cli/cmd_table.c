@@ -27,26 +27,16 @@ dm_status dm_cli_table(dm_cli *cli, char *err)
                     "with --def FILE.yaml)", cli->args[1]);
         goto out;
     }
-    if (cli->steps) {
-        st = dm_err(err, DM_E_INPUT, "table: --steps is an option of sample; filter evals with "
-                    "--nfe N");
-        goto out;
-    }
-    if (cli->fmt == DM_QUERY_JSON) {
-        st = dm_err(err, DM_E_INPUT, "table: --json is not a table format (--format md, latex "
-                    "or csv)");
-        goto out;
-    }
     if (cli->table_def && (st = dm_table_def_load(&d, cli->table_def, err)))
         goto out;
     if (cli->fmt == DM_QUERY_CSV && (st = dm_table_def_set(&d, "format", "csv", "--csv", err)))
         goto out;
     if (cli->sampler && (st = dm_table_def_set(&d, "sampler", cli->sampler, "--sampler", err)))
         goto out;
-    for (int i = 0; i < cli->n_table_opts; ++i) {
+    for (int i = 0; i < cli->n_kv; ++i) {
         char origin[64];
-        snprintf(origin, sizeof origin, "--%s", cli->table_opts[i][0]);
-        if ((st = dm_table_def_set(&d, cli->table_opts[i][0], cli->table_opts[i][1], origin, err)))
+        snprintf(origin, sizeof origin, "--%s", cli->kv[i][0]);
+        if ((st = dm_table_def_set(&d, cli->kv[i][0], cli->kv[i][1], origin, err)))
             goto out;
     }
     snprintf(path, sizeof path, "%s/index.sqlite", cli->results);

@@ -130,6 +130,9 @@ static dm_status cmd_sweep(dm_cli *cli, char *err)
 
 static dm_status cmd_keys(dm_cli *cli, char *err)
 {
+    if (cli->n_args > 2)
+        return dm_err(err, DM_E_INPUT, "keys: unexpected argument '%s' (usage: difflab keys [SECTION|PLUGIN])",
+                      cli->args[2]);
     return dm_spec_print_keys(&dm_spec_schema, cli->n_args > 1 ? cli->args[1] : NULL, cli->out, err);
 }
 
@@ -144,6 +147,9 @@ static dm_status cmd_query(dm_cli *cli, char *err)
 {
     if (cli->n_args < 2)
         return dm_err(err, DM_E_INPUT, "query: missing SQL (usage: difflab query \"SELECT ...\" [--csv|--json])");
+    if (cli->n_args > 2)
+        return dm_err(err, DM_E_INPUT, "query: unexpected argument '%s' (the SQL is one argument: quote it)",
+                      cli->args[2]);
     dm_index *ix = NULL;
     dm_status st = open_index(cli, &ix, err);
     if (!st)
@@ -152,47 +158,12 @@ static dm_status cmd_query(dm_cli *cli, char *err)
     return st;
 }
 
-/* SQL run_alive(run_id): whether a process on this host holds the run's lock. */
-static void sql_run_alive(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    const char *results = sqlite3_user_data(ctx);
-    const unsigned char *id = sqlite3_value_text(argv[0]);
-    sqlite3_result_int(ctx, id && dm_runstore_is_live(results, (const char *)id));
-}
-
-/* A run whose record says running but whose lock no process holds died (kill -9, a lost node):
- * shown as "dead" (`difflab run` or `difflab resume` continues it). swd and mmd2 are those of the
- * run's own sampler (its spec's sampler.type, with its own settings: run_summary's main sample
- * set), named with its NFE; empty when that sampler has no evals (never another sampler's, such
- * as one `difflab sample` added later). */
-static dm_status cmd_runs(dm_cli *cli, char *err)
-{
-    static const char sql[] =
-        "SELECT r.run_id,"
-        " CASE WHEN r.status = 'running' AND NOT run_alive(r.run_id) THEN 'dead' ELSE r.status END AS status,"
-        " r.seed, r.created, r.heartbeat, printf('%.1f', r.wall_s) AS wall_s,"
-        " (SELECT printf('%.4g', value) FROM last_metrics m WHERE m.run_id = r.run_id AND m.key = 'loss') AS loss,"
-        " s.sampler AS sampler,"
-        " CASE WHEN s.eval_sampler IS s.sampler THEN s.nfe END AS nfe,"
-        " CASE WHEN s.eval_sampler IS s.sampler AND s.swd IS NOT NULL THEN printf('%.4g', s.swd) END AS swd,"
-        " CASE WHEN s.eval_sampler IS s.sampler AND s.mmd2 IS NOT NULL THEN printf('%.4g', s.mmd2) END AS mmd2"
-        " FROM runs r LEFT JOIN run_summary s ON s.run_id = r.run_id ORDER BY r.created, r.run_id";
-    dm_index *ix = NULL;
-    dm_status st = open_index(cli, &ix, err);
-    if (!st && sqlite3_create_function(dm_index_db(ix), "run_alive", 1, SQLITE_UTF8, (void *)cli->results,
-                                       sql_run_alive, NULL, NULL) != SQLITE_OK)
-        st = dm_err(err, DM_E_IO, "cannot register run_alive: %s", sqlite3_errmsg(dm_index_db(ix)));
-    if (!st)
-        st = dm_index_query(ix, sql, cli->fmt, cli->out, err);
-    dm_index_close(ix);
-    return st;
-}
-
 static dm_status cmd_show(dm_cli *cli, char *err)
 {
     if (cli->n_args < 2)
         return dm_err(err, DM_E_INPUT, "show: missing RUN (usage: difflab show RUN)");
+    if (cli->n_args > 2)
+        return dm_err(err, DM_E_INPUT, "show: unexpected argument '%s' (usage: difflab show RUN)", cli->args[2]);
     dm_index *ix = NULL;
     char id[512];
     dm_status st = open_index(cli, &ix, err);
@@ -255,7 +226,7 @@ typedef struct verb {
 } verb;
 
 static const verb verbs[] = {
-    { "run", cmd_run }, { "sample", cmd_sample }, { "keys", cmd_keys }, { "runs", cmd_runs },
+    { "run", cmd_run }, { "sample", cmd_sample }, { "keys", cmd_keys }, { "runs", dm_cli_runs },
     { "show", cmd_show }, { "query", cmd_query }, { "sweep", cmd_sweep }, { "resume", cmd_resume }, { "reproduce", cmd_reproduce },
     { "reindex", cmd_reindex }, { "table", dm_cli_table },
     { NULL, NULL },

@@ -24,13 +24,17 @@ typedef struct dm_cli {
     const char *launcher, *partition, *time, *cpus, *max_parallel;
     int quick;                           /* sweep SWEEP.yaml --quick: the sweep's quick: variant */
     const char *table_def;               /* table: --def FILE.yaml */
-    const char *table_opts[DM_CLI_MAX_ARGS][2]; /* table: (option, value) in command-line order */
-    int n_table_opts;
+    /* The other options (table's, runs'), (name, value) in command-line order ("true" for a
+     * flag); main has checked that each is an option of the command. */
+    const char *kv[DM_CLI_MAX_ARGS][2];
+    int n_kv;
 } dm_cli;
 
 dm_status dm_cli_dispatch(dm_cli *cli, char *err);
 
 /* difflab table (cmd_table.c). */
 dm_status dm_cli_table(dm_cli *cli, char *err);
+/* difflab runs (cmd_runs.c). */
+dm_status dm_cli_runs(dm_cli *cli, char *err);
 
 #endif

@@ -1,20 +1,10 @@
-/* difflab — the command line.
+/* difflab — the command line: `difflab [--results DIR] COMMAND [args] [options]`.
  *
- *   difflab run SPEC.yaml [key.path=value ...] [--new]
- *   difflab sample RUN|SPEC [--sampler NAME] [--steps N] [key=value ...]
- *   difflab keys [SECTION|PLUGIN]
- *   difflab runs
- *   difflab show RUN
- *   difflab query "SQL" [--csv|--json]
- *   difflab sweep SWEEP.yaml | sweep NAME --launcher slurm [...] | sweep status NAME | sweep run NAME LINE
- *   difflab reindex
- *   difflab table --rows KEY[,KEY] [--cols KEY] --metric NAME [--sweep NAME] [--where SQL]
- *                 [--agg last|mean|min|max] [--err std|sem] [--sampler S[,S]] [--nfe N[,N]]
- *                 [--settings TEXT] [--format md|latex|csv] [--def FILE.yaml] [--merge KEY[,KEY]]
- *                 [--floor]
- *
- * Global options: --results DIR (default $DIFFLAB_RESULTS or ./results). Exit codes: 0 success,
- * 2 bad input (nothing written), 1 any other failure. */
+ * The commands and the options each takes are the tables below: the parser, the check that an
+ * option belongs to the command it is given with, `difflab --help` and `difflab COMMAND --help`
+ * all come from them. --results, --help and --version go with every command. Exit codes: 0
+ * success, 2 bad input (an unknown command or option, an option of another command, a bad spec:
+ * nothing written), 1 any other failure. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,143 +14,274 @@
 #include "core/alloc.h"
 #include "core/fault.h"
 
-#define TOPT 0x100 /* getopt values of the table options */
+/* An option: its long name, its argument's name (NULL: a flag), the commands that take it
+ * (space-separated; "*" every command) and one line of help. A name may have several entries,
+ * one per meaning (--cols of table and of runs). */
+typedef struct cli_opt {
+    const char *name, *arg, *cmds, *doc;
+} cli_opt;
+
+/* Options with a field of their own in dm_cli are stored there (set_opt); the others go to
+ * dm_cli.kv in command-line order, for the command to read. */
+static const cli_opt opts[] = {
+    { "results", "DIR", "*", "results folder (default $DIFFLAB_RESULTS or ./results)" },
+    { "help", NULL, "*", "this help (with a command: that command's)" },
+    { "version", NULL, "*", "print difflab's version" },
+    { "new", NULL, "run", "a fresh repeat of inputs that already ran: <id>-r2, -r3, ..." },
+    { "set", "KEY=VALUE", "run sample", "the same as a positional override" },
+    { "sampler", "NAME", "sample table", "(sample) the sampler, with its own defaults; (table) only its evals (NAME[,NAME])" },
+    { "steps", "N", "sample", "the sampler's steps (sampler.steps=N)" },
+    { "csv", NULL, "query runs show table", "CSV output" },
+    { "json", NULL, "query runs show", "JSON output" },
+    { "quick", NULL, "sweep", "the sweep's quick: section applied, as <name>_quick (tests)" },
+    { "launcher", "slurm", "sweep", "submit the unfinished lines as one sbatch --array job" },
+    { "partition", "P", "sweep", "(--launcher slurm) the partition" },
+    { "time", "T", "sweep", "(--launcher slurm) the time limit of each task" },
+    { "cpus", "C", "sweep", "(--launcher slurm) cores per task" },
+    { "max-parallel", "K", "sweep", "(--launcher slurm) at most K tasks at once" },
+    { "def", "FILE.yaml", "table", "a table definition file; options given here override it" },
+    { "rows", "KEY[,KEY]", "table", "a spec param key (sampler.type, train.steps, ...) or an eval field: "
+                                    "sampler, nfe, settings, settings.FIELD" },
+    { "cols", "KEY", "table", "the column key (as --rows)" },
+    { "metric", "NAME", "table", "an eval metric (swd, fd, nll, ...) or a training series (loss)" },
+    { "sweep", "NAME", "table", "only the runs of a sweep (default: all runs)" },
+    { "where", "SQL", "table", "an SQL condition on the runs table r, e.g. \"r.seed < 3\"" },
+    { "sweep", "NAME", "runs", "only the runs of this sweep" },
+    { "status", "S[,S]", "runs", "only runs in these states: running, dead, finished, failed, diverged, interrupted" },
+    { "where", "SQL", "runs", "an SQL condition on the runs table r, e.g. \"r.seed < 3\"" },
+    { "cols", "KEY[,KEY]", "runs", "more columns: spec keys (train.lr), metrics of the run's own sampler (fd, kid), "
+                                   "training series (grad_norm)" },
+    { "sort", "COL[,COL]", "runs", "order by these columns (-COL: descending); default: created" },
+    { "agg", "last|mean|min|max", "table", "one value per run from its series or matching evals" },
+    { "err", "std|sem", "table", "the error shown: standard deviation or standard error" },
+    { "format", "md|latex|csv", "table", "Markdown (default), LaTeX booktabs, CSV (one line per cell)" },
+    { "nfe", "N[,N]", "table", "only evals at these NFE" },
+    { "settings", "TEXT", "table", "only evals whose settings JSON holds TEXT" },
+    { "merge", "KEY[,KEY]", "table", "pool runs whose specs differ in these keys (otherwise such a row is split)" },
+    { "floor", NULL, "table", "add the row of the sampler exact (draws from the data)" },
+};
+#define N_OPTS (sizeof opts / sizeof *opts)
+
+typedef struct cli_cmd {
+    const char *name, *usage, *doc;
+} cli_cmd;
+
+static const cli_cmd cmds[] = {
+    { "run", "run SPEC.yaml [key.path=value ...]",
+      "train, sample and evaluate a spec; the same inputs again is a no-op" },
+    { "sample", "sample RUN|SPEC [sampler.*|guidance.*|eval.*=value ...]",
+      "sample a finished run (EMA weights) or an analytic-model spec; stores samples, evals and a PNG "
+      "with the run. Another sampler (--sampler, sampler.type=) starts from its own defaults" },
+    { "resume", "resume RUN", "continue an interrupted or dead run from its last checkpoint" },
+    { "reproduce", "reproduce RUN",
+      "run a finished run again in a scratch folder: MATCH, or MISMATCH with the first quantity and step that differ" },
+    { "keys", "keys [SECTION|PLUGIN]", "every spec key with type, default and doc (or one section / plug-in)" },
+    { "runs", "runs [NAME|ID-PREFIX ...]",
+      "list the runs of the index (those whose name or id starts with one of the words given): status "
+      "(dead: no process holds its lock), sweeps, loss, and metrics of the run's own sampler" },
+    { "show", "show RUN", "one run: provenance, params, metrics, evals" },
+    { "query", "query \"SQL\"", "run SQL on the index (read-only; views in docs/sql.md)" },
+    { "table", "table --rows KEY[,KEY] [--cols KEY] --metric NAME",
+      "an ablation table from the index: mean ± error over seeds per cell, one config group per cell" },
+    { "sweep", "sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.key=value ...] | "
+               "sweep NAME|SWEEP.yaml --launcher slurm",
+      "expand a sweep into results/sweeps/<name>/ (then make -f Makefile.runs SWEEP=<name> -j N); "
+      "status: counts by state and the failed runs' errors; run: one manifest line (what make and Slurm "
+      "call); --launcher slurm: submit the unfinished lines as one array job" },
+    { "reindex", "reindex", "rebuild the index from results/runs/*/run.h5 (atomic swap)" },
+};
+#define N_CMDS (sizeof cmds / sizeof *cmds)
+
+/* Whether option entry o goes with command name (a word of its cmds list, or "*"). */
+static int takes(const cli_opt *o, const char *name)
+{
+    const size_t n = strlen(name);
+    for (const char *p = o->cmds; *p;) {
+        const size_t k = strcspn(p, " ");
+        if ((k == 1 && *p == '*') || (k == n && strncmp(p, name, n) == 0))
+            return 1;
+        p += k + (p[k] == ' ');
+    }
+    return 0;
+}
+
+/* Whether an entry of option name goes with command cmd. */
+static int takes_name(const char *name, const char *cmd)
+{
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (strcmp(opts[i].name, name) == 0 && takes(&opts[i], cmd))
+            return 1;
+    return 0;
+}
+
+static const cli_cmd *find_cmd(const char *name)
+{
+    for (size_t i = 0; i < N_CMDS; i++)
+        if (strcmp(cmds[i].name, name) == 0)
+            return &cmds[i];
+    return NULL;
+}
+
+static void print_opt(FILE *out, const cli_opt *o)
+{
+    char head[64];
+    snprintf(head, sizeof head, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+    fprintf(out, "  %-26s%s\n", head, o->doc);
+}
 
 static void usage(FILE *out)
 {
-    fputs("usage: difflab [--results DIR] <command> [args]\n"
-          "\n"
-          "commands:\n"
-          "  run SPEC.yaml [key.path=value ...] [--new] [--set key=value]\n"
-          "                          train, sample and evaluate a spec; same inputs again is a no-op\n"
-          "  sample RUN|SPEC [--sampler NAME] [--steps N] [sampler.*|eval.*=value ...]\n"
-          "                          sample a finished run (EMA weights) or an analytic-model spec;\n"
-          "                          stores samples, evals and a PNG with the run\n"
-          "  resume RUN              continue an interrupted or dead run from its last checkpoint\n"
-          "  reproduce RUN           run a finished run again in a scratch folder: MATCH, or MISMATCH\n"
-          "                          with the first quantity and step that differ\n"
-          "  keys [NAME]             every spec key with type, default and doc (or one section / plug-in)\n"
-          "  runs                    list the runs of the index\n"
-          "  show RUN                one run: provenance, params, metrics, evals\n"
-          "  query \"SQL\" [--csv|--json]  run SQL on the index (read-only; views in docs/sql.md)\n"
-          "  table --rows KEY[,KEY] [--cols KEY] --metric NAME [options]\n"
-          "                          an ablation table from the index: mean ± std over seeds per cell\n"
-          "  sweep SWEEP.yaml        expand a sweep into results/sweeps/<name>/ (manifest, specs, make\n"
-          "                          fragment); then: make -f Makefile.runs SWEEP=<name> -j N;\n"
-          "                          --quick: its quick: section applied, as <name>_quick (tests)\n"
-          "  sweep status NAME       counts of queued / running / finished / failed / diverged /\n"
-          "                          interrupted runs, and the failed runs' errors\n"
-          "  sweep run NAME LINE     run one manifest line (what make and Slurm call)\n"
-          "  sweep NAME|SWEEP.yaml --launcher slurm [--partition P] [--time T] [--cpus C]\n"
-          "        [--max-parallel K] submit the unfinished lines as one sbatch --array job; prints\n"
-          "                          its id; `sweep status NAME` then brings the index up to date\n"
-          "  reindex                 rebuild the index from results/runs/*/run.h5 (atomic swap)\n"
-          "\n"
-          "options:\n"
-          "  --results DIR           results folder (default $DIFFLAB_RESULTS or ./results)\n"
-          "  --new                   (run) a fresh repeat of inputs that already ran: <id>-r2, -r3, ...\n"
-          "  --set key=value         (run) the same as a positional override\n"
-          "  --csv, --json           (query) output format\n"
-          "  --rows KEY[,KEY], --cols KEY\n"
-          "                          (table) a spec param key (sampler.type, train.steps, ...) or an\n"
-          "                          eval field: sampler, nfe, settings, settings.FIELD (scale, ...)\n"
-          "  --metric NAME           (table) an eval metric (swd, mmd2, nll, ...) or a training series (loss)\n"
-          "  --sweep NAME            (table) only the runs of a sweep (default: all runs)\n"
-          "  --where SQL             (table) an SQL condition on the runs table r, e.g. \"r.seed < 3\"\n"
-          "  --agg last|mean|min|max (table) one value per run from its series or matching evals\n"
-          "  --err std|sem           (table) the error shown: standard deviation or standard error\n"
-          "  --sampler S[,S], --nfe N[,N], --settings TEXT\n"
-          "                          (table) only these evals (settings: a substring of the JSON)\n"
-          "  --format md|latex|csv   (table) Markdown (default), LaTeX booktabs, CSV (one line per cell)\n"
-          "  --def FILE.yaml         (table) a table definition file; options given here override it\n"
-          "  --merge KEY[,KEY]       (table) pool runs whose specs differ in these keys (otherwise a\n"
-          "                          row whose runs differ outside the row and column keys is split)\n"
-          "  --floor                 (table) add the row of the sampler exact (draws from the data)\n"
-          "  -h, --help              this help\n",
-          out);
+    fputs("usage: difflab [--results DIR] COMMAND [args] [options]\n\ncommands:\n", out);
+    for (size_t i = 0; i < N_CMDS; i++)
+        fprintf(out, "  %-10s%s\n", cmds[i].name, cmds[i].doc);
+    fputs("\noptions of every command:\n", out);
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (strcmp(opts[i].cmds, "*") == 0)
+            print_opt(out, &opts[i]);
+    fputs("\n`difflab COMMAND --help` shows a command's usage and options.\n", out);
+}
+
+static void cmd_usage(FILE *out, const cli_cmd *c)
+{
+    fprintf(out, "usage: difflab %s [options]\n\n%s\n\noptions:\n", c->usage, c->doc);
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (takes(&opts[i], c->name) && strcmp(opts[i].cmds, "*") != 0)
+            print_opt(out, &opts[i]);
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (strcmp(opts[i].cmds, "*") == 0)
+            print_opt(out, &opts[i]);
+}
+
+/* "--new, --set" : the options command c takes, for messages. */
+static void list_opts(const cli_cmd *c, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_OPTS && n < size; i++)
+        if (takes(&opts[i], c->name) && strcmp(opts[i].cmds, "*") != 0)
+            n += (size_t)snprintf(buf + n, size - n, "%s--%s", n ? ", " : "", opts[i].name);
+    if (n >= size)
+        snprintf(buf + size - 4, 4, "...");
+    if (!buf[0])
+        snprintf(buf, size, "none but --results");
+}
+
+/* Stores option i's value in cli. */
+static int set_opt(dm_cli *cli, const char **sets, int *n_sets, size_t i, const char *arg)
+{
+    const char *name = opts[i].name;
+#define IS(s) (strcmp(name, s) == 0)
+    if (IS("results")) cli->results = arg;
+    else if (IS("new")) cli->new_repeat = 1;
+    else if (IS("set")) sets[(*n_sets)++] = arg;
+    else if (IS("sampler")) cli->sampler = arg;
+    else if (IS("steps")) cli->steps = arg;
+    else if (IS("csv")) cli->fmt = DM_QUERY_CSV;
+    else if (IS("json")) cli->fmt = DM_QUERY_JSON;
+    else if (IS("quick")) cli->quick = 1;
+    else if (IS("launcher")) cli->launcher = arg;
+    else if (IS("partition")) cli->partition = arg;
+    else if (IS("time")) cli->time = arg;
+    else if (IS("cpus")) cli->cpus = arg;
+    else if (IS("max-parallel")) cli->max_parallel = arg;
+    else if (IS("def")) cli->table_def = arg;
+    else {
+        if (cli->n_kv >= DM_CLI_MAX_ARGS)
+            return -1;
+        cli->kv[cli->n_kv][0] = name;
+        cli->kv[cli->n_kv++][1] = arg ? arg : "true"; /* a flag: --floor */
+    }
+#undef IS
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        { "results", required_argument, NULL, 'r' }, { "new", no_argument, NULL, 'n' },
-        { "set", required_argument, NULL, 's' },     { "csv", no_argument, NULL, 'c' },
-        { "json", no_argument, NULL, 'j' },          { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },       { "sampler", required_argument, NULL, 'S' },
-        { "steps", required_argument, NULL, 'N' },
-        /* sweep --launcher slurm */
-        { "launcher", required_argument, NULL, 'L' }, { "partition", required_argument, NULL, 'P' },
-        { "time", required_argument, NULL, 'T' },     { "cpus", required_argument, NULL, 'C' },
-        { "max-parallel", required_argument, NULL, 'K' }, { "quick", no_argument, NULL, 'Q' },
-        { "def", required_argument, NULL, 'D' },
-        /* table options: TOPT + their index in table_opts[] */
-        { "sweep", required_argument, NULL, TOPT + 0 },    { "rows", required_argument, NULL, TOPT + 1 },
-        { "cols", required_argument, NULL, TOPT + 2 },     { "metric", required_argument, NULL, TOPT + 3 },
-        { "where", required_argument, NULL, TOPT + 4 },    { "agg", required_argument, NULL, TOPT + 5 },
-        { "err", required_argument, NULL, TOPT + 6 },      { "format", required_argument, NULL, TOPT + 7 },
-        { "nfe", required_argument, NULL, TOPT + 8 },      { "settings", required_argument, NULL, TOPT + 9 },
-        { "merge", required_argument, NULL, TOPT + 10 },   { "floor", no_argument, NULL, TOPT + 11 },
-        { NULL, 0, NULL, 0 },
-    };
-    static const char *const table_opts[] = { "sweep", "rows", "cols", "metric", "where",
-                                              "agg", "err", "format", "nfe", "settings",
-                                              "merge", "floor" };
+    struct option longopts[N_OPTS + 1];
+    for (size_t i = 0; i < N_OPTS; i++)
+        longopts[i] = (struct option){ opts[i].name, opts[i].arg ? required_argument : no_argument, NULL, 0x100 + (int)i };
+    longopts[N_OPTS] = (struct option){ NULL, 0, NULL, 0 };
     dm_cli cli = { .results = getenv("DIFFLAB_RESULTS"), .fmt = DM_QUERY_TABLE, .out = stdout };
     char err[DM_ERR_SIZE] = "";
-    int rc = 2, opt;
+    int rc = 2, opt, help = 0, version = 0, n_sets = 0, n_given = 0;
     const char **sets = dm_calloc((size_t)argc + 1, sizeof *sets);
-    if (!sets) {
+    size_t *given = dm_calloc((size_t)argc + 1, sizeof *given); /* options given, in order */
+    if (!sets || !given) {
         fprintf(stderr, "difflab: out of memory\n");
-        return 1;
+        rc = 1;
+        goto out;
     }
-    int n_sets = 0;
-    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1 || optind < argc) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1 || optind < argc) {
         if (opt == -1) {
             /* A positional argument: collect it and keep parsing options after it. */
-            cli.args[cli.n_args < DM_CLI_MAX_ARGS ? cli.n_args++ : cli.n_args] = argv[optind++];
             if (cli.n_args >= DM_CLI_MAX_ARGS) {
                 fprintf(stderr, "difflab: too many arguments\n");
                 goto out;
             }
+            cli.args[cli.n_args++] = argv[optind++];
             continue;
         }
-        switch (opt) {
-        case 'r': cli.results = optarg; break;
-        case 'n': cli.new_repeat = 1; break;
-        case 's': sets[n_sets++] = optarg; break;
-        case 'S': cli.sampler = optarg; break;
-        case 'N': cli.steps = optarg; break;
-        case 'L': cli.launcher = optarg; break;
-        case 'P': cli.partition = optarg; break;
-        case 'T': cli.time = optarg; break;
-        case 'C': cli.cpus = optarg; break;
-        case 'K': cli.max_parallel = optarg; break;
-        case 'Q': cli.quick = 1; break;
-        case 'c': cli.fmt = DM_QUERY_CSV; break;
-        case 'j': cli.fmt = DM_QUERY_JSON; break;
-        case 'h': usage(stdout); rc = 0; goto out;
-        case 'V': printf("difflab %s\n", DIFFLAB_VERSION); rc = 0; goto out;
-        case 'D': cli.table_def = optarg; break;
-        default:
-            if (opt >= TOPT && opt < TOPT + (int)(sizeof table_opts / sizeof *table_opts)) {
-                if (cli.n_table_opts >= DM_CLI_MAX_ARGS) {
-                    fprintf(stderr, "difflab: too many options\n");
-                    goto out;
-                }
-                cli.table_opts[cli.n_table_opts][0] = table_opts[opt - TOPT];
-                cli.table_opts[cli.n_table_opts++][1] = optarg ? optarg : "true"; /* --floor */
-                break;
-            }
-            usage(stderr);
+        if (opt == 'h') {
+            help = 1;
+            continue;
+        }
+        if (opt == ':' || opt == '?') {
+            const char *bad = argv[optind - 1];
+            if (opt == ':')
+                fprintf(stderr, "difflab: option '%s' needs a value\n", bad);
+            else
+                fprintf(stderr, "difflab: unknown option '%s' (`difflab --help` lists the commands, "
+                                "`difflab COMMAND --help` a command's options)\n", bad);
+            goto out;
+        }
+        const size_t i = (size_t)(opt - 0x100);
+        if (strcmp(opts[i].name, "help") == 0)
+            help = 1;
+        else if (strcmp(opts[i].name, "version") == 0)
+            version = 1;
+        else if (set_opt(&cli, sets, &n_sets, i, optarg)) {
+            fprintf(stderr, "difflab: too many options\n");
+            goto out;
+        }
+        given[n_given++] = i;
+    }
+    const cli_cmd *c = cli.n_args ? find_cmd(cli.args[0]) : NULL;
+    if (version) {
+        printf("difflab %s\n", DIFFLAB_VERSION);
+        rc = 0;
+        goto out;
+    }
+    if (help) {
+        if (c)
+            cmd_usage(stdout, c);
+        else
+            usage(stdout);
+        rc = 0;
+        goto out;
+    }
+    if (!cli.n_args) {
+        usage(stderr);
+        goto out;
+    }
+    if (!c) {
+        fprintf(stderr, "difflab: unknown command '%s'; valid:", cli.args[0]);
+        for (size_t i = 0; i < N_CMDS; i++)
+            fprintf(stderr, "%s %s", i ? "," : "", cmds[i].name);
+        fprintf(stderr, " (`difflab --help`)\n");
+        goto out;
+    }
+    for (int g = 0; g < n_given; g++) {
+        if (!takes_name(opts[given[g]].name, c->name)) {
+            char list[512];
+            list_opts(c, list, sizeof list);
+            fprintf(stderr, "difflab %s: --%s is not an option of %s (its options: %s; `difflab %s --help`)\n",
+                    c->name, opts[given[g]].name, c->name, list, c->name);
             goto out;
         }
     }
     if (!cli.results || !cli.results[0])
         cli.results = "results";
-    if (cli.n_args == 0) {
-        usage(stderr);
-        goto out;
-    }
     cli.sets = sets;
     cli.n_sets = n_sets;
     /* The crash points of tests (core/fault.h): a value naming none is refused before anything runs. */
@@ -172,5 +293,6 @@ int main(int argc, char **argv)
     rc = dm_status_exit_code(st);
 out:
     dm_free(sets);
+    dm_free(given);
     return rc;
 }

@@ -34,8 +34,9 @@
 
 /* The views' version, in a comment inside each view's SQL (kept there by SQLite): an index whose
  * views lack it gets them replaced. 2: seeds as replicates (group views), run_summary's main
- * sample set matched on every sampler setting, and its eval_sampler. */
-#define DM_VIEWS_MARK "difflab views 2"
+ * sample set matched on every sampler setting, and its eval_sampler. 3: run_summary's
+ * eval_settings (the settings of that set). */
+#define DM_VIEWS_MARK "difflab views 3"
 #define DM_VIEW_NAMES "'group_metrics', 'group_evals', 'run_summary', 'group_summary', 'students'"
 
 /* The views; TEMP is "" or "TEMP " (see docs/sql.md). Standard deviations over the per-seed values.
@@ -46,8 +47,8 @@
  * run_summary: one row per run with its main params, its final training loss and the evals of
  *   its main sample set: the run's own sampler (sampler.type) with its own settings (every
  *   field of the eval's settings that is a sampler.* param equal to it; else its own steps),
- *   else the first one recorded; never 'noise' nor 'exact'. eval_sampler names the sampler of
- *   that set. nll and vlb: the first recorded.
+ *   else the first one recorded; never 'noise' nor 'exact'. eval_sampler and eval_settings name
+ *   the sampler and settings of that set. nll and vlb: the first recorded.
  * group_summary: one row per group_hash (one config across seeds): counts by status, the seeds
  *   of its finished runs (n) and the finished runs beyond one per seed (repeats), and mean / std
  *   over those seeds (each the mean of its finished runs) of final_loss, swd, mmd2.
@@ -129,7 +130,8 @@
     "          ORDER BY e.rowid LIMIT 1) AS nll,\n"                                               \
     "         (SELECT e.value FROM evals e WHERE e.run_id = r.run_id AND e.metric = 'vlb'\n"      \
     "          ORDER BY e.rowid LIMIT 1) AS vlb,\n"                                               \
-    "         r.wall_s AS wall_s, r.created AS created, me.sampler AS eval_sampler\n"             \
+    "         r.wall_s AS wall_s, r.created AS created, me.sampler AS eval_sampler,\n"            \
+    "         me.settings AS eval_settings\n"                                                     \
     "  FROM runs r LEFT JOIN p ON p.run_id = r.run_id\n"                                          \
     "  LEFT JOIN me ON me.run_id = r.run_id AND me.k = 1;\n"                                      \
     "CREATE " TEMP "VIEW IF NOT EXISTS group_summary AS /* " DM_VIEWS_MARK " */\n"                \

@@ -37,7 +37,7 @@ mkdir ro
 bind_ro results ro || fail "cannot bind-mount results read-only"
 whole=$(tree_state results)
 others_snap results/runs
-expect_exit 0 "$DIFFLAB" --results ro runs && expect_out "^$a +finished" && expect_out "^$b +finished"
+expect_exit 0 "$DIFFLAB" --results ro runs && expect_out "^$a +f +finished" && expect_out "^$b +f +finished"
 expect_exit 0 "$DIFFLAB" --results ro query "SELECT count(*) FROM runs WHERE status = 'finished'" --csv && expect_out '^2$'
 expect_exit 0 "$DIFFLAB" --results ro table --rows seed --metric swd && expect_out '^\| 1 \| [0-9.]+ \(n=1\) \|$'
 expect_exit 0 "$DIFFLAB" --results ro show "$a" && expect_out "^$a +f +finished"
@@ -93,7 +93,7 @@ ls -d results/runs/*-s5 >/dev/null 2>&1 && fail "a run folder was made though th
 if expect_exit 1 "$DIFFLAB" reindex; then expect_out "results/index\.sqlite"; fi
 ls -a results | grep -q '\.tmp\.' && fail "reindex left a temporary index" || pass
 others_same "an index on a read-only file: run, reindex"
-expect_exit 0 "$DIFFLAB" runs && expect_out "^$a +finished"
+expect_exit 0 "$DIFFLAB" runs && expect_out "^$a +f +finished"
 # sample writes its samples to run.h5, then fails on the index, saying where they are.
 others_snap results/runs "$a"
 if expect_exit 1 "$DIFFLAB" sample "$a" --steps 3; then

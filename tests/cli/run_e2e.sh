@@ -13,7 +13,7 @@ id=$(sed -n 's/^run \(demo-[0-9a-f]*-s0\) finished.*/\1/p' "$TMP/out")
 h5=results/runs/$id/run.h5
 
 # Listed, readable with h5dump, queryable with a join of runs, params and evals.
-expect_exit 0 "$DIFFLAB" runs && expect_out "$id +finished"
+expect_exit 0 "$DIFFLAB" runs && expect_out "$id +demo +finished"
 if command -v h5dump >/dev/null; then
   expect_exit 0 h5dump -A "$h5" && expect_out 'ATTRIBUTE "params_sha256"'
   expect_exit 0 h5dump -d /metrics/loss "$h5" && expect_out 'DATASET "/metrics/loss"'

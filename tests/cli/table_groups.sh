@@ -91,12 +91,12 @@ expect_exit 0 "$DIFFLAB" table --rows sampler.type --metric swd --where "$sel" -
 expect_out 'one-sided Welch t-test across seeds \(a paired t-test over per-seed differences where both cells hold the same runs\) at α = 0.05'
 
 # 4. difflab runs: the run's own sampler (ddpm at 50 steps), named, not the DDIM eval written last.
-own=$(q "SELECT printf('%.4g', value) FROM evals WHERE run_id = '$id0' AND metric = 'swd' AND sampler = 'ddpm'")
+own=$(q "SELECT value FROM evals WHERE run_id = '$id0' AND metric = 'swd' AND sampler = 'ddpm'")
 expect_exit 0 "$DIFFLAB" runs --csv
-expect_out '^run_id,status,seed,created,heartbeat,wall_s,loss,sampler,nfe,swd,mmd2$'
+expect_out '^run_id,name,status,seed,sweep,created,wall_s,loss,sampler,nfe,swd,mmd2,fd$'
 line=$(grep "^$id0," "$TMP/out")
-[ "$(echo "$line" | cut -d, -f8,9,10)" = "ddpm,50,$own" ] && pass || fail "runs shows '$line' (own ddpm swd $own)"
-[ "$(grep "^$ide," "$TMP/out" | cut -d, -f8,9)" = "heun,99" ] && pass || fail "runs: edm is not heun at 99 NFE"
+[ "$(echo "$line" | cut -d, -f9,10,11)" = "ddpm,50,$own" ] && pass || fail "runs shows '$line' (own ddpm swd $own)"
+[ "$(grep "^$ide," "$TMP/out" | cut -d, -f9,10)" = "heun,99" ] && pass || fail "runs: edm is not heun at 99 NFE"
 
 # 5. The floor: the 'exact' evals of the same runs, a row of its own, never marked.
 if command -v sqlite3 >/dev/null; then
