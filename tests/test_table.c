@@ -1335,7 +1335,7 @@ static void test_views_replaced_on_old_index(void **state)
     dm_index_close(ro);
     assert_int_equal(dm_index_open(f->path, 0, &f->ix, err), DM_OK);
     row_is(f->ix, "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND instr(sql, "
-                  "'difflab views 2 */') > 0", "5");
+                  "'difflab views 3 */') > 0", "5");
     row_is(f->ix, "SELECT n, repeats FROM group_summary WHERE group_hash = 'gd'", "2|2");
 }
 

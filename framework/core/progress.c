@@ -1,5 +1,6 @@
 #include "core/progress.h"
 
+#include <stdarg.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -10,12 +11,17 @@ double dm_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void dm_progress_init(dm_progress *p, dm_progress_mode mode, FILE *out, int64_t start,
-                      int64_t total, int64_t every)
+static dm_progress_mode resolve(dm_progress_mode mode, FILE *out)
 {
     if (mode == DM_PROG_AUTO)
         mode = isatty(fileno(out)) ? DM_PROG_BAR : DM_PROG_LINES;
-    *p = (dm_progress){ .mode = mode, .out = out, .start = start, .total = total,
+    return mode;
+}
+
+void dm_progress_init(dm_progress *p, dm_progress_mode mode, FILE *out, const char *id, int64_t start,
+                      int64_t total, int64_t every)
+{
+    *p = (dm_progress){ .mode = resolve(mode, out), .out = out, .id = id, .start = start, .total = total,
                         .every = every > 0 ? every : 1, .t0 = dm_now() };
 }
 
@@ -55,8 +61,8 @@ void dm_progress_update(dm_progress *p, int64_t step, double loss)
                 (long long)step, (long long)p->total, loss, rate, eta);
         p->drawn = 1;
     } else {
-        fprintf(p->out, "step %lld/%lld  loss %.4f  %.1f steps/s  ETA %s\n", (long long)step,
-                (long long)p->total, loss, rate, eta);
+        fprintf(p->out, "%s%sstep %lld/%lld  loss %.4f  %.1f steps/s  ETA %s\n", p->id ? p->id : "",
+                p->id ? ": " : "", (long long)step, (long long)p->total, loss, rate, eta);
     }
     fflush(p->out);
     p->last_draw = now;
@@ -66,4 +72,74 @@ void dm_progress_done(dm_progress *p)
 {
     if (p->mode == DM_PROG_BAR && p->drawn)
         fputc('\n', p->out);
+}
+
+static void phase_line(dm_phase *p, int final)
+{
+    const double el = dm_now() - p->t0;
+    char eta[32] = "";
+    if (!final && p->total > 0 && p->done > 0) {
+        char e[24];
+        fmt_eta(el * (double)(p->total - p->done) / (double)p->done, e, sizeof e);
+        snprintf(eta, sizeof eta, "  ETA %s", e);
+    }
+    char done[96];
+    if (p->total > 0 && !final)
+        snprintf(done, sizeof done, "%.0f%% (%lld/%lld %s)", 100.0 * (double)p->done / (double)p->total,
+                 (long long)p->done, (long long)p->total, p->unit);
+    else
+        snprintf(done, sizeof done, "%lld %s", (long long)p->done, p->unit);
+    const char *id = p->id ? p->id : "", *sep = p->id ? ": " : "";
+    if (p->mode == DM_PROG_BAR) {
+        fprintf(p->out, "\r%s: %s  %.1f s%s   ", p->what, done, el, eta);
+        if (final)
+            fputc('\n', p->out);
+        p->drawn = !final;
+    } else if (final && !p->done) {
+        fprintf(p->out, "%s%s%s: done in %.1f s\n", id, sep, p->what, el);
+    } else if (final) {
+        fprintf(p->out, "%s%s%s: done in %.1f s (%s)\n", id, sep, p->what, el, done);
+    } else {
+        fprintf(p->out, "%s%s%s: %s  %.1f s%s\n", id, sep, p->what, done, el, eta);
+    }
+    fflush(p->out);
+    p->last = dm_now();
+}
+
+void dm_phase_begin(dm_phase *p, dm_progress_mode mode, FILE *out, const char *id, int64_t total,
+                    const char *unit, const char *fmt, ...)
+{
+    dm_phase_end(p);
+    *p = (dm_phase){ .mode = resolve(mode, out), .out = out, .id = id, .unit = unit, .total = total,
+                     .t0 = dm_now(), .active = 1 };
+    p->last = p->t0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->what, sizeof p->what, fmt, ap);
+    va_end(ap);
+    if (p->mode == DM_PROG_LINES) {
+        fprintf(out, "%s%s%s ...\n", id ? id : "", id ? ": " : "", p->what);
+        fflush(out);
+    }
+}
+
+void dm_phase_add(dm_phase *p, int64_t k)
+{
+    if (!p->active)
+        return;
+    p->done += k;
+    if (p->mode == DM_PROG_NONE)
+        return;
+    const double since = dm_now() - p->last;
+    if ((p->mode == DM_PROG_BAR && since >= 0.1) || (p->mode == DM_PROG_LINES && since >= DM_PHASE_EVERY))
+        phase_line(p, 0);
+}
+
+void dm_phase_end(dm_phase *p)
+{
+    if (!p->active)
+        return;
+    if (p->mode != DM_PROG_NONE)
+        phase_line(p, 1);
+    p->active = 0;
 }

@@ -186,7 +186,8 @@ static dm_status train_loop(run_state *rs, char *err)
     const int64_t total = tr->topt->steps;
     dm_status st = DM_OK;
     dm_progress prog;
-    dm_progress_init(&prog, (dm_progress_mode)ro->progress, stderr, tr->step, total, ro->log_every);
+    dm_progress_init(&prog, (dm_progress_mode)ro->progress, stderr, rs->run_id, tr->step, total, ro->log_every);
+    double shown = rs->n_int ? rs->sum_loss / (double)rs->n_int : 0.0; /* the loss the record has */
     while (tr->step < total && !st) {
         double loss, gn;
         if ((st = dm_trainer_step(tr, &loss, &gn, err)))
@@ -200,13 +201,16 @@ static dm_status train_loop(run_state *rs, char *err)
                 (st = push_metric(rs, "loss", tr->step, wall, rs->sum_loss / (double)rs->n_int, err)) ||
                 (st = push_metric(rs, "grad_norm", tr->step, wall, rs->sum_gn / (double)rs->n_int, err)))
                 break;
+            shown = rs->sum_loss / (double)rs->n_int;
             rs->sum_loss = rs->sum_gn = 0;
             rs->n_int = 0;
             /* A heartbeat at most every 30 s between checkpoints: the record says the run lives. */
             if (dm_now() - rs->last_beat > 30.0 && (st = save_record(rs, "running", err)) == DM_OK)
                 rs->last_beat = dm_now();
         }
-        dm_progress_update(&prog, tr->step, loss);
+        /* The loss shown is the interval mean the record stores (the current interval's until
+         * the first log step). */
+        dm_progress_update(&prog, tr->step, rs->n_int ? rs->sum_loss / (double)rs->n_int : shown);
         if (stop_signal) {
             if (!(st = save_state(rs, err)))
                 st = dm_err(err, DM_E_INTERRUPTED, "run %s interrupted by %s (signal %d) at step %lld; `difflab resume "
@@ -355,6 +359,7 @@ static dm_status execute(run_state *rs, char *err)
         return st;
     if ((st = dm_trainer_init(&rs->tr, rs->spec, &rs->rec, err)))
         return st;
+    rs->tr.run_id = rs->run_id;
     rs->tr_ready = 1;
     if ((st = attach_teacher(rs, err)))
         return st;
@@ -412,6 +417,7 @@ static dm_status resume_run(run_state *rs, char *err)
     set_threads(dm_spec_opts(rs->spec, "run"));
     if ((st = dm_trainer_init(&rs->tr, rs->spec, NULL, err)))
         return st;
+    rs->tr.run_id = rs->run_id;
     rs->tr_ready = 1;
     if ((st = attach_teacher(rs, err)))
         return st;

@@ -141,6 +141,7 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
         goto out;
     if ((st = dm_trainer_init(&tr, spec, NULL, err)))
         goto out;
+    tr.run_id = id;
     tr_ready = 1;
     if (dm_trainer_trains(&tr)) {
         if ((st = dm_runstore_read_ckpt(ck, &ck_data, err)) || (st = dm_trainer_restore(&tr, &ck_data, err)))

@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 
+#include "core/progress.h"
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "diffusion/classifier.h"
@@ -97,7 +98,16 @@ typedef struct dm_trainer {
     dm_rng streams[DM_TRAIN_N_STREAMS];          /* train.batch, train.t, train.noise */
     uint64_t dropout_seed;                       /* train.dropout: step k's masks from dm_seed_index(., k) */
     int64_t step;                                /* steps done */
+    /* Progress of the phases after training (sampling, likelihoods, metrics): the run's id leads
+     * its lines (set by run.c and sample.c; may be NULL); the model denoisers count into phase. */
+    const char *run_id;
+    dm_phase phase;
 } dm_trainer;
+
+/* Opens a progress phase of the trainer (run.progress decides how it shows); total in items of
+ * network evaluations, 0 when not known. dm_trainer_phase_end closes it. */
+void dm_trainer_phase_begin(dm_trainer *tr, int64_t total, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void dm_trainer_phase_end(dm_trainer *tr);
 
 /* Resolve the spec's plug-ins and check that they fit together (DM_E_INPUT names the keys).
  * Does no heavy work: called before anything is written. */
@@ -124,6 +134,8 @@ typedef struct dm_model_denoiser {
     dm_gmm_denoiser gd;
     dm_net_denoiser nd;
     int net;
+    dm_denoiser inner; /* the model; the caller's denoiser forwards to it, adding each call's */
+    dm_phase *phase;   /* items to the trainer's open phase (progress) */
 } dm_model_denoiser;
 dm_status dm_model_denoiser_init(dm_trainer *tr, size_t batch, int use_ema, dm_model_denoiser *md,
                                  dm_denoiser *den, char *err);

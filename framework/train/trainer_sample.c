@@ -3,6 +3,7 @@
 #include "train/trainer.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,16 +12,71 @@
 #include "eval/nll.h"
 #include "eval/vlb.h"
 
+void dm_trainer_phase_begin(dm_trainer *tr, int64_t total, const char *fmt, ...)
+{
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    dm_phase_begin(&tr->phase, (dm_progress_mode)tr->ropt->progress, stderr, tr->run_id, total,
+                   "network evaluations", "%s", what);
+}
+
+void dm_trainer_phase_end(dm_trainer *tr) { dm_phase_end(&tr->phase); }
+
+/* The model denoiser's callbacks: the model's, each call's n items added to the open phase. */
+static dm_status count_eval(void *ctx, size_t n, const float *x, const double *t, const int32_t *y, float *x0,
+                            float *eps, char *err)
+{
+    dm_model_denoiser *md = ctx;
+    dm_phase_add(md->phase, (int64_t)n);
+    return md->inner.eval(md->inner.ctx, n, x, t, y, x0, eps, err);
+}
+
+static dm_status count_div(void *ctx, size_t n, const float *x, const double *t, float *x0, double *div, char *err)
+{
+    dm_model_denoiser *md = ctx;
+    dm_phase_add(md->phase, (int64_t)n);
+    return md->inner.eval_div(md->inner.ctx, n, x, t, x0, div, err);
+}
+
+static dm_status count_hutch(void *ctx, size_t n, const float *x, const double *t, const float *z, float *x0,
+                             double *zjz, char *err)
+{
+    dm_model_denoiser *md = ctx;
+    dm_phase_add(md->phase, (int64_t)n);
+    return md->inner.eval_hutch(md->inner.ctx, n, x, t, z, x0, zjz, err);
+}
+
+static dm_status count_var(void *ctx, size_t n, const float *x, const double *t, const int32_t *y, float *x0,
+                           float *eps, float *v, char *err)
+{
+    dm_model_denoiser *md = ctx;
+    dm_phase_add(md->phase, (int64_t)n);
+    return md->inner.eval_var(md->inner.ctx, n, x, t, y, x0, eps, v, err);
+}
+
 dm_status dm_model_denoiser_init(dm_trainer *tr, size_t batch, int use_ema, dm_model_denoiser *md,
                                  dm_denoiser *den, char *err)
 {
     md->net = !tr->analytic;
     if (!md->net) {
-        dm_gmm_denoiser_init(&md->gd, den, &tr->gmm, &tr->sched, batch);
-        return DM_OK;
+        dm_gmm_denoiser_init(&md->gd, &md->inner, &tr->gmm, &tr->sched, batch);
+    } else {
+        dm_status st = dm_net_denoiser_init(&md->nd, &md->inner, &tr->net, use_ema ? tr->ema : tr->params,
+                                            &tr->sched, tr->param, tr->param_opts, tr->sigma_data, batch, err);
+        if (st)
+            return st;
     }
-    return dm_net_denoiser_init(&md->nd, den, &tr->net, use_ema ? tr->ema : tr->params, &tr->sched,
-                                tr->param, tr->param_opts, tr->sigma_data, batch, err);
+    md->phase = &tr->phase;
+    *den = md->inner;
+    den->ctx = md;
+    den->eval = count_eval;
+    den->eval_div = md->inner.eval_div ? count_div : NULL;
+    den->eval_hutch = md->inner.eval_hutch ? count_hutch : NULL;
+    den->eval_var = md->inner.eval_var ? count_var : NULL;
+    return DM_OK;
 }
 
 void dm_model_denoiser_free(dm_model_denoiser *md)
