@@ -80,7 +80,7 @@ wait_step() {
   while :; do
     if IFS= read -r line <&$fd; then
       line=$part$line part=
-      got=${line#step }
+      got=${line#*: step }   # "RUN_ID: step N/T ..."
       got=${got%%/*}
       case $got in ''|*[!0-9]*) ;; *) if [ "$got" -ge "$1" ]; then exec {fd}<&-; return 0; fi ;; esac
       continue
@@ -114,7 +114,7 @@ life_log() {
       { fail "$RES life $n did not remove (or report) $f, left by the life it resumed"; show_log; }
   done
   local out ok
-  out=$(sed -n 's|^step \([0-9][0-9]*\)/[0-9][0-9]* .*|\1|p' "$log" | awk -v s="$start" -v le=$LE -v total=$STEPS '
+  out=$(sed -n 's|^[^ ]*: step \([0-9][0-9]*\)/[0-9][0-9]* .*|\1|p' "$log" | awk -v s="$start" -v le=$LE -v total=$STEPS '
     { want = s - s % le + le; if (want > total) want = total
       if (!bad && $1 != want) { msg = sprintf("step %d where step %d was due", $1, want); bad = 1 }
       s = $1 }
@@ -167,7 +167,7 @@ kill_life() {
     { fail "SIG$1: no message naming the signal and the checkpoint's step $s"; show_log; }
   [ -n "$s" ] && [ "$s" -ge "$trigger" ] && [ "$last" -le "$s" ] && [ $((s - last)) -lt $LE ] && pass ||
     { fail "SIG$1 life $n: checkpoint at step '$s', last progress line $last, signalled after step $trigger"; show_log; }
-  expect_exit 0 "$DIFFLAB" --results "$RES" runs && expect_out 'k-[0-9a-f]+-s0 +interrupted'
+  expect_exit 0 "$DIFFLAB" --results "$RES" runs && expect_out 'k-[0-9a-f]+-s0 +k +interrupted'
   left=$(cd "$dir" && ls -A | grep -E '\.tmp\.')
   [ -z "$left" ] && pass || fail "SIG$1 left $left"
   start=$s
@@ -219,7 +219,7 @@ begin_chain k "run s.yaml"
 for i in $(seq 8); do
   kill_life KILL
   if [ "$i" -eq 1 ]; then   # the record still says running, but no process holds it: dead
-    expect_exit 0 "$DIFFLAB" --results k runs && expect_out 'k-[0-9a-f]+-s0 +dead'
+    expect_exit 0 "$DIFFLAB" --results k runs && expect_out 'k-[0-9a-f]+-s0 +k +dead'
   fi
 done
 echo "note: $inside of 8 SIGKILLs landed inside a file write"
@@ -244,7 +244,7 @@ final_life DIFFLAB_FAULT=finish:before_index
   { fail "the last life: exit $rc, not killed before the index update"; show_log; }
 h5dump -a /status k/runs/*/run.h5 >"$TMP/out" 2>&1 && expect_out '"finished"'
 [ "$(status k)" = running ] && pass || fail "the index says $(status k) before the repair"
-expect_exit 0 "$DIFFLAB" --results k runs && expect_out 'k-[0-9a-f]+-s0 +dead'
+expect_exit 0 "$DIFFLAB" --results k runs && expect_out 'k-[0-9a-f]+-s0 +k +dead'
 expect_exit 0 "$DIFFLAB" --results k run s.yaml && expect_out 'already finished' &&
   expect_out "the index said 'running'; its rows are rewritten from .*run.h5 \(finished\)"
 [ "$(sha k)" = "$want_sha" ] && pass || fail "after the kills: $(sha k), want $want_sha"
