@@ -6,7 +6,6 @@
 #include "core/alloc.h"
 #include "core/path.h"
 #include "diffusion/losses.h"
-#include "io/runstore.h"
 #include "nn/model.h"
 #include "train/runref.h"
 #include "train/schema.h"
@@ -43,32 +42,15 @@ static dm_status check_fit(const dm_spec *spec, const dm_spec *fs, const char *i
 dm_status dm_features_check(const char *results, const dm_spec *spec, char *id, size_t nid, char *err)
 {
     const dm_eval_opts *eo = dm_spec_opts(spec, "eval");
-    char dir[DM_PATH_SIZE], h5[DM_PATH_SIZE];
-    dm_runrec rec;
-    dm_runrec_init(&rec);
+    char dir[DM_PATH_SIZE];
     dm_spec *fs = NULL;
     dm_status st = dm_resolve_named_run(results, eo->features, eo->features_seed, "eval.features", id, nid, dir,
                                         sizeof dir, err);
-    if (st)
+    if (st || (st = dm_runref_finished_spec(dir, id, "eval.features", &fs, err)))
         goto out;
-    if ((st = dm_runstore_read(dir, h5, &rec, err))) {
-        dm_err_prefix(err, "eval.features: run %s", id);
-        goto out;
-    }
-    const char *status = dm_runrec_attr(&rec, "status");
-    if (!status || strcmp(status, "finished") != 0) {
-        st = dm_err(err, DM_E_STATE, "eval.features: run %s is %s, not finished: finish it first (difflab run)", id,
-                    status ? status : "of unknown status");
-        goto out;
-    }
-    if ((st = dm_runstore_spec(h5, &rec, &dm_spec_schema, 0, NULL, &fs, err))) {
-        dm_err_prefix(err, "eval.features: run %s", id);
-        goto out;
-    }
     st = check_fit(spec, fs, id, err);
 out:
     dm_spec_free(fs);
-    dm_runrec_free(&rec);
     return st;
 }
 

@@ -6,7 +6,6 @@
 #include "core/alloc.h"
 #include "core/path.h"
 #include "diffusion/losses.h"
-#include "io/runstore.h"
 #include "train/runref.h"
 #include "train/schema.h"
 
@@ -34,28 +33,12 @@ int dm_guide_needs_run(const dm_spec *spec)
 dm_status dm_guide_check(const char *results, const dm_spec *spec, char *id, size_t nid, char *err)
 {
     const dm_classifier_guidance_opts *cg = dm_spec_opts(spec, "guidance");
-    char dir[DM_PATH_SIZE], h5[DM_PATH_SIZE];
-    dm_runrec rec;
-    dm_runrec_init(&rec);
+    char dir[DM_PATH_SIZE];
     dm_spec *cs = NULL;
     dm_status st = dm_resolve_named_run(results, cg->classifier, cg->classifier_seed, "guidance.classifier", id, nid,
                                         dir, sizeof dir, err);
-    if (st)
+    if (st || (st = dm_runref_finished_spec(dir, id, "guidance.classifier", &cs, err)))
         goto out;
-    if ((st = dm_runstore_read(dir, h5, &rec, err))) {
-        dm_err_prefix(err, "guidance.classifier: run %s", id);
-        goto out;
-    }
-    const char *status = dm_runrec_attr(&rec, "status");
-    if (!status || strcmp(status, "finished") != 0) {
-        st = dm_err(err, DM_E_STATE, "guidance.classifier: run %s is %s, not finished: finish it first (difflab run)",
-                    id, status ? status : "of unknown status");
-        goto out;
-    }
-    if ((st = dm_runstore_spec(h5, &rec, &dm_spec_schema, 0, NULL, &cs, err))) {
-        dm_err_prefix(err, "guidance.classifier: run %s", id);
-        goto out;
-    }
     const dm_loss_ops *lo = (const dm_loss_ops *)dm_spec_plugin(cs, "diffusion.loss");
     if (!lo->classifier) {
         st = dm_err(err, DM_E_INPUT, "guidance.classifier: run %s trained a '%s' model, not a classifier "
@@ -85,7 +68,6 @@ dm_status dm_guide_check(const char *results, const dm_spec *spec, char *id, siz
     }
 out:
     dm_spec_free(cs);
-    dm_runrec_free(&rec);
     return st;
 }
 

@@ -1,6 +1,7 @@
 #include "train/runref.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "core/path.h"
@@ -60,6 +61,25 @@ dm_status dm_resolve_named_run(const char *results, const char *name, int64_t se
                       "%s: the run %s (spec %s, seed %lld) does not exist in %s: run `difflab run %s seed=%lld` first",
                       key, id, name, (long long)seed, results, name, (long long)seed);
     return DM_OK;
+}
+
+dm_status dm_runref_finished_spec(const char *dir, const char *id, const char *key, dm_spec **spec, char *err)
+{
+    char h5[DM_PATH_SIZE];
+    dm_runrec rec;
+    dm_runrec_init(&rec);
+    *spec = NULL;
+    dm_status st = dm_runstore_read(dir, h5, &rec, err);
+    const char *status = st ? NULL : dm_runrec_attr(&rec, "status");
+    if (st)
+        dm_err_prefix(err, "%s: run %s", key, id);
+    else if (!status || strcmp(status, "finished") != 0)
+        st = dm_err(err, DM_E_STATE, "%s: run %s is %s, not finished: finish it first (difflab run)", key, id,
+                    status ? status : "of unknown status");
+    else if ((st = dm_runstore_spec(h5, &rec, &dm_spec_schema, 0, NULL, spec, err)))
+        dm_err_prefix(err, "%s: run %s", key, id);
+    dm_runrec_free(&rec);
+    return st;
 }
 
 dm_status dm_runref_load(const char *results, const char *id, dm_spec **spec, dm_trainer *tr, int *tr_ready,

@@ -22,6 +22,10 @@ dm_status dm_run_id_of_file(const char *path, int64_t seed, char *id, size_t nid
 dm_status dm_resolve_named_run(const char *results, const char *name, int64_t seed, const char *key, char *id,
                                size_t nid, char *dir, size_t ndir, char *err);
 
+/* The run in folder dir (run id, named in messages under key) is finished: its recorded spec into
+ * *spec (the caller frees). DM_E_STATE "KEY: run ID is STATUS, not finished ..." otherwise. */
+dm_status dm_runref_finished_spec(const char *dir, const char *id, const char *key, dm_spec **spec, char *err);
+
 /* The model of run id (id or unique prefix): its recorded spec into *spec (the caller frees) and
  * a trainer built from it with the checkpoint's weights (*tr_ready set once tr needs
  * dm_trainer_free). */

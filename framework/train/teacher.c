@@ -5,7 +5,6 @@
 
 #include "core/path.h"
 #include "diffusion/schedules.h"
-#include "io/runstore.h"
 #include "nn/model.h"
 #include "train/runref.h"
 #include "train/schema.h"
@@ -42,23 +41,11 @@ static dm_status net_desc(const dm_spec *sp, size_t dim, char *buf, size_t size,
 static dm_status open_teacher(const char *results, const dm_spec *student, const char *dir, const char *id,
                               dm_spec **spec_out, char *err)
 {
-    char h5[DM_PATH_SIZE];
-    dm_runrec rec;
-    dm_runrec_init(&rec);
     dm_spec *spec = NULL;
-    dm_status st = dm_runstore_read(dir, h5, &rec, err);
-    if (st) {
-        dm_err_prefix(err, "distill.teacher: run %s", id);
+    dm_status st = dm_runref_finished_spec(dir, id, "distill.teacher", &spec, err);
+    if (st)
         goto out;
-    }
-    const char *status = dm_runrec_attr(&rec, "status");
-    if (!status || strcmp(status, "finished") != 0) {
-        st = dm_err(err, DM_E_STATE, "distill.teacher: run %s is %s, not finished: finish it first (difflab run)", id,
-                    status ? status : "of unknown status");
-        goto out;
-    }
-    if ((st = dm_runstore_spec(h5, &rec, &dm_spec_schema, 0, NULL, &spec, err)) ||
-        (st = dm_trainer_check(spec, err))) {
+    if ((st = dm_trainer_check(spec, err))) {
         dm_err_prefix(err, "distill.teacher: run %s", id);
         goto out;
     }
@@ -93,7 +80,6 @@ static dm_status open_teacher(const char *results, const dm_spec *student, const
     spec = NULL;
 out:
     dm_spec_free(spec);
-    dm_runrec_free(&rec);
     return st;
 }
 

@@ -65,6 +65,10 @@ static dm_status exact_from_train(dm_trainer *tr, const int32_t *labels, float *
     if ((st = dm_rng_init(&rng, dm_seed_derive((uint64_t)tr->root->seed, "eval.exact"), err)))
         goto out;
     for (size_t i = 0; i < n; i++) {
+        if (labels && (labels[i] < 0 || (size_t)labels[i] >= C)) {
+            st = dm_err(err, DM_E_INTERNAL, "sampler exact: row %zu asks for class %d of %zu", i, (int)labels[i], C);
+            goto out;
+        }
         const size_t c = labels ? (size_t)labels[i] : 0, m = start[c + 1] - start[c];
         if (taken[c] == m) {
             st = labels ? dm_err(err, DM_E_INPUT, "sampler exact: %zu samples need more than the %zu training items of "
