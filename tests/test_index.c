@@ -391,11 +391,16 @@ static void test_open_errors(void **state)
     sqlite3_close(db);
     assert_int_equal(dm_index_open(f->path, 1, &ix, err), DM_OK);   /* read-only: left as it is */
     assert_int_equal(count(ix, "PRAGMA user_version"), 1);
+    /* ... with empty TEMP tags and notes tables, so that their queries answer */
+    assert_int_equal(count(ix, "SELECT count(*) FROM tags"), 0);
+    assert_int_equal(count(ix, "SELECT count(*) FROM notes"), 0);
     dm_index_close(ix);
     assert_int_equal(dm_index_open(f->path, 0, &ix, err), DM_OK);
     assert_int_equal(count(ix, "PRAGMA user_version"), DM_INDEX_SCHEMA_VERSION);
     assert_int_equal(count(ix, "SELECT count(*) FROM runs WHERE run_id = 'old-s0' AND slurm_job_id IS NULL"
                                " AND slurm_array_job_id IS NULL AND slurm_array_task_id IS NULL"), 1);
+    /* version 2 -> 3: the tags and notes tables, in the file */
+    assert_int_equal(count(ix, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('tags', 'notes')"), 2);
     dm_index_close(ix);
     unlink(f->path);
 

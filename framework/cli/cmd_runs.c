@@ -1,15 +1,15 @@
 /* cmd_runs.c — `difflab runs`: the runs of the index, filtered, sorted, with chosen columns.
  *
- *   difflab runs [NAME|ID-PREFIX ...] [--status S[,S]] [--sweep NAME] [--where SQL]
- *                [--cols KEY[,KEY]] [--sort [-]COL[,[-]COL]] [--csv|--json]
+ *   difflab runs [NAME|ID-PREFIX ...] [--status S[,S]] [--sweep NAME] [--tag KEY[=VALUE]]
+ *                [--where SQL] [--cols KEY[,KEY]] [--sort [-]COL[,[-]COL]] [--csv|--json]
  *
  * Columns: run_id, name, status (a run whose record says running but whose lock no process
  * holds is "dead"), seed, sweep (the sweeps that list it), created, wall_s, loss (the last point
  * of the series), sampler (its spec's), nfe, swd, mmd2, fd of its main sample set (run_summary:
  * the run's own sampler with its own settings; empty when that sampler has no evals, never
- * another sampler's added later by `difflab sample`), then the --cols: a spec key (its value), an
- * eval metric (the main sample set's eval of it) or a training series (its last point), looked up
- * in that order in the index. The table output rounds numbers (4 significant digits); --csv and
+ * another sampler's added later by `difflab sample`), then the --cols: tag.KEY (the run's tag), a
+ * spec key (its value), an eval metric (the main sample set's eval of it) or a training series
+ * (its last point), looked up in that order in the index. The table output rounds numbers (4 significant digits); --csv and
  * --json give them as stored. Rows are sorted by --sort, then by created and run_id. */
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -115,7 +115,11 @@ static dm_status extra_cols(runs_q *q, sqlite3 *db, const char *list, char *err)
         for (int i = 0; i < q->n; i++)
             if (strcmp(q->cols[i].name, k) == 0)
                 return dm_err(err, DM_E_INPUT, "runs --cols: '%s' is a column already", k);
-        if (exists(db, "SELECT 1 FROM params WHERE key = %Q LIMIT 1", k))
+        if (strncmp(k, "tag.", 4) == 0 && k[4])
+            st = add_col(q, k, COL_TEXT,
+                         sqlite3_mprintf("(SELECT t.value FROM tags t WHERE t.run_id = r.run_id AND t.key = %Q)", k + 4),
+                         err);
+        else if (exists(db, "SELECT 1 FROM params WHERE key = %Q LIMIT 1", k))
             st = add_col(q, k, COL_TEXT,
                          sqlite3_mprintf("(SELECT coalesce(p.int_value, p.real_value, p.text_value) FROM params p"
                                          " WHERE p.run_id = r.run_id AND p.key = %Q)", k), err);
@@ -171,6 +175,14 @@ static dm_status filters(const dm_cli *cli, sqlite3 *db, char **where, char **ou
             if (!exists(db, "SELECT 1 FROM sweep_runs WHERE sweep = %Q LIMIT 1", v))
                 return dm_err(err, DM_E_INPUT, "runs --sweep: no sweep '%s' in the index", v);
             append(where, " AND r.run_id IN (SELECT run_id FROM sweep_runs WHERE sweep = %Q)", v);
+        } else if (strcmp(k, "tag") == 0) {
+            const char *eq = strchr(v, '=');
+            char key[128];
+            snprintf(key, sizeof key, "%.*s", eq ? (int)(eq - v) : 0, v);
+            if (eq)
+                append(where, " AND r.run_id IN (SELECT run_id FROM tags WHERE key = %Q AND value = %Q)", key, eq + 1);
+            else
+                append(where, " AND r.run_id IN (SELECT run_id FROM tags WHERE key = %Q)", v);
         } else if (strcmp(k, "where") == 0) {
             append(where, " AND (%s)", v);
         } else if (strcmp(k, "status") == 0) {

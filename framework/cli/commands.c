@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "core/alloc.h"
+#include "io/annotations.h"
 #include "io/reindex.h"
 #include "io/runstore.h"
 #include "io/spec.h"
@@ -177,6 +178,8 @@ static dm_status cmd_show(dm_cli *cli, char *err)
         { "last_metrics", "SELECT key, step, printf('%%.6g', value) AS value FROM last_metrics WHERE run_id = %Q ORDER BY key" },
         { "evals", "SELECT metric, sampler, nfe, n_samples, printf('%%.6g', value) AS value, settings FROM evals"
                    " WHERE run_id = %Q ORDER BY sampler, metric" },
+        { "tags", "SELECT key, value FROM tags WHERE run_id = %Q ORDER BY key" },
+        { "notes", "SELECT time, text FROM notes WHERE run_id = %Q ORDER BY n" },
     };
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         char *sql = sqlite3_mprintf(parts[i].sql, id);
@@ -199,6 +202,63 @@ static dm_status cmd_show(dm_cli *cli, char *err)
 out:
     dm_index_close(ix);
     return st;
+}
+
+/* tag RUN KEY=VALUE... and note RUN TEXT: the run's annotations file first (the truth), then
+ * its rows in the index, both under the run's annotation lock. */
+typedef struct annot_ix {
+    const char *results, *id;
+    int file_written;
+} annot_ix;
+
+static dm_status annot_index(void *ctx, const dm_annotations *a, char *err)
+{
+    annot_ix *c = ctx;
+    char path[4096];
+    dm_index *ix = NULL;
+    c->file_written = 1;
+    snprintf(path, sizeof path, "%s/index.sqlite", c->results);
+    dm_status st = dm_index_open(path, 0, &ix, err);
+    if (!st)
+        st = dm_index_put_annotations(ix, c->id, a, err);
+    dm_index_close(ix);
+    return st;
+}
+
+static dm_status annotate(dm_cli *cli, int n_kv, const char *const *kv, const char *note, char *err)
+{
+    char dir[4096], id[512];
+    dm_annotations a = { 0 };
+    dm_status st = dm_runstore_find(cli->results, cli->args[1], dir, sizeof dir, id, sizeof id, err);
+    if (st)
+        return st;
+    annot_ix c = { cli->results, id, 0 };
+    st = dm_annotations_update(cli->results, id, dir, n_kv, kv, note, annot_index, &c, &a, err);
+    if (st && c.file_written) {
+        dm_err_prefix(err, "run %s: written to %s/annotations.yaml, but the index is not updated (`difflab "
+                      "reindex` brings it up to date)", id, dir);
+    } else if (!st) {
+        fprintf(cli->out, "run %s: %zu tag%s", id, a.n_tags, a.n_tags == 1 ? "" : "s");
+        for (size_t i = 0; i < a.n_tags; i++)
+            fprintf(cli->out, "%s %s=%s", i ? "," : "", a.tags[i].key, a.tags[i].value);
+        fprintf(cli->out, "; %zu note%s\n", a.n_notes, a.n_notes == 1 ? "" : "s");
+    }
+    dm_annotations_free(&a);
+    return st;
+}
+
+static dm_status cmd_tag(dm_cli *cli, char *err)
+{
+    if (cli->n_args < 3)
+        return dm_err(err, DM_E_INPUT, "tag: usage: difflab tag RUN KEY=VALUE [KEY=VALUE ...] (KEY= removes a tag)");
+    return annotate(cli, cli->n_args - 2, cli->args + 2, NULL, err);
+}
+
+static dm_status cmd_note(dm_cli *cli, char *err)
+{
+    if (cli->n_args != 3)
+        return dm_err(err, DM_E_INPUT, "note: usage: difflab note RUN \"TEXT\" (the text is one argument: quote it)");
+    return annotate(cli, 0, NULL, cli->args[2], err);
 }
 
 /* Rebuild the index from the run files; skipped folders are listed on stderr and make the exit
@@ -228,7 +288,7 @@ typedef struct verb {
 static const verb verbs[] = {
     { "run", cmd_run }, { "sample", cmd_sample }, { "keys", cmd_keys }, { "runs", dm_cli_runs },
     { "show", cmd_show }, { "query", cmd_query }, { "sweep", cmd_sweep }, { "resume", cmd_resume }, { "reproduce", cmd_reproduce },
-    { "reindex", cmd_reindex }, { "table", dm_cli_table },
+    { "reindex", cmd_reindex }, { "table", dm_cli_table }, { "tag", cmd_tag }, { "note", cmd_note },
     { NULL, NULL },
 };
 
@@ -237,5 +297,5 @@ dm_status dm_cli_dispatch(dm_cli *cli, char *err)
     for (const verb *v = verbs; v->name; v++)
         if (strcmp(v->name, cli->args[0]) == 0)
             return v->fn(cli, err);
-    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query, sweep, resume, reproduce, reindex, table", cli->args[0]);
+    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query, sweep, resume, reproduce, reindex, table, tag, note", cli->args[0]);
 }

@@ -52,6 +52,7 @@ static const cli_opt opts[] = {
     { "cols", "KEY[,KEY]", "runs", "more columns: spec keys (train.lr), metrics of the run's own sampler (fd, kid), "
                                    "training series (grad_norm)" },
     { "sort", "COL[,COL]", "runs", "order by these columns (-COL: descending); default: created" },
+    { "tag", "KEY=VALUE", "runs", "only runs with this tag (repeatable; KEY alone: any value)" },
     { "agg", "last|mean|min|max", "table", "one value per run from its series or matching evals" },
     { "err", "std|sem", "table", "the error shown: standard deviation or standard error" },
     { "format", "md|latex|csv", "table", "Markdown (default), LaTeX booktabs, CSV (one line per cell)" },
@@ -88,7 +89,11 @@ static const cli_cmd cmds[] = {
       "expand a sweep into results/sweeps/<name>/ (then make -f Makefile.runs SWEEP=<name> -j N); "
       "status: counts by state and the failed runs' errors; run: one manifest line (what make and Slurm "
       "call); --launcher slurm: submit the unfinished lines as one array job" },
-    { "reindex", "reindex", "rebuild the index from results/runs/*/run.h5 (atomic swap)" },
+    { "tag", "tag RUN KEY=VALUE [KEY=VALUE ...]",
+      "set tags of a run (KEY= removes one): in results/runs/<id>/annotations.yaml and the index's tags "
+      "table; `runs --tag KEY=VALUE`, `--where` and `table --rows tag.KEY` use them" },
+    { "note", "note RUN \"TEXT\"", "add a dated note to a run (annotations.yaml and the index's notes table)" },
+    { "reindex", "reindex", "rebuild the index from results/runs/*/run.h5 and annotations.yaml (atomic swap)" },
 };
 #define N_CMDS (sizeof cmds / sizeof *cmds)
 

@@ -329,8 +329,10 @@ static dm_status open_conn(dm_index *ix, char *err)
         goto out;
     if (h.version == 0 && (st = dm_ix_with_retry(ix, dm_ix_create_schema, NULL, err)))
         goto out;
-    if (h.version == 1 && !ix->readonly &&
+    if (h.version >= 1 && h.version < DM_INDEX_SCHEMA_VERSION && !ix->readonly &&
         (st = dm_ix_with_retry(ix, dm_ix_migrate_schema, NULL, err)))
+        goto out;
+    if (h.version >= 1 && h.version < 3 && ix->readonly && (st = dm_ix_temp_annot_tables(ix, err)))
         goto out;
     if ((st = dm_ix_with_retry(ix, dm_ix_ensure_views, ix->readonly ? (void *)ix : NULL, err)))
         goto out;

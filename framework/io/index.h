@@ -1,7 +1,7 @@
 /* index.h — results/index.sqlite, the derived, rebuildable index of runs.
  *
  * Tables: runs, sweep_runs, params (typed: int_value / real_value / text_value), metrics,
- * evals, metric_info; views: last_metrics (last value per run and key), group_evals and
+ * evals, metric_info, tags and notes (io/annotations.h); views: last_metrics (last value per run and key), group_evals and
  * group_metrics (mean, std, n per group_hash across seeds: one value per seed, repeats counted
  * apart), run_summary, group_summary, students. Schema version in PRAGMA user_version.
  * Writers use WAL, a busy timeout, and one short BEGIN IMMEDIATE transaction per run upsert;
@@ -21,7 +21,8 @@
 
 typedef struct dm_index dm_index;
 
-#define DM_INDEX_SCHEMA_VERSION 2   /* 2: runs.slurm_job_id, slurm_array_job_id, slurm_array_task_id */
+#define DM_INDEX_SCHEMA_VERSION 3   /* 2: runs.slurm_job_id, slurm_array_job_id, slurm_array_task_id;
+                                       3: tables tags and notes */
 #define DM_INDEX_BUSY_MS 10000   /* SQLite's busy handler: how long one statement waits */
 #define DM_INDEX_RETRY_S 30      /* transient lock failures are retried for this long in all */
 
@@ -35,7 +36,11 @@ void dm_index_close(dm_index *ix);
 dm_status dm_index_upsert_run(dm_index *ix, const dm_runrec *r, const dm_spec *spec,
                               const char *run_path, char *err);
 
-/* Delete every row of a run (no error if there is none). */
+/* Replace the tags and notes rows of a run by a's (its annotations file's content). */
+struct dm_annotations;
+dm_status dm_index_put_annotations(dm_index *ix, const char *run_id, const struct dm_annotations *a, char *err);
+
+/* Delete every row of a run, its tags and notes included (no error if there is none). */
 dm_status dm_index_delete_run(dm_index *ix, const char *run_id, char *err);
 
 /* The status in the runs row of run_id into status (n bytes), "" if the index has no such row. */

@@ -85,8 +85,11 @@ dm_status dm_ix_ensure_sqrt(dm_index *ix, char *err);
  * it while we waited for the lock. */
 dm_status dm_ix_create_schema(dm_index *ix, void *ctx, char *err);
 
-/* dm_ix_op: a version-1 index brought to the current version. */
+/* dm_ix_op: an index of version 1 or 2 brought to the current version. */
 dm_status dm_ix_migrate_schema(dm_index *ix, void *ctx, char *err);
+/* A read-only connection to an index older than the tags and notes tables: empty TEMP ones, so
+ * that queries of them work. */
+dm_status dm_ix_temp_annot_tables(dm_index *ix, char *err);
 
 /* dm_ix_op: the views of an index made before their current version (or before them); ctx
  * non-NULL on a read-only connection (TEMP views shadow the file's). */

@@ -221,6 +221,14 @@ static const char metric_info_sql[] = DM_METRIC_INFO_SQL;
 static const char views_sql[] = DM_VIEWS("");
 static const char views_temp_sql[] = DM_VIEWS("TEMP ");
 
+/* A run's tags and notes (io/annotations.h; their files are the truth, reindex rebuilds these).
+ * No foreign key: a run's rows are replaced on every upsert, its annotations are not. */
+#define DM_ANNOT_TABLES_SQL(TEMP)                                                                  \
+    "CREATE " TEMP "TABLE IF NOT EXISTS tags (\n"                                                  \
+    "  run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (run_id, key));\n"        \
+    "CREATE " TEMP "TABLE IF NOT EXISTS notes (\n"                                                 \
+    "  run_id TEXT NOT NULL, n INTEGER NOT NULL, time TEXT, text TEXT, PRIMARY KEY (run_id, n));\n"
+
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS runs (\n"
     "  run_id TEXT PRIMARY KEY,\n"
@@ -248,6 +256,7 @@ static const char schema_sql[] =
     "  metric TEXT NOT NULL, sampler TEXT, nfe INTEGER, settings TEXT,\n"
     "  n_samples INTEGER, value REAL);\n"
     "CREATE INDEX IF NOT EXISTS evals_run ON evals(run_id);\n"
+    DM_ANNOT_TABLES_SQL("")
     /* lower_is_better: 1 lower, 0 higher, -1 neither (a description, not a score: no best). */
     DM_METRIC_INFO_SQL
     /* SQLite documents that with max() the bare columns come from the row holding the max. */
@@ -311,9 +320,10 @@ out:
     return st;
 }
 
-/* Bring a version-1 index (written before the Slurm columns) to the current version: ALTER TABLE
- * adds the columns, which CREATE TABLE IF NOT EXISTS would not. Old rows get NULLs there (a
- * reindex fills them from the run files). */
+/* Bring an index of an older version to the current one: version 1 (before the Slurm columns):
+ * ALTER TABLE adds the columns, which CREATE TABLE IF NOT EXISTS would not, old rows get NULLs
+ * there (a reindex fills them from the run files); version 2 (before tags and notes): the two
+ * tables, empty until runs are tagged or the index is rebuilt. */
 dm_status dm_ix_migrate_schema(dm_index *ix, void *ctx, char *err)
 {
     (void)ctx;
@@ -329,6 +339,9 @@ dm_status dm_ix_migrate_schema(dm_index *ix, void *ctx, char *err)
                             "ALTER TABLE runs ADD COLUMN slurm_array_task_id INTEGER;"
                             "PRAGMA user_version = 2;",
                         "adding the Slurm columns (schema version 1 -> 2)", err);
+    if (!st && (version == 1 || version == 2))
+        st = dm_ix_exec(ix, DM_ANNOT_TABLES_SQL("") "PRAGMA user_version = 3;",
+                        "adding the tags and notes tables (schema version 2 -> 3)", err);
     if (st)
         sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
     else if ((st = dm_ix_exec(ix, "COMMIT", "committing the schema migration", err)))
@@ -371,4 +384,9 @@ dm_status dm_ix_ensure_metric_info(dm_index *ix, void *ctx, char *err)
 {
     (void)ctx;
     return dm_ix_exec(ix, metric_info_sql, "updating metric_info", err);
+}
+
+dm_status dm_ix_temp_annot_tables(dm_index *ix, char *err)
+{
+    return dm_ix_exec(ix, DM_ANNOT_TABLES_SQL("TEMP "), "adding empty tags and notes tables", err);
 }

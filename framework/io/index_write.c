@@ -1,6 +1,6 @@
 /* index_write.c — the writers of results/index.sqlite: a run's rows replaced in one BEGIN
  * IMMEDIATE transaction (runs row from its attrs and hashes, params from its spec, metrics from
- * its series, evals), a run deleted, a run's status updated. Each is one dm_ix_op run through
+ * its series, evals), a run deleted, a run's status updated, a run's tags and notes replaced. Each is one dm_ix_op run through
  * dm_ix_write_op (index.c): retried on a transient lock failure, redone if `difflab reindex`
  * replaced the file meanwhile, so each must be idempotent and roll back on error. */
 #include <errno.h>
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/annotations.h"
 #include "io/index.h"
 #include "io/index_internal.h"
 
@@ -246,12 +247,20 @@ dm_status dm_index_upsert_run(dm_index *ix, const dm_runrec *r, const dm_spec *s
     return st;
 }
 
+/* Every row of the run, its tags and notes too (an upsert keeps those). */
 static dm_status delete_op(dm_index *ix, void *ctx, char *err)
 {
     dm_status st = dm_ix_exec(ix, "BEGIN IMMEDIATE", "starting a transaction", err);
     if (st)
         return st;
-    if ((st = delete_rows(ix, ctx, err)) || (st = dm_ix_exec(ix, "COMMIT", "committing", err)))
+    char *sql = sqlite3_mprintf("DELETE FROM tags WHERE run_id = %Q; DELETE FROM notes WHERE run_id = %Q",
+                                (const char *)ctx, (const char *)ctx);
+    if (!sql)
+        st = dm_err(err, DM_E_NOMEM, "out of memory");
+    else
+        st = dm_ix_exec(ix, sql, "deleting the tags and notes", err);
+    sqlite3_free(sql);
+    if (st || (st = delete_rows(ix, ctx, err)) || (st = dm_ix_exec(ix, "COMMIT", "committing", err)))
         sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
     return st;
 }
@@ -299,4 +308,63 @@ dm_status dm_index_set_status(dm_index *ix, const char *run_id, const char *stat
 {
     status_ctx c = {run_id, status};
     return dm_ix_write_op(ix, status_op, &c, err);
+}
+
+typedef struct annot_ctx {
+    const char *run_id;
+    const dm_annotations *a;
+} annot_ctx;
+
+/* One transaction: the run's tags and notes rows deleted and written again. */
+static dm_status annot_op(dm_index *ix, void *ctx, char *err)
+{
+    const annot_ctx *c = ctx;
+    sqlite3_stmt *tag = NULL, *note = NULL;
+    dm_status st = dm_ix_exec(ix, "BEGIN IMMEDIATE", "starting a transaction", err);
+    if (st)
+        return st;
+    char *del = sqlite3_mprintf("DELETE FROM tags WHERE run_id = %Q; DELETE FROM notes WHERE run_id = %Q",
+                                c->run_id, c->run_id);
+    if (!del) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory");
+        goto out;
+    }
+    st = dm_ix_exec(ix, del, "deleting the old tags and notes", err);
+    sqlite3_free(del);
+    if (st || (st = prep(ix, "INSERT INTO tags (run_id, key, value) VALUES (?1, ?2, ?3)", &tag, err)) ||
+        (st = prep(ix, "INSERT INTO notes (run_id, n, time, text) VALUES (?1, ?2, ?3, ?4)", &note, err)))
+        goto out;
+    for (size_t i = 0; i < c->a->n_tags && !st; i++) {
+        if ((sqlite3_bind_text(tag, 1, c->run_id, -1, SQLITE_STATIC) |
+             sqlite3_bind_text(tag, 2, c->a->tags[i].key, -1, SQLITE_STATIC) |
+             sqlite3_bind_text(tag, 3, c->a->tags[i].value, -1, SQLITE_STATIC)) != SQLITE_OK)
+            st = dm_ix_sql_err(ix, err, "binding a tag");
+        else
+            st = step_done(ix, tag, "inserting a tag", err);
+    }
+    for (size_t i = 0; i < c->a->n_notes && !st; i++) {
+        if ((sqlite3_bind_text(note, 1, c->run_id, -1, SQLITE_STATIC) | sqlite3_bind_int64(note, 2, (sqlite3_int64)i + 1) |
+             sqlite3_bind_text(note, 3, c->a->notes[i].time, -1, SQLITE_STATIC) |
+             sqlite3_bind_text(note, 4, c->a->notes[i].text, -1, SQLITE_STATIC)) != SQLITE_OK)
+            st = dm_ix_sql_err(ix, err, "binding a note");
+        else
+            st = step_done(ix, note, "inserting a note", err);
+    }
+    if (!st)
+        st = dm_ix_exec(ix, "COMMIT", "committing", err);
+out:
+    sqlite3_finalize(tag);
+    sqlite3_finalize(note);
+    if (st)
+        sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
+}
+
+dm_status dm_index_put_annotations(dm_index *ix, const char *run_id, const dm_annotations *a, char *err)
+{
+    annot_ctx c = { run_id, a };
+    dm_status st = dm_ix_write_op(ix, annot_op, &c, err);
+    if (st)
+        dm_err_prefix(err, "indexing the tags and notes of run %s", run_id);
+    return st;
 }

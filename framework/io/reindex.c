@@ -21,6 +21,7 @@
 
 #include "core/alloc.h"
 #include "core/path.h"
+#include "io/annotations.h"
 #include "io/index.h"
 #include "io/runlog.h"
 #include "io/runstore.h"
@@ -34,6 +35,7 @@ typedef struct entry {
     ino_t ino;
     off_t size;
     struct timespec mtime;
+    struct stat annot;      /* annotations.yaml when last read (st_ino 0: none) */
     char *run_id;           /* indexed as this run; NULL if skipped */
     char *reason;           /* why it was skipped; NULL if indexed */
 } entry;
@@ -277,8 +279,28 @@ static dm_status index_entry(reindex_ctx *c, dm_index *fresh, entry *e, char *er
     if (e->run_id && strcmp(e->run_id, run_id) != 0 &&
         (st = dm_index_delete_run(fresh, e->run_id, err)))
         goto out;
-    if ((st = dm_index_upsert_run(fresh, &rec, spec, path, err)))
+    /* Its tags and notes (a file of its own, io/annotations.h): a file that does not read skips
+     * the run, naming the place, rather than indexing it without them. */
+    char ap[DM_PATH_SIZE];
+    dm_annotations an = { 0 };
+    if ((st = dm_path_fmt(ap, sizeof ap, err, "%s/annotations.yaml", dir)))
         goto out;
+    if (stat(ap, &e->annot) != 0)
+        memset(&e->annot, 0, sizeof e->annot);
+    if ((st = dm_annotations_read(dir, &an, why))) {
+        if (st == DM_E_NOMEM) {
+            dm_err(err, st, "%s", why);
+            goto out;
+        }
+        st = skip(fresh, e, why, err);
+        goto out;
+    }
+    if ((st = dm_index_upsert_run(fresh, &rec, spec, path, err)) ||
+        (st = dm_index_put_annotations(fresh, run_id, &an, err))) {
+        dm_annotations_free(&an);
+        goto out;
+    }
+    dm_annotations_free(&an);
     dm_free(e->reason);
     e->reason = NULL;
     dm_free(e->run_id);
@@ -290,11 +312,18 @@ out:
     return st;
 }
 
-/* run.h5 of e is no longer the version that was read (or appeared, or went). */
+/* run.h5 or annotations.yaml of e is no longer the version that was read (or appeared, or went). */
 static int changed(const reindex_ctx *c, const entry *e)
 {
     char h5[DM_PATH_SIZE];
     struct stat sb;
+    if (dm_path_fmt(h5, sizeof h5, NULL, "%s/runs/%s/annotations.yaml", c->results, e->name))
+        return 1;
+    if (stat(h5, &sb) != 0)
+        memset(&sb, 0, sizeof sb);
+    if (sb.st_ino != e->annot.st_ino || sb.st_size != e->annot.st_size ||
+        sb.st_mtim.tv_sec != e->annot.st_mtim.tv_sec || sb.st_mtim.tv_nsec != e->annot.st_mtim.tv_nsec)
+        return 1;
     if (dm_path_fmt(h5, sizeof h5, NULL, "%s/runs/%s/run.h5", c->results, e->name))
         return 1;
     if (stat(h5, &sb) != 0)

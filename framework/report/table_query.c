@@ -202,6 +202,17 @@ dm_status dm_table_check_def(sqlite3 *db, const dm_table_def *d, const char *con
                               all[i], d->metric);
             continue;
         }
+        if (strncmp(all[i], "tag.", 4) == 0) { /* a run's tag (difflab tag) */
+            sql = sqlite3_mprintf("SELECT 1 FROM tags WHERE key = %Q", all[i] + 4);
+            if ((e = exists(db, sql, err)) < 0)
+                goto fail;
+            sqlite3_free(sql);
+            sql = NULL;
+            if (!e)
+                return dm_err(err, DM_E_INPUT, "%s: no run in the index has the tag '%s' (`difflab tag RUN "
+                              "%s=VALUE` sets one)", origin_of(d, opt, ob, sizeof ob), all[i] + 4, all[i] + 4);
+            continue;
+        }
         sql = sqlite3_mprintf("SELECT 1 FROM params WHERE key = %Q", all[i]);
         if ((e = exists(db, sql, err)) < 0)
             goto fail;
@@ -246,9 +257,14 @@ static char *finish_str(sqlite3_str *b, int *oom)
     return t ? t : sqlite3_mprintf("%s", "");
 }
 
-/* A param of the run r by its key, as a join pK and its value. */
+/* A param of the run r by its key, as a join pK and its value; tag.KEY: the run's tag KEY. */
 static void append_param(sqlite3_str *cols, sqlite3_str *joins, const char *key, int k)
 {
+    if (strncmp(key, "tag.", 4) == 0) {
+        sqlite3_str_appendf(cols, ", p%d.value", k);
+        sqlite3_str_appendf(joins, " LEFT JOIN tags p%d ON p%d.run_id = r.run_id AND p%d.key = %Q", k, k, k, key + 4);
+        return;
+    }
     sqlite3_str_appendf(cols, ", coalesce(p%d.int_value, p%d.real_value, p%d.text_value)", k, k, k);
     sqlite3_str_appendf(joins, " LEFT JOIN params p%d ON p%d.run_id = r.run_id AND p%d.key = %Q",
                         k, k, k, key);
