@@ -127,18 +127,45 @@ static const cli_cmd *find_cmd(const char *name)
     return NULL;
 }
 
+/* text from column `col` on (the cursor is there), wrapped at word boundaries before column 100
+ * with later lines indented to col. */
+static void put_wrapped(FILE *out, int col, const char *text)
+{
+    enum { WIDTH = 100 };
+    int at = col;
+    for (const char *p = text; *p;) {
+        const int w = (int)strcspn(p, " ");
+        if (at > col && at + 1 + w > WIDTH) {
+            fprintf(out, "\n%*s", col, "");
+            at = col;
+        } else if (at > col) {
+            fputc(' ', out);
+            at++;
+        }
+        fprintf(out, "%.*s", w, p);
+        at += w;
+        p += w;
+        while (*p == ' ')
+            p++;
+    }
+    fputc('\n', out);
+}
+
 static void print_opt(FILE *out, const cli_opt *o)
 {
     char head[64];
     snprintf(head, sizeof head, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-    fprintf(out, "  %-26s%s\n", head, o->doc);
+    fprintf(out, "  %-26s", head);
+    put_wrapped(out, 28, o->doc);
 }
 
 static void usage(FILE *out)
 {
     fputs("usage: difflab [--results DIR] COMMAND [args] [options]\n\ncommands:\n", out);
-    for (size_t i = 0; i < N_CMDS; i++)
-        fprintf(out, "  %-10s%s\n", cmds[i].name, cmds[i].doc);
+    for (size_t i = 0; i < N_CMDS; i++) {
+        fprintf(out, "  %-10s", cmds[i].name);
+        put_wrapped(out, 12, cmds[i].doc);
+    }
     fputs("\noptions of every command:\n", out);
     for (size_t i = 0; i < N_OPTS; i++)
         if (strcmp(opts[i].cmds, "*") == 0)
@@ -148,7 +175,9 @@ static void usage(FILE *out)
 
 static void cmd_usage(FILE *out, const cli_cmd *c)
 {
-    fprintf(out, "usage: difflab %s [options]\n\n%s\n\noptions:\n", c->usage, c->doc);
+    fprintf(out, "usage: difflab %s [options]\n\n", c->usage);
+    put_wrapped(out, 0, c->doc);
+    fputs("\noptions:\n", out);
     for (size_t i = 0; i < N_OPTS; i++)
         if (takes(&opts[i], c->name) && strcmp(opts[i].cmds, "*") != 0)
             print_opt(out, &opts[i]);
