@@ -139,7 +139,8 @@ static dm_status extra_cols(runs_q *q, sqlite3 *db, const char *list, char *err)
     return DM_OK;
 }
 
-/* Appends to *sql (sqlite3 string) the text fmt; frees the old one. */
+/* Appends to *sql (an sqlite3 string) the text fmt; frees the old one. After a failure *sql is
+ * NULL and stays NULL (every later append fails too), so one check at the end is enough. */
 static int append(char **sql, const char *fmt, ...); /* sqlite3_mprintf formats: %Q, %w */
 static int append(char **sql, const char *fmt, ...)
 {
@@ -147,7 +148,7 @@ static int append(char **sql, const char *fmt, ...)
     va_start(ap, fmt);
     char *more = sqlite3_vmprintf(fmt, ap);
     va_end(ap);
-    char *joined = more ? sqlite3_mprintf("%s%s", *sql ? *sql : "", more) : NULL;
+    char *joined = more && *sql ? sqlite3_mprintf("%s%s", *sql, more) : NULL;
     sqlite3_free(more);
     sqlite3_free(*sql);
     *sql = joined;
@@ -200,10 +201,8 @@ static dm_status filters(const dm_cli *cli, sqlite3 *db, char **where, char **ou
             }
             append(outer, ")");
         }
-        if (!*where || !*outer)
-            return dm_err(err, DM_E_NOMEM, "out of memory");
     }
-    return DM_OK;
+    return *where && *outer ? DM_OK : dm_err(err, DM_E_NOMEM, "out of memory");
 }
 
 /* ORDER BY from --sort ([-]COL, COL a column), then created and run_id. */
@@ -237,11 +236,12 @@ dm_status dm_cli_runs(dm_cli *cli, char *err)
 {
     runs_q q = { .n = 0 };
     dm_index *ix = NULL;
-    char *where = NULL, *outer = NULL, *sql = NULL, path[4096];
+    char *where = sqlite3_mprintf("%s", ""), *outer = sqlite3_mprintf("%s", ""), *sql = sqlite3_mprintf("%s", "");
+    char path[4096];
     snprintf(path, sizeof path, "%s/index.sqlite", cli->results);
-    dm_status st = dm_index_open(path, 1, &ix, err);
+    dm_status st = !where || !outer || !sql ? dm_err(err, DM_E_NOMEM, "out of memory") : dm_index_open(path, 1, &ix, err);
     if (st)
-        return st;
+        goto out;
     sqlite3 *db = dm_index_db(ix);
     if (sqlite3_create_function(db, "run_alive", 1, SQLITE_UTF8, (void *)cli->results, sql_run_alive, NULL, NULL)
         != SQLITE_OK) {
