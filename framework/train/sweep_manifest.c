@@ -1,6 +1,7 @@
 /* sweep_manifest.c — `difflab sweep SWEEP.yaml`: the expanded lines frozen as
  * results/sweeps/<name>/ (manifest.jsonl, specs/, sweep.yaml, the make fragment sweep.mk) and
- * recorded in the index; and the manifest read back, line by line. */
+ * recorded in the index; a frozen sweep extended append-only (new seeds, new axis values: the old
+ * lines keep their numbers); and the manifest read back, line by line. */
 #define _GNU_SOURCE 1   /* nftw */
 #include "train/sweep.h"
 #include "train/sweep_internal.h"
@@ -170,6 +171,87 @@ static int is_dir(const char *p)
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+/* The run id of a manifest line (text up to its newline) into id; 0 if it has none. */
+static int line_run_id(const char *l, char *id, size_t n)
+{
+    const char *nl = strchr(l, '\n'), *r = strstr(l, "\"run_id\":\"");
+    if (!r || (nl && r > nl))
+        return 0;
+    r += 10;
+    const size_t m = strcspn(r, "\"");
+    if (m >= n)
+        return 0;
+    memcpy(id, r, m);
+    id[m] = '\0';
+    return 1;
+}
+
+/* An extension of a frozen sweep (more seeds, more axis values): the lines of the old manifest
+ * first, in their order, then the new ones in expansion order (lines permuted in place). Returns
+ * the number of old lines, or -1 when an old line's run is not among the new lines (the message
+ * in err). Whether the old lines are unchanged the caller checks: the old manifest must be a
+ * prefix of the new one. */
+static long put_old_first(const char *old, dm_sweep_line *lines, size_t nl, const char *path, char *err)
+{
+    dm_sweep_line *ord = dm_malloc(sizeof *ord * (nl ? nl : 1));
+    char *used = dm_calloc(nl ? nl : 1, 1);
+    long k = 0;
+    if (!ord || !used) {
+        dm_free(ord);
+        dm_free(used);
+        dm_err(err, DM_E_NOMEM, "out of memory");
+        return -1;
+    }
+    for (const char *l = old; *l; k++) {
+        char id[256];
+        size_t j = 0;
+        if (line_run_id(l, id, sizeof id))
+            while (j < nl && (used[j] || strcmp(lines[j].run_id, id) != 0))
+                j++;
+        if (!line_run_id(l, id, sizeof id) || j == nl || (size_t)k >= nl) {
+            dm_err(err, DM_E_INPUT, "%s: line %ld of the frozen sweep (run %s) is not among the new lines: a "
+                   "launched sweep only grows (more seeds, more values of an axis)", path, k,
+                   line_run_id(l, id, sizeof id) ? id : "?");
+            dm_free(ord);
+            dm_free(used);
+            return -1;
+        }
+        ord[k] = lines[j];
+        used[j] = 1;
+        const char *nx = strchr(l, '\n');
+        if (!nx)
+            break;
+        l = nx + 1;
+    }
+    size_t w = (size_t)k;
+    for (size_t j = 0; j < nl; j++)
+        if (!used[j])
+            ord[w++] = lines[j];
+    memcpy(lines, ord, sizeof *ord * nl);
+    dm_free(ord);
+    dm_free(used);
+    return k;
+}
+
+/* A frozen sweep grows by its new lines: their specs, then the manifest (the old one its prefix),
+ * then the make fragment and the sweep file, each replaced atomically. Line numbers (make
+ * targets, Slurm array indices) of the old lines stay. */
+static dm_status extend(const char *dir, const dm_sweep_def *s, const dm_sweep_line *lines, size_t nl, size_t n_old,
+                        const char *manifest, const char *frag, char *err)
+{
+    char q[DM_PATH_SIZE];
+    dm_status st = DM_OK;
+    for (size_t i = n_old; i < nl && !st; i++)
+        if (!(st = dm_path_fmt(q, sizeof q, err, "%s/specs/%zu.yaml", dir, i)))
+            st = write_text(q, lines[i].spec, strlen(lines[i].spec), err);
+    if (st || (st = dm_path_fmt(q, sizeof q, err, "%s/manifest.jsonl", dir)) ||
+        (st = write_text(q, manifest, strlen(manifest), err)) ||
+        (st = dm_path_fmt(q, sizeof q, err, "%s/sweep.mk", dir)) || (st = write_text(q, frag, strlen(frag), err)) ||
+        (st = dm_path_fmt(q, sizeof q, err, "%s/sweep.yaml", dir)))
+        return st;
+    return write_text(q, s->text, s->text_len, err);
+}
+
 dm_status dm_sweep_expand(const char *results, const char *path, int quick, char *name_out, size_t name_n, FILE *out,
                           char *err)
 {
@@ -193,18 +275,51 @@ dm_status dm_sweep_expand(const char *results, const char *path, int quick, char
     if ((st = dm_path_fmt(dir, sizeof dir, err, "%s/sweeps/%s", results, s.name)) ||
         (st = dm_path_fmt(p, sizeof p, err, "%s/manifest.jsonl", dir)))
         goto out;
-    /* Frozen: an existing manifest must be this one. */
+    /* Frozen: an existing manifest must be this one, or the start of this one (an extension:
+     * its lines first, the new ones after). */
     if (is_dir(dir)) {
         if ((st = dm_sweep_read_file(p, &old, &old_len, err)))
             goto out;
-        if (old_len != strlen(manifest) || memcmp(old, manifest, old_len) != 0) {
-            st = dm_err(err, DM_E_INPUT,
-                        "%s: sweep '%s' was expanded before to another manifest (%s): a launched sweep is frozen; "
-                        "give the new one another name, or delete %s", path, s.name, p, dir);
+        if (old_len == strlen(manifest) && memcmp(old, manifest, old_len) == 0) {
+            /* An extension cut short after its manifest left the old make fragment: mend it. */
+            char mk[DM_PATH_SIZE], *have = NULL;
+            size_t have_len = 0;
+            if ((st = dm_path_fmt(mk, sizeof mk, err, "%s/sweep.mk", dir)))
+                goto out;
+            if (dm_sweep_read_file(mk, &have, &have_len, err) != DM_OK || have_len != strlen(frag) ||
+                memcmp(have, frag, have_len) != 0)
+                st = write_text(mk, frag, strlen(frag), err);
+            dm_free(have);
+            if (st)
+                goto out;
+            fprintf(out, "sweep %s: %zu runs, unchanged (%s)\n", s.name, nl, dir);
+            st = index_sweep(results, s.name, lines, nl, err);
             goto out;
         }
-        fprintf(out, "sweep %s: %zu runs, unchanged (%s)\n", s.name, nl, dir);
-        st = index_sweep(results, s.name, lines, nl, err);
+        const long n_old = put_old_first(old, lines, nl, path, err);
+        if (n_old < 0) {
+            st = DM_E_INPUT;
+            goto out;
+        }
+        dm_free(manifest);
+        dm_free(frag);
+        if (!(manifest = manifest_text(lines, nl)) || !(frag = fragment_text(s.name, lines, nl))) {
+            st = dm_err(err, DM_E_NOMEM, "out of memory");
+            goto out;
+        }
+        if (strlen(manifest) < old_len || memcmp(old, manifest, old_len) != 0) {
+            st = dm_err(err, DM_E_INPUT,
+                        "%s: sweep '%s' was expanded before to another manifest (%s), and not as its start: a "
+                        "launched sweep is frozen, it only grows by new seeds or new values of its axes (the old "
+                        "lines unchanged); give the new one another name, or delete %s", path, s.name, p, dir);
+            goto out;
+        }
+        if ((st = extend(dir, &s, lines, nl, (size_t)n_old, manifest, frag, err)) ||
+            (st = index_sweep(results, s.name, lines, nl, err)))
+            goto out;
+        fprintf(out, "sweep %s: extended from %ld to %zu runs (lines 0 to %ld unchanged) in %s\n"
+                "  make -f Makefile.runs SWEEP=%s RESULTS=%s -j 2\n", s.name, n_old, nl, n_old - 1, dir, s.name,
+                results);
         goto out;
     }
     /* Build in a temporary folder, then rename it into place. */

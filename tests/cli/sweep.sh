@@ -116,8 +116,26 @@ expect_exit 0 "$DIFFLAB" query "SELECT count(*), count(DISTINCT group_hash) FROM
 # Done lines are not run again; expanding again is a no-op; an edited sweep is refused.
 expect_exit 0 "${MAKE[@]}" SWEEP=a -j 2 && { grep -q 'finished in' "$TMP/out" && fail "done lines ran again" || pass; }
 expect_exit 0 "$DIFFLAB" sweep a.yaml && expect_out 'unchanged'
+# A change that is not only growth is refused; more seeds (or more values of an axis) extend the
+# frozen sweep append-only: the old lines keep their numbers (make targets, Slurm indices) and
+# runs, only the new lines run.
+sed 's/^grid:/set: {train.steps: 41}\ngrid:/' a.yaml > a_changed.yaml
+state=$(tree_state results/sweeps/a)
+if expect_exit 2 "$DIFFLAB" sweep a_changed.yaml; then expect_out 'is not among the new lines: a launched sweep only grows'; fi
+[ "$(tree_state results/sweeps/a)" = "$state" ] && pass || fail "a refused extension changed results/sweeps/a"
+cp results/sweeps/a/manifest.jsonl a_manifest.before
 sed 's/seeds: \[0, 1\]/seeds: [0, 1, 2]/' a.yaml > a2.yaml
-if expect_exit 2 "$DIFFLAB" sweep a2.yaml; then expect_out 'frozen'; fi
+expect_exit 0 "$DIFFLAB" sweep a2.yaml && expect_out 'sweep a: extended from 12 to 18 runs \(lines 0 to 11 unchanged\)'
+[ "$(head -n 12 results/sweeps/a/manifest.jsonl)" = "$(cat a_manifest.before)" ] && pass || fail "extension changed old lines"
+[ "$(tail -n 6 results/sweeps/a/manifest.jsonl | grep -c '"seed":2,')" = 6 ] && pass || fail "new lines are not the seed-2 runs"
+[ -f results/sweeps/a/specs/17.yaml ] && pass || fail "no spec of line 17"
+expect_exit 0 "$DIFFLAB" sweep status a && expect_out '18 runs: 6 queued, 0 running, 12 finished'
+expect_exit 0 "${MAKE[@]}" SWEEP=a -j 2
+[ "$(grep -c 'finished in' "$TMP/out")" = 6 ] && pass || fail "make after the extension ran $(grep -c 'finished in' "$TMP/out") runs, want the 6 new"
+expect_exit 0 "$DIFFLAB" sweep status a && expect_out '18 runs: 0 queued, 0 running, 18 finished'
+expect_exit 0 "$DIFFLAB" sweep a2.yaml && expect_out 'unchanged'
+# Fewer seeds than the frozen sweep: a shrink, refused.
+if expect_exit 2 "$DIFFLAB" sweep a.yaml; then expect_out 'line 12 of the frozen sweep .* is not among the new lines'; fi
 
 # A second sweep sharing runs with the first: listed in both, run once.
 cat > b.yaml <<'Y'
