@@ -89,8 +89,9 @@ static void test_lines_id(void **state)
     free(out);
 }
 
-/* A phase: a line when it starts and one when it ends (its wall time and the work done); a
- * phase begun while another is open ends that one first; no work: no count. */
+/* A phase: a line when it starts and one when it ends (its wall time and the work done; a failed
+ * one "stopped after"); a phase begun while another is open ends that one first; no work: no
+ * count. */
 static void test_phase_lines(void **state)
 {
     (void)state;
@@ -104,8 +105,13 @@ static void test_phase_lines(void **state)
     dm_phase_begin(&p, DM_PROG_LINES, f, "r-s0", 0, "network evaluations", "metrics");
     dm_phase_end(&p);
     dm_phase_end(&p); /* closed: nothing */
+    dm_phase_begin(&p, DM_PROG_LINES, f, "r-s0", 0, "network evaluations", "likelihood");
+    dm_phase_add(&p, 7);
+    dm_phase_close(&p, 0); /* failed */
     char *out = slurp(f);
-    assert_int_equal(count(out, "\n"), 4);
+    assert_int_equal(count(out, "\n"), 6);
+    assert_non_null(strstr(out, "r-s0: likelihood: stopped after "));
+    assert_non_null(strstr(out, " s (7 network evaluations)\n"));
     assert_non_null(strstr(out, "r-s0: sampling ddpm, 100 samples ...\n"));
     assert_non_null(strstr(out, "r-s0: sampling ddpm, 100 samples: done in "));
     assert_non_null(strstr(out, " s (300 network evaluations)\n"));

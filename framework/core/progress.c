@@ -74,6 +74,7 @@ void dm_progress_done(dm_progress *p)
         fputc('\n', p->out);
 }
 
+/* final: 0 a progress line, 1 the end, 2 the end of a phase that failed. */
 static void phase_line(dm_phase *p, int final)
 {
     const double el = dm_now() - p->t0;
@@ -96,9 +97,10 @@ static void phase_line(dm_phase *p, int final)
             fputc('\n', p->out);
         p->drawn = !final;
     } else if (final && !p->done) {
-        fprintf(p->out, "%s%s%s: done in %.1f s\n", id, sep, p->what, el);
+        fprintf(p->out, "%s%s%s: %s %.1f s\n", id, sep, p->what, final == 2 ? "stopped after" : "done in", el);
     } else if (final) {
-        fprintf(p->out, "%s%s%s: done in %.1f s (%s)\n", id, sep, p->what, el, done);
+        fprintf(p->out, "%s%s%s: %s %.1f s (%s)\n", id, sep, p->what, final == 2 ? "stopped after" : "done in", el,
+                done);
     } else {
         fprintf(p->out, "%s%s%s: %s  %.1f s%s\n", id, sep, p->what, done, el, eta);
     }
@@ -137,9 +139,14 @@ void dm_phase_add(dm_phase *p, int64_t k)
 
 void dm_phase_end(dm_phase *p)
 {
+    dm_phase_close(p, 1);
+}
+
+void dm_phase_close(dm_phase *p, int ok)
+{
     if (!p->active)
         return;
     if (p->mode != DM_PROG_NONE)
-        phase_line(p, 1);
+        phase_line(p, ok ? 1 : 2);
     p->active = 0;
 }

@@ -57,5 +57,7 @@ void dm_phase_begin(dm_phase *p, dm_progress_mode mode, FILE *out, const char *i
 void dm_phase_add(dm_phase *p, int64_t k);
 /* Ends the open phase (no-op if none) with a line of its wall time. */
 void dm_phase_end(dm_phase *p);
+/* The same, saying "stopped after" instead of "done in" when !ok (the phase failed). */
+void dm_phase_close(dm_phase *p, int ok);
 
 #endif

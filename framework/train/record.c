@@ -319,7 +319,7 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
     dm_trainer_phase_begin(tr, want > 0 ? want * (int64_t)n * (tr->guidance->kind == DM_GUIDE_CFG ? 2 : 1) : 0,
                            "sampling %s, %zu samples", sampler->info.name, n);
     st = dm_trainer_sample(tr, sampler, sopts, x, nfe, err);
-    dm_trainer_phase_end(tr);
+    dm_trainer_phase_end(tr, st);
     if (st)
         goto out;
     dm_trainer_phase_begin(tr, 0, "metrics of %s nfe %lld", sampler->info.name, (long long)*nfe);
@@ -349,14 +349,14 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
         if (st)
             goto out;
     }
-    dm_trainer_phase_end(tr);
+    dm_trainer_phase_end(tr, DM_OK);
     /* Last: a new reference set may move the record's sample sets (set_name points into them). */
     if (tr->eopt->ode_err) {
         dm_trainer_phase_begin(tr, 0, "ode_err of %s: the RK45 reference", sampler->info.name);
         st = ode_err_record(tr, sampler, sopts, x, rec, *nfe, settings, err);
     }
 out:
-    dm_trainer_phase_end(tr);
+    dm_trainer_phase_end(tr, st); /* the metrics or ode_err phase, if one is open */
     dm_free(settings);
     dm_free_aligned(x);
     return st;
@@ -589,14 +589,14 @@ dm_status dm_nll_record(dm_trainer *tr, dm_runrec *rec, char *err)
     if (tr->sched.discrete) {
         dm_trainer_phase_begin(tr, n_pts * tr->sched.T, "the DDPM bound, %lld points", (long long)n_pts);
         const dm_status st = vlb_record(tr, rec, err);
-        dm_trainer_phase_end(tr);
+        dm_trainer_phase_end(tr, st);
         return st;
     }
     double nll;
     int64_t nfe;
     dm_trainer_phase_begin(tr, 0, "likelihood (PF-ODE), %lld points", (long long)n_pts);
     dm_status st = dm_trainer_nll(tr, &nll, &nfe, err);
-    dm_trainer_phase_end(tr);
+    dm_trainer_phase_end(tr, st);
     if (st)
         return st;
     double eps;

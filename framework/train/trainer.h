@@ -105,9 +105,10 @@ typedef struct dm_trainer {
 } dm_trainer;
 
 /* Opens a progress phase of the trainer (run.progress decides how it shows); total in items of
- * network evaluations, 0 when not known. dm_trainer_phase_end closes it. */
+ * network evaluations, 0 when not known. dm_trainer_phase_end closes it, with st the phase's
+ * outcome ("done in", or "stopped after" when st is an error). */
 void dm_trainer_phase_begin(dm_trainer *tr, int64_t total, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void dm_trainer_phase_end(dm_trainer *tr);
+void dm_trainer_phase_end(dm_trainer *tr, dm_status st);
 
 /* Resolve the spec's plug-ins and check that they fit together (DM_E_INPUT names the keys).
  * Does no heavy work: called before anything is written. */

@@ -23,7 +23,7 @@ void dm_trainer_phase_begin(dm_trainer *tr, int64_t total, const char *fmt, ...)
                    "network evaluations", "%s", what);
 }
 
-void dm_trainer_phase_end(dm_trainer *tr) { dm_phase_end(&tr->phase); }
+void dm_trainer_phase_end(dm_trainer *tr, dm_status st) { dm_phase_close(&tr->phase, st == DM_OK); }
 
 /* The model denoiser's callbacks: the model's, each call's n items added to the open phase. */
 static dm_status count_eval(void *ctx, size_t n, const float *x, const double *t, const int32_t *y, float *x0,
