@@ -237,9 +237,7 @@ dm_status dm_cli_runs(dm_cli *cli, char *err)
     runs_q q = { .n = 0 };
     dm_index *ix = NULL;
     char *where = sqlite3_mprintf("%s", ""), *outer = sqlite3_mprintf("%s", ""), *sql = sqlite3_mprintf("%s", "");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/index.sqlite", cli->results);
-    dm_status st = !where || !outer || !sql ? dm_err(err, DM_E_NOMEM, "out of memory") : dm_index_open(path, 1, &ix, err);
+    dm_status st = !where || !outer || !sql ? dm_err(err, DM_E_NOMEM, "out of memory") : dm_cli_open_index(cli, 1, &ix, err);
     if (st)
         goto out;
     sqlite3 *db = dm_index_db(ix);

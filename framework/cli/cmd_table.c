@@ -20,7 +20,6 @@ dm_status dm_cli_table(dm_cli *cli, char *err)
     dm_table *t = NULL;
     dm_index *ix = NULL;
     dm_status st = DM_OK;
-    char path[4096];
     dm_table_def_init(&d);
     if (cli->n_args > 1) {
         st = dm_err(err, DM_E_INPUT, "table: unexpected argument '%s' (a definition file is given "
@@ -39,8 +38,7 @@ dm_status dm_cli_table(dm_cli *cli, char *err)
         if ((st = dm_table_def_set(&d, cli->kv[i][0], cli->kv[i][1], origin, err)))
             goto out;
     }
-    snprintf(path, sizeof path, "%s/index.sqlite", cli->results);
-    if ((st = dm_index_open(path, 1, &ix, err)) || (st = dm_table_build(ix, &d, &t, err)))
+    if ((st = dm_cli_open_index(cli, 1, &ix, err)) || (st = dm_table_build(ix, &d, &t, err)))
         goto out;
     st = dm_table_write(t, d.fmt, cli->out, err);
     for (size_t i = 0; !st && i < t->n_notes; ++i)

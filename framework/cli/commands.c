@@ -137,11 +137,11 @@ static dm_status cmd_keys(dm_cli *cli, char *err)
     return dm_spec_print_keys(&dm_spec_schema, cli->n_args > 1 ? cli->args[1] : NULL, cli->out, err);
 }
 
-static dm_status open_index(dm_cli *cli, dm_index **ix, char *err)
+dm_status dm_cli_open_index(const dm_cli *cli, int readonly, dm_index **ix, char *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/index.sqlite", cli->results);
-    return dm_index_open(path, 1, ix, err);
+    return dm_index_open(path, readonly, ix, err);
 }
 
 static dm_status cmd_query(dm_cli *cli, char *err)
@@ -152,7 +152,7 @@ static dm_status cmd_query(dm_cli *cli, char *err)
         return dm_err(err, DM_E_INPUT, "query: unexpected argument '%s' (the SQL is one argument: quote it)",
                       cli->args[2]);
     dm_index *ix = NULL;
-    dm_status st = open_index(cli, &ix, err);
+    dm_status st = dm_cli_open_index(cli, 1, &ix, err);
     if (!st)
         st = dm_index_query(ix, cli->args[1], cli->fmt, cli->out, err);
     dm_index_close(ix);
@@ -167,7 +167,7 @@ static dm_status cmd_show(dm_cli *cli, char *err)
         return dm_err(err, DM_E_INPUT, "show: unexpected argument '%s' (usage: difflab show RUN)", cli->args[2]);
     dm_index *ix = NULL;
     char id[512];
-    dm_status st = open_index(cli, &ix, err);
+    dm_status st = dm_cli_open_index(cli, 1, &ix, err);
     if (st || (st = dm_index_find_run(ix, cli->args[1], id, sizeof id, err)))
         goto out;
     struct { const char *title, *sql; } parts[] = {
@@ -207,18 +207,17 @@ out:
 /* tag RUN KEY=VALUE... and note RUN TEXT: the run's annotations file first (the truth), then
  * its rows in the index, both under the run's annotation lock. */
 typedef struct annot_ix {
-    const char *results, *id;
+    const dm_cli *cli;
+    const char *id;
     int file_written;
 } annot_ix;
 
 static dm_status annot_index(void *ctx, const dm_annotations *a, char *err)
 {
     annot_ix *c = ctx;
-    char path[4096];
     dm_index *ix = NULL;
     c->file_written = 1;
-    snprintf(path, sizeof path, "%s/index.sqlite", c->results);
-    dm_status st = dm_index_open(path, 0, &ix, err);
+    dm_status st = dm_cli_open_index(c->cli, 0, &ix, err);
     if (!st)
         st = dm_index_put_annotations(ix, c->id, a, err);
     dm_index_close(ix);
@@ -232,7 +231,7 @@ static dm_status annotate(dm_cli *cli, int n_kv, const char *const *kv, const ch
     dm_status st = dm_runstore_find(cli->results, cli->args[1], dir, sizeof dir, id, sizeof id, err);
     if (st)
         return st;
-    annot_ix c = { cli->results, id, 0 };
+    annot_ix c = { cli, id, 0 };
     st = dm_annotations_update(cli->results, id, dir, n_kv, kv, note, annot_index, &c, &a, err);
     if (st && c.file_written) {
         dm_err_prefix(err, "run %s: written to %s/annotations.yaml, but the index is not updated (`difflab "
@@ -280,22 +279,37 @@ static dm_status cmd_reindex(dm_cli *cli, char *err)
     return DM_OK;
 }
 
-typedef struct verb {
-    const char *name;
-    dm_status (*fn)(dm_cli *cli, char *err);
-} verb;
-
-static const verb verbs[] = {
-    { "run", cmd_run }, { "sample", cmd_sample }, { "keys", cmd_keys }, { "runs", dm_cli_runs },
-    { "show", cmd_show }, { "query", cmd_query }, { "sweep", cmd_sweep }, { "resume", cmd_resume }, { "reproduce", cmd_reproduce },
-    { "reindex", cmd_reindex }, { "table", dm_cli_table }, { "tag", cmd_tag }, { "note", cmd_note },
-    { NULL, NULL },
+/* The commands: name, usage line, one line of help (main.c prints them), and the function. */
+const dm_cli_cmd dm_cli_cmds[] = {
+    { "run", "run SPEC.yaml [key.path=value ...]",
+      "train, sample and evaluate a spec; the same inputs again is a no-op", cmd_run },
+    { "sample", "sample RUN|SPEC [sampler.*|guidance.*|eval.*=value ...]",
+      "sample a finished run (EMA weights) or an analytic-model spec; stores samples, evals and a PNG "
+      "with the run. Another sampler (--sampler, sampler.type=) starts from its own defaults", cmd_sample },
+    { "resume", "resume RUN", "continue an interrupted or dead run from its last checkpoint", cmd_resume },
+    { "reproduce", "reproduce RUN",
+      "run a finished run again in a scratch folder: MATCH, or MISMATCH with the first quantity and step that differ",
+      cmd_reproduce },
+    { "keys", "keys [SECTION|PLUGIN]", "every spec key with type, default and doc (or one section / plug-in)",
+      cmd_keys },
+    { "runs", "runs [NAME|ID-PREFIX ...]",
+      "list the runs of the index (those whose name or id starts with one of the words given): status "
+      "(dead: no process holds its lock), sweeps, loss, and metrics of the run's own sampler", dm_cli_runs },
+    { "show", "show RUN", "one run: provenance, params, metrics, evals", cmd_show },
+    { "query", "query \"SQL\"", "run SQL on the index (read-only; views in docs/sql.md)", cmd_query },
+    { "table", "table --rows KEY[,KEY] [--cols KEY] --metric NAME",
+      "an ablation table from the index: mean ± error over seeds per cell, one config group per cell", dm_cli_table },
+    { "sweep", "sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.key=value ...] | "
+               "sweep NAME|SWEEP.yaml --launcher slurm",
+      "expand a sweep into results/sweeps/<name>/ (then make -f Makefile.runs SWEEP=<name> -j N); "
+      "status: counts by state and the failed runs' errors; run: one manifest line (what make and Slurm "
+      "call); --launcher slurm: submit the unfinished lines as one array job", cmd_sweep },
+    { "tag", "tag RUN KEY=VALUE [KEY=VALUE ...]",
+      "set tags of a run (KEY= removes one): in results/runs/<id>/annotations.yaml and the index's tags "
+      "table; `runs --tag KEY=VALUE`, `--where` and `table --rows tag.KEY` use them", cmd_tag },
+    { "note", "note RUN \"TEXT\"", "add a dated note to a run (annotations.yaml and the index's notes table)",
+      cmd_note },
+    { "reindex", "reindex", "rebuild the index from results/runs/*/run.h5 and annotations.yaml (atomic swap)",
+      cmd_reindex },
+    { NULL, NULL, NULL, NULL },
 };
-
-dm_status dm_cli_dispatch(dm_cli *cli, char *err)
-{
-    for (const verb *v = verbs; v->name; v++)
-        if (strcmp(v->name, cli->args[0]) == 0)
-            return v->fn(cli, err);
-    return dm_err(err, DM_E_INPUT, "unknown command '%s'; valid: run, sample, keys, runs, show, query, sweep, resume, reproduce, reindex, table, tag, note", cli->args[0]);
-}

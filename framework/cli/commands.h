@@ -30,7 +30,17 @@ typedef struct dm_cli {
     int n_kv;
 } dm_cli;
 
-dm_status dm_cli_dispatch(dm_cli *cli, char *err);
+/* A command: its name, usage line and one line of help, and the function that runs it. */
+typedef struct dm_cli_cmd {
+    const char *name, *usage, *doc;
+    dm_status (*fn)(dm_cli *cli, char *err);
+} dm_cli_cmd;
+
+/* Every command, ended by an entry whose name is NULL (commands.c). */
+extern const dm_cli_cmd dm_cli_cmds[];
+
+/* The index of cli->results (readonly: as `difflab query` opens it). */
+dm_status dm_cli_open_index(const dm_cli *cli, int readonly, dm_index **ix, char *err);
 
 /* difflab table (cmd_table.c). */
 dm_status dm_cli_table(dm_cli *cli, char *err);

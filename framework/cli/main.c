@@ -1,8 +1,8 @@
 /* difflab — the command line: `difflab [--results DIR] COMMAND [args] [options]`.
  *
- * The commands and the options each takes are the tables below: the parser, the check that an
- * option belongs to the command it is given with, `difflab --help` and `difflab COMMAND --help`
- * all come from them. --results, --help and --version go with every command. Exit codes: 0
+ * The options and the commands that take each are the table below, the commands that of
+ * commands.c (dm_cli_cmds): the parser, the check that an option belongs to the command it is
+ * given with, `difflab --help` and `difflab COMMAND --help` all come from them. --results, --help and --version go with every command. Exit codes: 0
  * success, 2 bad input (an unknown command or option, an option of another command, a bad spec:
  * nothing written), 1 any other failure. */
 #include <getopt.h>
@@ -63,40 +63,6 @@ static const cli_opt opts[] = {
 };
 #define N_OPTS (sizeof opts / sizeof *opts)
 
-typedef struct cli_cmd {
-    const char *name, *usage, *doc;
-} cli_cmd;
-
-static const cli_cmd cmds[] = {
-    { "run", "run SPEC.yaml [key.path=value ...]",
-      "train, sample and evaluate a spec; the same inputs again is a no-op" },
-    { "sample", "sample RUN|SPEC [sampler.*|guidance.*|eval.*=value ...]",
-      "sample a finished run (EMA weights) or an analytic-model spec; stores samples, evals and a PNG "
-      "with the run. Another sampler (--sampler, sampler.type=) starts from its own defaults" },
-    { "resume", "resume RUN", "continue an interrupted or dead run from its last checkpoint" },
-    { "reproduce", "reproduce RUN",
-      "run a finished run again in a scratch folder: MATCH, or MISMATCH with the first quantity and step that differ" },
-    { "keys", "keys [SECTION|PLUGIN]", "every spec key with type, default and doc (or one section / plug-in)" },
-    { "runs", "runs [NAME|ID-PREFIX ...]",
-      "list the runs of the index (those whose name or id starts with one of the words given): status "
-      "(dead: no process holds its lock), sweeps, loss, and metrics of the run's own sampler" },
-    { "show", "show RUN", "one run: provenance, params, metrics, evals" },
-    { "query", "query \"SQL\"", "run SQL on the index (read-only; views in docs/sql.md)" },
-    { "table", "table --rows KEY[,KEY] [--cols KEY] --metric NAME",
-      "an ablation table from the index: mean ± error over seeds per cell, one config group per cell" },
-    { "sweep", "sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.key=value ...] | "
-               "sweep NAME|SWEEP.yaml --launcher slurm",
-      "expand a sweep into results/sweeps/<name>/ (then make -f Makefile.runs SWEEP=<name> -j N); "
-      "status: counts by state and the failed runs' errors; run: one manifest line (what make and Slurm "
-      "call); --launcher slurm: submit the unfinished lines as one array job" },
-    { "tag", "tag RUN KEY=VALUE [KEY=VALUE ...]",
-      "set tags of a run (KEY= removes one): in results/runs/<id>/annotations.yaml and the index's tags "
-      "table; `runs --tag KEY=VALUE`, `--where` and `table --rows tag.KEY` use them" },
-    { "note", "note RUN \"TEXT\"", "add a dated note to a run (annotations.yaml and the index's notes table)" },
-    { "reindex", "reindex", "rebuild the index from results/runs/*/run.h5 and annotations.yaml (atomic swap)" },
-};
-#define N_CMDS (sizeof cmds / sizeof *cmds)
-
 /* Whether option entry o goes with command name (a word of its cmds list, or "*"). */
 static int takes(const cli_opt *o, const char *name)
 {
@@ -110,6 +76,9 @@ static int takes(const cli_opt *o, const char *name)
     return 0;
 }
 
+/* An option of every command (--results, --help, --version). */
+static int global(const cli_opt *o) { return strcmp(o->cmds, "*") == 0; }
+
 /* Whether an entry of option name goes with command cmd. */
 static int takes_name(const char *name, const char *cmd)
 {
@@ -119,11 +88,11 @@ static int takes_name(const char *name, const char *cmd)
     return 0;
 }
 
-static const cli_cmd *find_cmd(const char *name)
+static const dm_cli_cmd *find_cmd(const char *name)
 {
-    for (size_t i = 0; i < N_CMDS; i++)
-        if (strcmp(cmds[i].name, name) == 0)
-            return &cmds[i];
+    for (const dm_cli_cmd *c = dm_cli_cmds; c->name; c++)
+        if (strcmp(c->name, name) == 0)
+            return c;
     return NULL;
 }
 
@@ -162,37 +131,37 @@ static void print_opt(FILE *out, const cli_opt *o)
 static void usage(FILE *out)
 {
     fputs("usage: difflab [--results DIR] COMMAND [args] [options]\n\ncommands:\n", out);
-    for (size_t i = 0; i < N_CMDS; i++) {
-        fprintf(out, "  %-10s", cmds[i].name);
-        put_wrapped(out, 12, cmds[i].doc);
+    for (const dm_cli_cmd *c = dm_cli_cmds; c->name; c++) {
+        fprintf(out, "  %-10s", c->name);
+        put_wrapped(out, 12, c->doc);
     }
     fputs("\noptions of every command:\n", out);
     for (size_t i = 0; i < N_OPTS; i++)
-        if (strcmp(opts[i].cmds, "*") == 0)
+        if (global(&opts[i]))
             print_opt(out, &opts[i]);
     fputs("\n`difflab COMMAND --help` shows a command's usage and options.\n", out);
 }
 
-static void cmd_usage(FILE *out, const cli_cmd *c)
+static void cmd_usage(FILE *out, const dm_cli_cmd *c)
 {
     fprintf(out, "usage: difflab %s [options]\n\n", c->usage);
     put_wrapped(out, 0, c->doc);
     fputs("\noptions:\n", out);
     for (size_t i = 0; i < N_OPTS; i++)
-        if (takes(&opts[i], c->name) && strcmp(opts[i].cmds, "*") != 0)
+        if (takes(&opts[i], c->name) && !global(&opts[i]))
             print_opt(out, &opts[i]);
     for (size_t i = 0; i < N_OPTS; i++)
-        if (strcmp(opts[i].cmds, "*") == 0)
+        if (global(&opts[i]))
             print_opt(out, &opts[i]);
 }
 
 /* "--new, --set" : the options command c takes, for messages. */
-static void list_opts(const cli_cmd *c, char *buf, size_t size)
+static void list_opts(const dm_cli_cmd *c, char *buf, size_t size)
 {
     size_t n = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < N_OPTS && n < size; i++)
-        if (takes(&opts[i], c->name) && strcmp(opts[i].cmds, "*") != 0)
+        if (takes(&opts[i], c->name) && !global(&opts[i]))
             n += (size_t)snprintf(buf + n, size - n, "%s--%s", n ? ", " : "", opts[i].name);
     if (n >= size)
         snprintf(buf + size - 4, 4, "...");
@@ -280,7 +249,7 @@ int main(int argc, char **argv)
         }
         given[n_given++] = i;
     }
-    const cli_cmd *c = cli.n_args ? find_cmd(cli.args[0]) : NULL;
+    const dm_cli_cmd *c = cli.n_args ? find_cmd(cli.args[0]) : NULL;
     if (version) {
         printf("difflab %s\n", DIFFLAB_VERSION);
         rc = 0;
@@ -300,8 +269,8 @@ int main(int argc, char **argv)
     }
     if (!c) {
         fprintf(stderr, "difflab: unknown command '%s'; valid:", cli.args[0]);
-        for (size_t i = 0; i < N_CMDS; i++)
-            fprintf(stderr, "%s %s", i ? "," : "", cmds[i].name);
+        for (const dm_cli_cmd *k = dm_cli_cmds; k->name; k++)
+            fprintf(stderr, "%s %s", k == dm_cli_cmds ? "" : ",", k->name);
         fprintf(stderr, " (`difflab --help`)\n");
         goto out;
     }
@@ -321,7 +290,7 @@ int main(int argc, char **argv)
     /* The crash points of tests (core/fault.h): a value naming none is refused before anything runs. */
     dm_status st = dm_fault_check(err);
     if (!st)
-        st = dm_cli_dispatch(&cli, err);
+        st = c->fn(&cli, err);
     if (st)
         fprintf(stderr, "difflab: %s\n", err);
     rc = dm_status_exit_code(st);
