@@ -169,38 +169,10 @@ dm_status dm_annotations_read(const char *dir, dm_annotations *a, char *err)
     dm_status st = dm_path_fmt(path, sizeof path, err, "%s/" FILE_NAME, dir);
     if (st)
         return st;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errno == ENOENT ? DM_OK : dm_err(err, DM_E_IO, "cannot open %s: %s", path, strerror(errno));
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            if (cap > (1u << 24)) {
-                fclose(f);
-                dm_free(buf);
-                return dm_err(err, DM_E_INPUT, "%s: larger than 16 MiB", path);
-            }
-            char *b = dm_realloc(buf, cap = 2 * cap + 8192);
-            if (!b) {
-                fclose(f);
-                dm_free(buf);
-                return dm_err(err, DM_E_NOMEM, "out of memory reading %s", path);
-            }
-            buf = b;
-        }
-        const size_t got = fread(buf + len, 1, 4096, f);
-        len += got;
-        if (got < 4096)
-            break;
-    }
-    const int rerr = ferror(f);
-    fclose(f);
-    if (rerr) {
-        dm_free(buf);
-        return dm_err(err, DM_E_IO, "cannot read %s", path);
-    }
-    buf[len] = '\0';
+    size_t len = 0;
+    if ((st = dm_read_file(path, 16u << 20, &buf, &len, err)))
+        return st == DM_E_NOTFOUND ? DM_OK : st;
     dm_ynode *root = NULL;
     st = dm_ytree_parse(buf, len, path, true, &root, err);
     if (!st && root)

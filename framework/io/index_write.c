@@ -203,6 +203,18 @@ static dm_status delete_rows(dm_index *ix, const char *run_id, char *err)
     return st;
 }
 
+/* The run's tags and notes rows (inside the caller's transaction). */
+static dm_status delete_annotations(dm_index *ix, const char *run_id, char *err)
+{
+    char *sql = sqlite3_mprintf("DELETE FROM tags WHERE run_id = %Q; DELETE FROM notes WHERE run_id = %Q", run_id,
+                                run_id);
+    if (!sql)
+        return dm_err(err, DM_E_NOMEM, "out of memory");
+    const dm_status st = dm_ix_exec(ix, sql, "deleting the tags and notes", err);
+    sqlite3_free(sql);
+    return st;
+}
+
 /* One transaction: every row of the run deleted and written again. */
 static dm_status upsert_op(dm_index *ix, void *ctx, char *err)
 {
@@ -253,14 +265,8 @@ static dm_status delete_op(dm_index *ix, void *ctx, char *err)
     dm_status st = dm_ix_exec(ix, "BEGIN IMMEDIATE", "starting a transaction", err);
     if (st)
         return st;
-    char *sql = sqlite3_mprintf("DELETE FROM tags WHERE run_id = %Q; DELETE FROM notes WHERE run_id = %Q",
-                                (const char *)ctx, (const char *)ctx);
-    if (!sql)
-        st = dm_err(err, DM_E_NOMEM, "out of memory");
-    else
-        st = dm_ix_exec(ix, sql, "deleting the tags and notes", err);
-    sqlite3_free(sql);
-    if (st || (st = delete_rows(ix, ctx, err)) || (st = dm_ix_exec(ix, "COMMIT", "committing", err)))
+    if ((st = delete_annotations(ix, ctx, err)) || (st = delete_rows(ix, ctx, err)) ||
+        (st = dm_ix_exec(ix, "COMMIT", "committing", err)))
         sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
     return st;
 }
@@ -323,15 +329,8 @@ static dm_status annot_op(dm_index *ix, void *ctx, char *err)
     dm_status st = dm_ix_exec(ix, "BEGIN IMMEDIATE", "starting a transaction", err);
     if (st)
         return st;
-    char *del = sqlite3_mprintf("DELETE FROM tags WHERE run_id = %Q; DELETE FROM notes WHERE run_id = %Q",
-                                c->run_id, c->run_id);
-    if (!del) {
-        st = dm_err(err, DM_E_NOMEM, "out of memory");
-        goto out;
-    }
-    st = dm_ix_exec(ix, del, "deleting the old tags and notes", err);
-    sqlite3_free(del);
-    if (st || (st = prep(ix, "INSERT INTO tags (run_id, key, value) VALUES (?1, ?2, ?3)", &tag, err)) ||
+    if ((st = delete_annotations(ix, c->run_id, err)) ||
+        (st = prep(ix, "INSERT INTO tags (run_id, key, value) VALUES (?1, ?2, ?3)", &tag, err)) ||
         (st = prep(ix, "INSERT INTO notes (run_id, n, time, text) VALUES (?1, ?2, ?3, ?4)", &note, err)))
         goto out;
     for (size_t i = 0; i < c->a->n_tags && !st; i++) {

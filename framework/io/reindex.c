@@ -31,11 +31,8 @@
 typedef struct entry {
     char *name;
     int present;            /* run.h5 existed when last looked at; then its identity: */
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-    struct stat annot;      /* annotations.yaml when last read (st_ino 0: none) */
+    struct stat h5;
+    struct stat annot;      /* annotations.yaml when last read (all 0: none) */
     char *run_id;           /* indexed as this run; NULL if skipped */
     char *reason;           /* why it was skipped; NULL if indexed */
 } entry;
@@ -235,10 +232,7 @@ static dm_status index_entry(reindex_ctx *c, dm_index *fresh, entry *e, char *er
         return skip(fresh, e, why, err);
     }
     e->present = 1;
-    e->dev = sb.st_dev;
-    e->ino = sb.st_ino;
-    e->size = sb.st_size;
-    e->mtime = sb.st_mtim;
+    e->h5 = sb;
     /* The reader's messages name the file and say what is wrong with it; a file that hangs or
      * crashes the reader costs its run only (read first in a child with a time limit). */
     if ((st = dm_runstore_read_file(&c->vetter, h5, &rec, why))) {
@@ -312,24 +306,29 @@ out:
     return st;
 }
 
+/* The same version of a file: device, inode, size and modification time. */
+static int same_version(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
 /* run.h5 or annotations.yaml of e is no longer the version that was read (or appeared, or went). */
 static int changed(const reindex_ctx *c, const entry *e)
 {
-    char h5[DM_PATH_SIZE];
+    char p[DM_PATH_SIZE];
     struct stat sb;
-    if (dm_path_fmt(h5, sizeof h5, NULL, "%s/runs/%s/annotations.yaml", c->results, e->name))
+    if (dm_path_fmt(p, sizeof p, NULL, "%s/runs/%s/annotations.yaml", c->results, e->name))
         return 1;
-    if (stat(h5, &sb) != 0)
+    if (stat(p, &sb) != 0)
         memset(&sb, 0, sizeof sb);
-    if (sb.st_ino != e->annot.st_ino || sb.st_size != e->annot.st_size ||
-        sb.st_mtim.tv_sec != e->annot.st_mtim.tv_sec || sb.st_mtim.tv_nsec != e->annot.st_mtim.tv_nsec)
+    if (!same_version(&sb, &e->annot))
         return 1;
-    if (dm_path_fmt(h5, sizeof h5, NULL, "%s/runs/%s/run.h5", c->results, e->name))
+    if (dm_path_fmt(p, sizeof p, NULL, "%s/runs/%s/run.h5", c->results, e->name))
         return 1;
-    if (stat(h5, &sb) != 0)
+    if (stat(p, &sb) != 0)
         return e->present;
-    return !e->present || sb.st_dev != e->dev || sb.st_ino != e->ino || sb.st_size != e->size ||
-           sb.st_mtim.tv_sec != e->mtime.tv_sec || sb.st_mtim.tv_nsec != e->mtime.tv_nsec;
+    return !e->present || !same_version(&sb, &e->h5);
 }
 
 /* The second pass (dm_index_replace calls it with the old index write-locked): folders that
