@@ -187,50 +187,51 @@ static int line_run_id(const char *l, char *id, size_t n)
 }
 
 /* An extension of a frozen sweep (more seeds, more axis values): the lines of the old manifest
- * first, in their order, then the new ones in expansion order (lines permuted in place). Returns
- * the number of old lines, or -1 when an old line's run is not among the new lines (the message
- * in err). Whether the old lines are unchanged the caller checks: the old manifest must be a
- * prefix of the new one. */
-static long put_old_first(const char *old, dm_sweep_line *lines, size_t nl, const char *path, char *err)
+ * first, in their order, then the new ones in expansion order (lines permuted in place); *n_old
+ * gets the number of old lines. DM_E_INPUT when an old line's run is not among the new lines.
+ * Whether the old lines are unchanged the caller checks: the old manifest must be a prefix of
+ * the new one. */
+static dm_status put_old_first(const char *old, dm_sweep_line *lines, size_t nl, const char *path, size_t *n_old,
+                               char *err)
 {
     dm_sweep_line *ord = dm_malloc(sizeof *ord * (nl ? nl : 1));
     char *used = dm_calloc(nl ? nl : 1, 1);
-    long k = 0;
+    dm_status st = DM_OK;
+    size_t k = 0;
     if (!ord || !used) {
-        dm_free(ord);
-        dm_free(used);
-        dm_err(err, DM_E_NOMEM, "out of memory");
-        return -1;
+        st = dm_err(err, DM_E_NOMEM, "out of memory");
+        goto out;
     }
     for (const char *l = old; *l; k++) {
         char id[256];
+        const int has = line_run_id(l, id, sizeof id);
         size_t j = 0;
-        if (line_run_id(l, id, sizeof id))
-            while (j < nl && (used[j] || strcmp(lines[j].run_id, id) != 0))
-                j++;
-        if (!line_run_id(l, id, sizeof id) || j == nl || (size_t)k >= nl) {
-            dm_err(err, DM_E_INPUT, "%s: line %ld of the frozen sweep (run %s) is not among the new lines: a "
-                   "launched sweep only grows (more seeds, more values of an axis)", path, k,
-                   line_run_id(l, id, sizeof id) ? id : "?");
-            dm_free(ord);
-            dm_free(used);
-            return -1;
+        while (has && j < nl && (used[j] || strcmp(lines[j].run_id, id) != 0))
+            j++;
+        if (!has || j == nl || k >= nl) {
+            st = dm_err(err, DM_E_INPUT, "%s: line %zu of the frozen sweep (run %s) is not among the new lines: a "
+                        "launched sweep only grows (more seeds, more values of an axis)", path, k, has ? id : "?");
+            goto out;
         }
         ord[k] = lines[j];
         used[j] = 1;
         const char *nx = strchr(l, '\n');
-        if (!nx)
+        if (!nx) {
+            k++;
             break;
+        }
         l = nx + 1;
     }
-    size_t w = (size_t)k;
+    *n_old = k;
+    size_t w = k;
     for (size_t j = 0; j < nl; j++)
         if (!used[j])
             ord[w++] = lines[j];
     memcpy(lines, ord, sizeof *ord * nl);
+out:
     dm_free(ord);
     dm_free(used);
-    return k;
+    return st;
 }
 
 /* A frozen sweep grows by its new lines: their specs, then the manifest (the old one its prefix),
@@ -296,11 +297,9 @@ dm_status dm_sweep_expand(const char *results, const char *path, int quick, char
             st = index_sweep(results, s.name, lines, nl, err);
             goto out;
         }
-        const long n_old = put_old_first(old, lines, nl, path, err);
-        if (n_old < 0) {
-            st = DM_E_INPUT;
+        size_t n_old = 0;
+        if ((st = put_old_first(old, lines, nl, path, &n_old, err)))
             goto out;
-        }
         dm_free(manifest);
         dm_free(frag);
         if (!(manifest = manifest_text(lines, nl)) || !(frag = fragment_text(s.name, lines, nl))) {
@@ -314,10 +313,10 @@ dm_status dm_sweep_expand(const char *results, const char *path, int quick, char
                         "lines unchanged); give the new one another name, or delete %s", path, s.name, p, dir);
             goto out;
         }
-        if ((st = extend(dir, &s, lines, nl, (size_t)n_old, manifest, frag, err)) ||
+        if ((st = extend(dir, &s, lines, nl, n_old, manifest, frag, err)) ||
             (st = index_sweep(results, s.name, lines, nl, err)))
             goto out;
-        fprintf(out, "sweep %s: extended from %ld to %zu runs (lines 0 to %ld unchanged) in %s\n"
+        fprintf(out, "sweep %s: extended from %zu to %zu runs (lines 0 to %zu unchanged) in %s\n"
                 "  make -f Makefile.runs SWEEP=%s RESULTS=%s -j 2\n", s.name, n_old, nl, n_old - 1, dir, s.name,
                 results);
         goto out;
@@ -375,18 +374,8 @@ dm_status dm_sweep_manifest_line(const char *results, const char *name, long wan
     int found = 0;
     for (char *l = text; *l; k++) {
         char *nl = strchr(l, '\n');
-        if (k == want) {
-            const char *r = strstr(l, "\"run_id\":\"");
-            if (r && (!nl || r < nl)) {
-                r += 10;
-                size_t m = strcspn(r, "\"");
-                if (m < n) {
-                    memcpy(run_id, r, m);
-                    run_id[m] = 0;
-                    found = 1;
-                }
-            }
-        }
+        if (k == want)
+            found = line_run_id(l, run_id, n);
         if (!nl)
             break;
         l = nl + 1;
