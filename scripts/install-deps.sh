@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages difflab needs to build and test; does nothing when all are present.
-# Usage: scripts/install-deps.sh [--bench] [--slurm] [--fuzz]
+# Usage: scripts/install-deps.sh [--bench] [--slurm] [--browser] [--fuzz]
 #   --bench  also python3-torch, the speed peer
 #   --slurm  also a single-node Slurm for tests/cli/slurm.sh (scripts/test.sh, CI): the test starts
 #            and stops its own daemons; nothing is configured or started here
+#   --browser also Chromium and python3, for the report's browser test (tests/browser/report.sh:
+#            tests/browser/check_page.py drives headless Chromium over the DevTools protocol)
 #   --fuzz   also clang 14 with libFuzzer and its OpenMP, for the fuzz build (scripts/fuzz.sh,
 #            docs/fuzz.md); the test suite itself needs no clang (it replays the corpora with gcc)
 set -euo pipefail
@@ -26,8 +28,9 @@ for arg in "$@"; do
   case "$arg" in
     --bench) pkgs+=(python3-torch python3-numpy) ;;
     --slurm) pkgs+=(munge slurmctld slurmd slurm-client) ;;   # munged; controller; node daemon; sbatch, squeue, sinfo
+    --browser) pkgs+=(chromium python3) ;;
     --fuzz) pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;   # clang; libFuzzer + sanitizer runtimes; OpenMP
-    *) echo "usage: $0 [--bench] [--slurm] [--fuzz]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--bench] [--slurm] [--browser] [--fuzz]" >&2; exit 2 ;;
   esac
 done
 

@@ -18,37 +18,14 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "io/runstore.h"
+#include "report/runlist.h"
 
 #define MAX_COLS 64
-
-/* SQL run_alive(run_id): whether a process on this host holds the run's lock. */
-static void sql_run_alive(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    const char *results = sqlite3_user_data(ctx);
-    const unsigned char *id = sqlite3_value_text(argv[0]);
-    sqlite3_result_int(ctx, id && dm_runstore_is_live(results, (const char *)id));
-}
-
-/* The eval of `metric` (an SQL literal) in run r's main sample set s: its sampler and NFE, and
- * settings that agree with the set's on every field the set has (an fd eval's settings add the
- * feature network), the fewest added first (the shortest text; SQLite 3.40 cannot refer to the
- * view's s in this ORDER BY). Only when that set is the run's own sampler. */
-#define MAIN_EVAL(metric)                                                                           \
-    "(SELECT e.value FROM evals e WHERE e.run_id = r.run_id AND e.metric = " metric                 \
-    " AND s.eval_sampler IS s.sampler AND e.sampler IS s.eval_sampler AND e.nfe IS s.nfe"           \
-    " AND json_valid(e.settings) AND NOT EXISTS (SELECT 1 FROM json_each(CASE WHEN"                 \
-    " json_valid(s.eval_settings) THEN s.eval_settings ELSE '{}' END) j"                            \
-    " WHERE json_extract(e.settings, '$.\"' || j.key || '\"') IS NOT j.atom)"                       \
-    " ORDER BY length(e.settings), e.rowid DESC LIMIT 1)"
-
-typedef enum col_kind { COL_TEXT, COL_INT, COL_WALL, COL_NUM } col_kind;
 
 typedef struct col {
     char name[128];
     char *expr;     /* SQL over runs r and run_summary s (sqlite3_mprintf'd) */
-    col_kind kind;  /* how the table output formats it */
+    dm_runlist_kind kind;  /* how the table output formats it */
 } col;
 
 typedef struct runs_q {
@@ -56,7 +33,7 @@ typedef struct runs_q {
     int n;
 } runs_q;
 
-static dm_status add_col(runs_q *q, const char *name, col_kind kind, char *expr, char *err)
+static dm_status add_col(runs_q *q, const char *name, dm_runlist_kind kind, char *expr, char *err)
 {
     if (!expr)
         return dm_err(err, DM_E_NOMEM, "out of memory");
@@ -83,25 +60,10 @@ static int exists(sqlite3 *db, const char *sql, const char *key)
 
 static dm_status default_cols(runs_q *q, char *err)
 {
-    static const struct { const char *name, *expr; col_kind kind; } d[] = {
-        { "run_id", "r.run_id", COL_TEXT },
-        { "name", "r.name", COL_TEXT },
-        { "status", "CASE WHEN r.status = 'running' AND NOT run_alive(r.run_id) THEN 'dead' ELSE r.status END", COL_TEXT },
-        { "seed", "r.seed", COL_INT },
-        { "sweep", "(SELECT group_concat(sweep, ' ') FROM (SELECT w.sweep FROM sweep_runs w"
-                   " WHERE w.run_id = r.run_id ORDER BY w.sweep))", COL_TEXT },
-        { "created", "r.created", COL_TEXT },
-        { "wall_s", "r.wall_s", COL_WALL },
-        { "loss", "(SELECT value FROM last_metrics m WHERE m.run_id = r.run_id AND m.key = 'loss')", COL_NUM },
-        { "sampler", "s.sampler", COL_TEXT },
-        { "nfe", "CASE WHEN s.eval_sampler IS s.sampler THEN s.nfe END", COL_INT },
-        { "swd", MAIN_EVAL("'swd'"), COL_NUM },
-        { "mmd2", MAIN_EVAL("'mmd2'"), COL_NUM },
-        { "fd", MAIN_EVAL("'fd'"), COL_NUM },
-    };
     dm_status st = DM_OK;
-    for (size_t i = 0; i < sizeof d / sizeof *d && !st; i++)
-        st = add_col(q, d[i].name, d[i].kind, sqlite3_mprintf("%s", d[i].expr), err);
+    for (size_t i = 0; i < dm_runlist_n_cols && !st; i++)
+        st = add_col(q, dm_runlist_cols[i].name, dm_runlist_cols[i].kind,
+                     sqlite3_mprintf("%s", dm_runlist_cols[i].expr), err);
     return st;
 }
 
@@ -116,17 +78,17 @@ static dm_status extra_cols(runs_q *q, sqlite3 *db, const char *list, char *err)
             if (strcmp(q->cols[i].name, k) == 0)
                 return dm_err(err, DM_E_INPUT, "runs --cols: '%s' is a column already", k);
         if (strncmp(k, "tag.", 4) == 0 && k[4])
-            st = add_col(q, k, COL_TEXT,
+            st = add_col(q, k, DM_RUNLIST_TEXT,
                          sqlite3_mprintf("(SELECT t.value FROM tags t WHERE t.run_id = r.run_id AND t.key = %Q)", k + 4),
                          err);
         else if (exists(db, "SELECT 1 FROM params WHERE key = %Q LIMIT 1", k))
-            st = add_col(q, k, COL_TEXT,
+            st = add_col(q, k, DM_RUNLIST_TEXT,
                          sqlite3_mprintf("(SELECT coalesce(p.int_value, p.real_value, p.text_value) FROM params p"
                                          " WHERE p.run_id = r.run_id AND p.key = %Q)", k), err);
         else if (exists(db, "SELECT 1 FROM evals WHERE metric = %Q LIMIT 1", k))
-            st = add_col(q, k, COL_NUM, sqlite3_mprintf(MAIN_EVAL("%Q"), k), err);
+            st = add_col(q, k, DM_RUNLIST_NUM, sqlite3_mprintf(DM_RUNLIST_MAIN_EVAL("%Q"), k), err);
         else if (exists(db, "SELECT 1 FROM metrics WHERE key = %Q LIMIT 1", k))
-            st = add_col(q, k, COL_NUM,
+            st = add_col(q, k, DM_RUNLIST_NUM,
                          sqlite3_mprintf("(SELECT value FROM last_metrics m WHERE m.run_id = r.run_id AND m.key = %Q)", k),
                          err);
         else
@@ -241,12 +203,7 @@ dm_status dm_cli_runs(dm_cli *cli, char *err)
     if (st)
         goto out;
     sqlite3 *db = dm_index_db(ix);
-    if (sqlite3_create_function(db, "run_alive", 1, SQLITE_UTF8, (void *)cli->results, sql_run_alive, NULL, NULL)
-        != SQLITE_OK) {
-        st = dm_err(err, DM_E_IO, "cannot register run_alive: %s", sqlite3_errmsg(db));
-        goto out;
-    }
-    if ((st = default_cols(&q, err)))
+    if ((st = dm_runlist_register(db, cli->results, err)) || (st = default_cols(&q, err)))
         goto out;
     for (int i = 0; i < cli->n_kv && !st; i++)
         if (strcmp(cli->kv[i][0], "cols") == 0)
@@ -257,9 +214,9 @@ dm_status dm_cli_runs(dm_cli *cli, char *err)
     append(&sql, "SELECT");
     for (int c = 0; c < q.n; c++) {
         const char *fmt = "%s c%d AS \"%w\"";
-        if (cli->fmt == DM_QUERY_TABLE && q.cols[c].kind == COL_NUM)
+        if (cli->fmt == DM_QUERY_TABLE && q.cols[c].kind == DM_RUNLIST_NUM)
             fmt = "%s iif(c%d IS NULL, NULL, printf('%%.4g', c%d)) AS \"%w\"";
-        else if (cli->fmt == DM_QUERY_TABLE && q.cols[c].kind == COL_WALL)
+        else if (cli->fmt == DM_QUERY_TABLE && q.cols[c].kind == DM_RUNLIST_WALL)
             fmt = "%s iif(c%d IS NULL, NULL, printf('%%.1f', c%d)) AS \"%w\"";
         if (strstr(fmt, "iif"))
             append(&sql, fmt, c ? "," : "", c, c, q.cols[c].name);

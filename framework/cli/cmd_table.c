@@ -33,6 +33,8 @@ dm_status dm_cli_table(dm_cli *cli, char *err)
     if (cli->sampler && (st = dm_table_def_set(&d, "sampler", cli->sampler, "--sampler", err)))
         goto out;
     for (int i = 0; i < cli->n_kv; ++i) {
+        if (strcmp(cli->kv[i][0], "def") == 0) /* read above */
+            continue;
         char origin[64];
         snprintf(origin, sizeof origin, "--%s", cli->kv[i][0]);
         if ((st = dm_table_def_set(&d, cli->kv[i][0], cli->kv[i][1], origin, err)))

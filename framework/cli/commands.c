@@ -309,6 +309,10 @@ const dm_cli_cmd dm_cli_cmds[] = {
       "table; `runs --tag KEY=VALUE`, `--where` and `table --rows tag.KEY` use them", cmd_tag },
     { "note", "note RUN \"TEXT\"", "add a dated note to a run (annotations.yaml and the index's notes table)",
       cmd_note },
+    { "report", "report [RUN ...] [--sweep NAME ...] [--def FILE.yaml ...] [--out DIR]",
+      "a static HTML report (one folder, opens from disk): an index of runs with filters, a page per run "
+      "(training curves, evals against NFE, pictures, provenance) and per sweep (tables, metrics against "
+      "each axis, every cell's samples); with no RUN or --sweep: every run and sweep", dm_cli_report },
     { "reindex", "reindex", "rebuild the index from results/runs/*/run.h5 and annotations.yaml (atomic swap)",
       cmd_reindex },
     { NULL, NULL, NULL, NULL },

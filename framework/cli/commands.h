@@ -44,6 +44,8 @@ dm_status dm_cli_open_index(const dm_cli *cli, int readonly, dm_index **ix, char
 
 /* difflab table (cmd_table.c). */
 dm_status dm_cli_table(dm_cli *cli, char *err);
+/* difflab report (cmd_report.c). */
+dm_status dm_cli_report(dm_cli *cli, char *err);
 /* difflab runs (cmd_runs.c). */
 dm_status dm_cli_runs(dm_cli *cli, char *err);
 

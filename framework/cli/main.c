@@ -55,11 +55,15 @@ static const cli_opt opts[] = {
     { "tag", "KEY=VALUE", "runs", "only runs with this tag (repeatable; KEY alone: any value)" },
     { "agg", "last|mean|min|max", "table", "one value per run from its series or matching evals" },
     { "err", "std|sem", "table", "the error shown: standard deviation or standard error" },
-    { "format", "md|latex|csv", "table", "Markdown (default), LaTeX booktabs, CSV (one line per cell)" },
+    { "format", "md|latex|csv|html", "table", "Markdown (default), LaTeX booktabs, CSV (one line per cell), an HTML table" },
     { "nfe", "N[,N]", "table", "only evals at these NFE" },
     { "settings", "TEXT", "table", "only evals whose settings JSON holds TEXT" },
     { "merge", "KEY[,KEY]", "table", "pool runs whose specs differ in these keys (otherwise such a row is split)" },
     { "floor", NULL, "table", "add the row of the sampler exact (draws from the data)" },
+    { "out", "DIR", "report", "the report folder (default: RESULTS/report)" },
+    { "sweep", "NAME", "report", "a sweep's page and its runs' pages (repeatable)" },
+    { "def", "FILE.yaml", "report", "the sweep page's tables from these definitions (repeatable; default: a table "
+                                    "per metric over the sweep's axes)" },
 };
 #define N_OPTS (sizeof opts / sizeof *opts)
 
@@ -187,8 +191,9 @@ static int set_opt(dm_cli *cli, const char **sets, int *n_sets, size_t i, const 
     else if (IS("time")) cli->time = arg;
     else if (IS("cpus")) cli->cpus = arg;
     else if (IS("max-parallel")) cli->max_parallel = arg;
-    else if (IS("def")) cli->table_def = arg;
     else {
+        if (IS("def")) /* table's one definition; report's several (kv) */
+            cli->table_def = arg;
         if (cli->n_kv >= DM_CLI_MAX_ARGS)
             return -1;
         cli->kv[cli->n_kv][0] = name;

@@ -1,5 +1,5 @@
-/* png.c — pictures of samples with libpng: a scatter of 2-D points and a grid of images, each
- * encoded in memory and written atomically (io/atomic.h). */
+/* png.c — grids of image samples with libpng, encoded in memory and written atomically
+ * (io/atomic.h). */
 #include "io/png.h"
 
 #include <math.h>
@@ -77,56 +77,6 @@ out:
         png_destroy_write_struct(&png, info ? &info : NULL);
     dm_free(b.p);
     dm_free(rows);
-    return st;
-}
-
-/* Plot one point as a 2x2 dot of colour c (RGB) into img (size x size x 3). */
-static void dot(unsigned char *img, int size, double px, double py, const unsigned char c[3])
-{
-    int ix = (int)floor(px), iy = (int)floor(py);
-    for (int dy = 0; dy < 2; dy++)
-        for (int dx = 0; dx < 2; dx++) {
-            int X = ix + dx, Y = iy + dy;
-            if (X < 0 || Y < 0 || X >= size || Y >= size)
-                continue;
-            memcpy(img + 3 * ((size_t)Y * (size_t)size + (size_t)X), c, 3);
-        }
-}
-
-dm_status dm_png_scatter(const char *path, const float *x, size_t n, const float *ref, size_t m,
-                         size_t d, int size, char *err)
-{
-    static const unsigned char light[3] = { 200, 200, 200 }, dark[3] = { 31, 90, 180 };
-    dm_status st = DM_OK;
-    unsigned char *img = NULL;
-    if (d < 2 || size < 16)
-        return dm_err(err, DM_E_INPUT, "a scatter picture needs 2-D points and a size of at least 16");
-    /* The window: the reference set's bounding square, 10% margin. */
-    double lo[2] = { INFINITY, INFINITY }, hi[2] = { -INFINITY, -INFINITY };
-    for (size_t i = 0; i < m; i++)
-        for (int j = 0; j < 2; j++) {
-            lo[j] = fmin(lo[j], ref[i * d + j]);
-            hi[j] = fmax(hi[j], ref[i * d + j]);
-        }
-    double span = fmax(hi[0] - lo[0], hi[1] - lo[1]);
-    if (!(span > 0))
-        span = 1.0;
-    const double cx = 0.5 * (lo[0] + hi[0]), cy = 0.5 * (lo[1] + hi[1]), half = 0.6 * span;
-    img = dm_malloc((size_t)size * (size_t)size * 3);
-    if (!img) {
-        st = dm_err(err, DM_E_NOMEM, "out of memory for a %dx%d picture", size, size);
-        goto out;
-    }
-    memset(img, 255, (size_t)size * (size_t)size * 3);
-    const double scale = size / (2 * half);
-    for (size_t i = 0; i < m; i++)
-        dot(img, size, (ref[i * d] - cx + half) * scale, (cy + half - ref[i * d + 1]) * scale, light);
-    for (size_t i = 0; i < n; i++)
-        if (isfinite(x[i * d]) && isfinite(x[i * d + 1]))
-            dot(img, size, (x[i * d] - cx + half) * scale, (cy + half - x[i * d + 1]) * scale, dark);
-    st = encode(path, img, (size_t)size, (size_t)size, 3, err);
-out:
-    dm_free(img);
     return st;
 }
 

@@ -1,16 +1,11 @@
-/* png.h — pictures of samples (libpng), written atomically: a scatter of 2-D points over reference
- * data, and a grid of images. */
+/* png.h — grids of image samples (libpng), written atomically. (Scatters of 2-D points are SVG
+ * plots: io/plot.h.) */
 #ifndef DM_IO_PNG_H
 #define DM_IO_PNG_H
 
 #include <stddef.h>
 
 #include "core/status.h"
-
-/* x (n, d) drawn dark over ref (m, d) drawn light, first two coordinates, on a size x size
- * canvas whose square window covers the reference set with a margin. */
-dm_status dm_png_scatter(const char *path, const float *x, size_t n, const float *ref, size_t m,
-                         size_t d, int size, char *err);
 
 /* The largest side of a grid picture in pixels. */
 #define DM_PNG_MAX_SIDE 16384

@@ -43,7 +43,7 @@
 #include "core/status.h"
 #include "io/index.h"
 
-typedef enum dm_table_fmt { DM_TABLE_MD, DM_TABLE_LATEX, DM_TABLE_CSV } dm_table_fmt;
+typedef enum dm_table_fmt { DM_TABLE_MD, DM_TABLE_LATEX, DM_TABLE_CSV, DM_TABLE_HTML } dm_table_fmt;
 typedef enum dm_table_agg { DM_TABLE_LAST, DM_TABLE_MEAN, DM_TABLE_MIN, DM_TABLE_MAX } dm_table_agg;
 typedef enum dm_table_errbar { DM_TABLE_STD, DM_TABLE_SEM } dm_table_errbar;
 
@@ -137,8 +137,10 @@ dm_status dm_table_build(dm_index *ix, const dm_table_def *d, dm_table **out, ch
 void dm_table_free(dm_table *t);
 
 /* Markdown (a caption line, then a pipe table; best in **bold**), LaTeX (a % caption, then a
- * booktabs tabular; best in \textbf{}), or CSV (one line per cell: row keys, col key, mean,
- * std|sem, n, failed, best, repeats, p, config; full precision). */
+ * booktabs tabular; best in \textbf{}), CSV (one line per cell: row keys, col key, mean,
+ * std|sem, n, failed, best, repeats, p, config; full precision), or an HTML <table
+ * class="ablation"> (the caption as <caption>; each value cell a <td class="cell"> with
+ * data-mean, data-err and data-n at full precision, class "best" when marked). */
 dm_status dm_table_write(const dm_table *t, dm_table_fmt fmt, FILE *out, char *err);
 
 /* The tests behind the best mark (table_stats.c; GSL's t distribution). One-sided p-values of

@@ -244,10 +244,10 @@ dm_status dm_table_def_set(dm_table_def *d, const char *name, const char *value,
         return DM_OK;
     }
     default: { /* DM_TOPT_FORMAT */
-        int k = choice(value, (const char *const[]){"md", "markdown", "latex", "tex", "csv"}, 5);
+        int k = choice(value, (const char *const[]){"md", "markdown", "latex", "tex", "csv", "html"}, 6);
         if (k < 0)
-            return dm_err(err, DM_E_INPUT, "%s: '%s' is not one of md, latex, csv", origin, value);
-        d->fmt = k < 2 ? DM_TABLE_MD : k < 4 ? DM_TABLE_LATEX : DM_TABLE_CSV;
+            return dm_err(err, DM_E_INPUT, "%s: '%s' is not one of md, latex, csv, html", origin, value);
+        d->fmt = k < 2 ? DM_TABLE_MD : k < 4 ? DM_TABLE_LATEX : k < 5 ? DM_TABLE_CSV : DM_TABLE_HTML;
         return DM_OK;
     }
     }

@@ -1,5 +1,5 @@
-/* table_render.c — a built table as Markdown, LaTeX (booktabs) or CSV; only formatting, every
- * number already computed by dm_table_build. */
+/* table_render.c — a built table as Markdown, LaTeX (booktabs), CSV or HTML; only formatting,
+ * every number already computed by dm_table_build. */
 #include "report/table_internal.h"
 
 #include <errno.h>
@@ -45,30 +45,45 @@ static void put_md(FILE *out, const char *s)
     }
 }
 
+static void put_html(FILE *out, const char *s)
+{
+    for (; *s; ++s) {
+        switch (*s) {
+        case '&': fputs("&amp;", out); break;
+        case '<': fputs("&lt;", out); break;
+        case '>': fputs("&gt;", out); break;
+        case '"': fputs("&quot;", out); break;
+        default: fputc(*s, out);
+        }
+    }
+}
+
 static void put_text(FILE *out, const char *s, dm_table_fmt fmt)
 {
     if (fmt == DM_TABLE_LATEX)
         put_latex(out, s);
+    else if (fmt == DM_TABLE_HTML)
+        put_html(out, s);
     else
         put_md(out, s);
 }
 
-/* One cell as Markdown or LaTeX: "m ± e (n=N, R repeats, F failed)", bold when best; "—" (or
- * "---") when empty, with "(F failed)". */
+/* One cell as Markdown, LaTeX or HTML: "m ± e (n=N, R repeats, F failed)", bold when best; "—"
+ * (or "---") when empty, with "(F failed)". */
 static void put_cell(FILE *out, const dm_table_cell *x, dm_table_fmt fmt)
 {
-    const int tex = fmt == DM_TABLE_LATEX;
+    const int tex = fmt == DM_TABLE_LATEX, html = fmt == DM_TABLE_HTML;
     if (x->n == 0) {
         fputs(tex ? "---" : "—", out);
         if (x->failed)
             fprintf(out, " (%zu failed)", x->failed);
         return;
     }
-    fputs(x->best ? (tex ? "\\textbf{" : "**") : "", out);
+    fputs(x->best ? (tex ? "\\textbf{" : html ? "<b>" : "**") : "", out);
     fprintf(out, "%.4g", x->mean);
     if (x->n >= 2)
         fprintf(out, "%s%.2g", tex ? " $\\pm$ " : " ± ", x->err);
-    fputs(x->best ? (tex ? "}" : "**") : "", out);
+    fputs(x->best ? (tex ? "}" : html ? "</b>" : "**") : "", out);
     fprintf(out, " (n=%zu", x->n);
     if (x->repeats)
         fprintf(out, ", %zu repeat%s", x->repeats, x->repeats == 1 ? "" : "s");
@@ -227,9 +242,72 @@ static void write_csv(const dm_table *t, FILE *out)
     }
 }
 
+static void write_html(const dm_table *t, FILE *out)
+{
+    fputs("<table class=\"ablation\" data-metric=\"", out);
+    put_html(out, t->metric);
+    fputs("\">\n<caption>", out);
+    char *cap = NULL;
+    size_t ncap = 0;
+    FILE *mem = open_memstream(&cap, &ncap);
+    if (mem) {
+        put_caption(mem, t);
+        fclose(mem);
+        if (cap && ncap && cap[ncap - 1] == '\n')
+            cap[ncap - 1] = 0;
+        put_html(out, cap ? cap : "");
+    }
+    free(cap);
+    fputs("</caption>\n<thead><tr>", out);
+    for (size_t i = 0; i < t->n_row_keys; ++i) {
+        fputs("<th>", out);
+        put_html(out, t->row_keys[i]);
+        fputs("</th>", out);
+    }
+    if (t->has_config)
+        fputs("<th>config</th>", out);
+    for (size_t c = 0; c < t->n_cols; ++c) {
+        fputs("<th>", out);
+        if (t->col_key) {
+            put_html(out, t->col_key);
+            fputc('=', out);
+        }
+        put_html(out, t->col_labels[c]);
+        fputs("</th>", out);
+    }
+    fputs("</tr></thead>\n<tbody>\n", out);
+    for (size_t r = 0; r < t->n_rows; ++r) {
+        fputs("<tr>", out);
+        for (size_t i = 0; i < t->n_row_keys; ++i) {
+            fputs("<th scope=\"row\">", out);
+            put_html(out, t->row_labels[r * t->n_row_keys + i]);
+            fputs("</th>", out);
+        }
+        if (t->has_config) {
+            fputs("<td class=\"config\">", out);
+            put_html(out, t->row_config[r]);
+            fputs("</td>", out);
+        }
+        for (size_t c = 0; c < t->n_cols; ++c) {
+            const dm_table_cell *x = &t->cells[r * t->n_cols + c];
+            fprintf(out, "<td class=\"cell%s\" data-n=\"%zu\" data-mean=\"", x->best ? " best" : "", x->n);
+            put_real(out, x->mean);
+            fputs("\" data-err=\"", out);
+            put_real(out, x->err);
+            fputs("\">", out);
+            put_cell(out, x, DM_TABLE_HTML);
+            fputs("</td>", out);
+        }
+        fputs("</tr>\n", out);
+    }
+    fputs("</tbody>\n</table>\n", out);
+}
+
 dm_status dm_table_write(const dm_table *t, dm_table_fmt fmt, FILE *out, char *err)
 {
-    if (fmt == DM_TABLE_LATEX)
+    if (fmt == DM_TABLE_HTML)
+        write_html(t, out);
+    else if (fmt == DM_TABLE_LATEX)
         write_latex(t, out);
     else if (fmt == DM_TABLE_CSV)
         write_csv(t, out);

@@ -16,6 +16,7 @@
 #include "eval/nll.h"
 #include "eval/ode_err.h"
 #include "eval/posterior.h"
+#include "io/plot.h"
 #include "io/png.h"
 #include "train/record_features.h"
 #include "train/schema.h"
@@ -289,7 +290,7 @@ static dm_status features_record(dm_trainer *tr, const float *x, size_t n, dm_ru
 }
 
 dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
-                           dm_runrec *rec, int baseline, const char *png_dir, dm_eval_result *res,
+                           dm_runrec *rec, int baseline, const char *pic_dir, dm_eval_result *res,
                            int64_t *nfe, char *set_name_out, char *err)
 {
     const size_t n = (size_t)tr->eopt->n_samples, d = tr->dim, nr = (size_t)tr->eopt->n_ref;
@@ -337,12 +338,12 @@ dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const 
         goto out;
     if (tr->features && (st = features_record(tr, x, n, rec, sampler->info.name, *nfe, settings, err)))
         goto out;
-    if (png_dir && (d == 2 || tr->shape[1] * tr->shape[2] > 1)) {
+    if (pic_dir && (d == 2 || tr->shape[1] * tr->shape[2] > 1)) {
         char path[PATH_SIZE];
-        if ((st = dm_path_fmt(path, sizeof path, err, "%s/%s.png", png_dir, set_name)))
+        if ((st = dm_path_fmt(path, sizeof path, err, "%s/%s.%s", pic_dir, set_name, d == 2 ? "svg" : "png")))
             goto out;
-        if (d == 2)
-            st = dm_png_scatter(path, x, n, tr->ref_x, nr, d, 512, err);
+        if (d == 2) /* at most 2000 points of each set drawn; all counted when outside the view */
+            st = dm_plot_scatter_file(path, set_name, x, n, "samples", tr->ref_x, nr, d, 2000, err);
         else /* the first 64 images, 8 x 8, each about 96 pixels wide */
             st = dm_png_grid(path, x, n < 64 ? n : 64, (size_t)tr->shape[0], (size_t)tr->shape[1],
                              (size_t)tr->shape[2], 8, tr->shape[2] < 96 ? 96 / tr->shape[2] : 1, err);
@@ -458,7 +459,7 @@ out:
     return st;
 }
 
-dm_status dm_posterior_record(dm_trainer *tr, dm_runrec *rec, const char *png_dir, char *err)
+dm_status dm_posterior_record(dm_trainer *tr, dm_runrec *rec, const char *pic_dir, char *err)
 {
     if (!tr->eopt->posterior)
         return DM_OK;
@@ -495,14 +496,16 @@ dm_status dm_posterior_record(dm_trainer *tr, dm_runrec *rec, const char *png_di
             if ((st = dm_runrec_add_eval(rec, rows[k].name, "posterior", 0, settings, (int64_t)n, rows[k].v, err)))
                 goto out;
         /* A picture: draws from the posterior of one noisy point (the first reference point, noised). */
-        if (png_dir && d == 2) {
+        if (pic_dir && d == 2) {
             double x[2];
             for (size_t j = 0; j < d; j++)
                 x[j] = a * tr->ref_x[j] + sg * dm_rng_normal(&rng);
             dm_posterior_draw(&g, a, sg, x, DRAWS, &rng, draws);
-            char path[PATH_SIZE];
-            if ((st = dm_path_fmt(path, sizeof path, err, "%s/posterior_%02d.png", png_dir, l)) ||
-                (st = dm_png_scatter(path, draws, DRAWS, tr->ref_x, (size_t)tr->eopt->n_ref, d, 384, err)))
+            char path[PATH_SIZE], title[96];
+            snprintf(title, sizeof title, "p(x0 | x_t) of one noisy point, sigma/alpha = %.3g", sg / a);
+            if ((st = dm_path_fmt(path, sizeof path, err, "%s/posterior_%02d.svg", pic_dir, l)) ||
+                (st = dm_plot_scatter_file(path, title, draws, DRAWS, "posterior draws", tr->ref_x,
+                                           (size_t)tr->eopt->n_ref, d, 2000, err)))
                 goto out;
         }
     }

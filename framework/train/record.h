@@ -19,10 +19,11 @@
 #include "io/runrec.h"
 #include "train/trainer.h"
 
-/* png_dir: where to write <set name>.png for 2-D data (NULL: no picture). set_name (256 bytes,
+/* pic_dir: where to write the set's picture (NULL: none): <set name>.svg, a scatter over the
+ * reference data (io/plot.h), for 2-D data; <set name>.png, a grid of the first 64, for images. set_name (256 bytes,
  * may be NULL) receives the sample set's name (runrec.h). */
 dm_status dm_sample_record(dm_trainer *tr, const dm_sampler_ops *sampler, const void *sopts,
-                           dm_runrec *rec, int baseline, const char *png_dir, dm_eval_result *res,
+                           dm_runrec *rec, int baseline, const char *pic_dir, dm_eval_result *res,
                            int64_t *nfe, char *set_name, char *err);
 
 /* If eval.nll: the PF-ODE negative log-likelihood of the reference points, recorded as evals
@@ -40,9 +41,9 @@ dm_status dm_classifier_record(dm_trainer *tr, dm_runrec *rec, char *err);
  * eval.nll_n reference points at eval.posterior_levels times (eval/posterior.h), recorded as evals
  * post_std, post_modes, post_modes90, gap_data, gap_mode, denoise_err (sampler "posterior", nfe 0,
  * settings {"t", "sigma": sigma/alpha}); noise from stream "eval.posterior" of the run's seed. With
- * png_dir and 2-D data, posterior_<level>.png: draws from the posterior of one noisy point over the
+ * pic_dir and 2-D data, posterior_<level>.svg: draws from the posterior of one noisy point over the
  * reference data. */
-dm_status dm_posterior_record(dm_trainer *tr, dm_runrec *rec, const char *png_dir, char *err);
+dm_status dm_posterior_record(dm_trainer *tr, dm_runrec *rec, const char *pic_dir, char *err);
 
 /* If eval.model_err (mixture data): at each level sigma/alpha of eval.model_err_levels, the mean
  * |D_theta - D*|^2 / d of the model's denoiser (EMA weights if eval.use_ema) against the exact

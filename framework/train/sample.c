@@ -170,8 +170,7 @@ dm_status dm_sample_cmd(const dm_sample_cfg *cfg, const char *target, int n_over
     }
     fprintf(cfg->out, "run %s: %s nfe %lld on %lld samples: swd %.4g mmd2 %.4g\n", id, tr.sampler->info.name,
             (long long)nfe, (long long)tr.eopt->n_samples, res.swd, res.mmd2);
-    fprintf(cfg->out, "  written to %s (/samples/%s)%s%s/%s.png\n", h5, set, tr.dim == 2 ? " and " : "",
-            tr.dim == 2 ? dir : "", tr.dim == 2 ? set : "");
+    fprintf(cfg->out, "  written to %s (/samples/%s) and %s/%s.%s\n", h5, set, dir, set, tr.dim == 2 ? "svg" : "png");
 out:
     dm_guide_free(&guide);
     dm_features_free(&feat);

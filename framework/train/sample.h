@@ -2,8 +2,8 @@
  *
  * For a finished run it loads the run's spec and its EMA (or training) weights from
  * checkpoint.h5, samples with the sampler named on the command line, and writes the samples, the
- * evals (run.h5 replaced atomically, the index updated) and a PNG of 2-D samples over the
- * reference data next to run.h5. For a spec whose model is analytic it is `difflab run` with the
+ * evals (run.h5 replaced atomically, the index updated) and a picture next to run.h5 (an SVG
+ * scatter of 2-D samples over the reference data, a PNG grid of images). For a spec whose model is analytic it is `difflab run` with the
  * sampler overrides: nothing to train. */
 #ifndef DM_TRAIN_SAMPLE_H
 #define DM_TRAIN_SAMPLE_H

@@ -9,10 +9,21 @@ SMALL=(train.steps=200 train.batch=256 train.n_data=5000 eval.n_samples=500 eval
 expect_exit 0 "$DIFFLAB" run "$SRC/configs/demo.yaml" "${SMALL[@]}" || { finish; exit 1; }
 id=$(sed -n 's/^run \(demo-[0-9a-f]*-s0\) finished.*/\1/p' "$TMP/out")
 dir=results/runs/$id
-[ -f "$dir/ddpm_50.png" ] && pass || fail "no picture of the run's samples"
+# The picture of 2-D samples is an SVG plot: title, axes with ticks, a legend of both sets.
+svg=$dir/ddpm_50.svg
+if [ -f "$svg" ]; then
+  grep -q '<svg xmlns="http://www.w3.org/2000/svg" class="plot scatter"' "$svg" && grep -q '>ddpm_50</text>' "$svg" &&
+    [ "$(grep -c 'class="tick"' "$svg")" -ge 6 ] && grep -q '>x\[0\]</text>' "$svg" &&
+    grep -q '>reference</text>' "$svg" && grep -Eq '>samples( \(500 of 500 drawn\))?(, [0-9]+ outside the view)?</text>' "$svg" &&
+    [ "$(grep -c 'class="series"' "$svg")" -eq 2 ] && pass || fail "the scatter $svg lacks its title, ticks or legend"
+else
+  fail "no picture of the run's samples: $(ls "$dir")"
+fi
+[ ! -e "$dir/ddpm_50.png" ] && pass || fail "a PNG scatter beside the SVG"
 
 expect_exit 0 "$DIFFLAB" sample demo --steps 20 && expect_out "run $id: ddpm nfe 20 on 500 samples: swd [0-9.e-]+ mmd2"
-[ -f "$dir/ddpm_20.png" ] && pass || fail "no picture of the new samples"
+[ -f "$dir/ddpm_20.svg" ] && pass || fail "no picture of the new samples"
+expect_out "written to .*run.h5 \(/samples/ddpm_20\) and .*/ddpm_20.svg"
 expect_exit 0 "$DIFFLAB" query "SELECT count(*) FROM evals WHERE run_id = '$id' AND nfe = 20 AND metric IN ('swd', 'mmd2')" --csv && expect_out '^2$'
 # The same settings again: the same numbers (common random numbers, deterministic), replaced not added.
 v1=$("$DIFFLAB" query "SELECT printf('%.17g', value) FROM evals WHERE run_id = '$id' AND nfe = 20 AND metric = 'swd'" --csv | tail -n 1)

@@ -107,7 +107,12 @@ fi
 if expect_exit 2 "$DIFFLAB" table --rows sampler.type --metric nope; then expect_out "--metric: no eval metric or training series 'nope'.*known: .*swd"; fi
 if expect_exit 2 "$DIFFLAB" table --rows steps --metric swd; then expect_out "--rows: unknown key 'steps'.*did you mean: .*sampler.steps"; fi
 if expect_exit 2 "$DIFFLAB" table --rows sampler.type --metric swd --agg median; then expect_out "--agg: 'median' is not one of last, mean, min, max"; fi
-if expect_exit 2 "$DIFFLAB" table --rows sampler.type --metric swd --format html; then expect_out "--format: 'html'"; fi
+if expect_exit 2 "$DIFFLAB" table --rows sampler.type --metric swd --format xml; then expect_out "--format: 'xml' is not one of md, latex, csv, html"; fi
+# HTML (the report's tables): a <table class="ablation">, each cell's mean at full precision.
+if expect_exit 0 "$DIFFLAB" table --rows sampler.type --metric swd --format html; then
+  expect_out '^<table class="ablation" data-metric="swd">$' && expect_out '<caption>swd: mean ± std over seeds'
+  expect_out '<th scope="row">ddpm</th>.*<td class="cell[ a-z]*" data-n="[0-9]+" data-mean="[0-9.e-]+"'
+fi
 if expect_exit 2 "$DIFFLAB" table --rows sampler.type --metric swd --where "nosuch = 1"; then expect_out "--where: SQL error: no such column: nosuch"; fi
 if expect_exit 2 "$DIFFLAB" table --rows sampler.type --metric swd --sweep nosweep; then expect_out "--sweep: no sweep 'nosweep'"; fi
 if expect_exit 2 "$DIFFLAB" table --metric swd; then expect_out "--rows is required"; fi

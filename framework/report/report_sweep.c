@@ -1,0 +1,615 @@
+/* report_sweep.c — a sweep's page: its tables, a plot per metric against each swept axis, the
+ * sample picture of every cell, and its runs. Cells are what `difflab table` builds (one config
+ * group each, seeds as replicates), so a plot never pools runs a table would keep apart. */
+#include "report/report_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "io/plot.h"
+#include "report/table.h"
+
+#define MAX_AXES 8
+
+/* A cell of the sweep: one value per axis (the manifest's text), and its runs (one per seed). */
+typedef struct cell {
+    char *vals[MAX_AXES];
+    char **ids;
+    size_t n_ids;
+} cell;
+
+typedef struct sweep_info {
+    char *axes[MAX_AXES];      /* the manifest's axis keys */
+    char *keys[MAX_AXES];      /* the table key of each (the key, or KEY.type for a section), or NULL */
+    size_t n_axes;
+    cell *cells;
+    size_t n_cells;
+    char *yaml;                /* sweep.yaml, if present */
+} sweep_info;
+
+static void info_free(sweep_info *w)
+{
+    for (size_t a = 0; a < w->n_axes; a++) {
+        dm_free(w->axes[a]);
+        dm_free(w->keys[a]);
+    }
+    for (size_t c = 0; c < w->n_cells; c++) {
+        for (size_t a = 0; a < w->n_axes; a++)
+            dm_free(w->cells[c].vals[a]);
+        for (size_t i = 0; i < w->cells[c].n_ids; i++)
+            dm_free(w->cells[c].ids[i]);
+        dm_free(w->cells[c].ids);
+    }
+    dm_free(w->cells);
+    dm_free(w->yaml);
+}
+
+static char *dup(const unsigned char *s)
+{
+    const char *t = s ? (const char *)s : "";
+    char *d = dm_malloc(strlen(t) + 1);
+    if (d)
+        strcpy(d, t);
+    return d;
+}
+
+static int key_exists(const dm_rep *r, const char *key)
+{
+    sqlite3_stmt *q = NULL;
+    int found = sqlite3_prepare_v2(r->db, "SELECT 1 FROM params WHERE key = ? LIMIT 1", -1, &q, NULL) == SQLITE_OK &&
+                sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return found;
+}
+
+/* The manifest read line by line, each parsed with SQLite's JSON functions. */
+static dm_status read_manifest(const dm_rep *r, const char *sweep, sweep_info *w, char *err)
+{
+    char path[DM_PATH_SIZE];
+    char *text = NULL;
+    size_t len = 0;
+    dm_status st;
+    if ((st = dm_path_fmt(path, sizeof path, err, "%s/sweeps/%s/sweep.yaml", r->o->results, sweep)))
+        return st;
+    if (dm_read_file(path, (size_t)1 << 20, &w->yaml, &len, err))
+        w->yaml = NULL;
+    if ((st = dm_path_fmt(path, sizeof path, err, "%s/sweeps/%s/manifest.jsonl", r->o->results, sweep)))
+        return st;
+    if ((st = dm_read_file(path, (size_t)1 << 30, &text, &len, err)))
+        return st == DM_E_NOTFOUND ? dm_err(err, DM_E_INPUT, "report: no sweep '%s' (no %s)", sweep, path) : st;
+    sqlite3_stmt *q = NULL, *ax = NULL;
+    if (sqlite3_prepare_v2(r->db, "SELECT json_extract(?1, '$.run_id')", -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(r->db, "SELECT key, value FROM json_each(?1, '$.axes')", -1, &ax, NULL) != SQLITE_OK) {
+        st = dm_err(err, DM_E_IO, "report: %s", sqlite3_errmsg(r->db));
+        goto out;
+    }
+    size_t lineno = 0;
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line && !st; line = strtok_r(NULL, "\n", &save)) {
+        lineno++;
+        char *vals[MAX_AXES] = { 0 };
+        size_t nv = 0;
+        sqlite3_reset(q);
+        sqlite3_reset(ax);
+        sqlite3_bind_text(q, 1, line, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ax, 1, line, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) != SQLITE_ROW || !sqlite3_column_text(q, 0)) {
+            st = dm_err(err, DM_E_INPUT, "%s:%zu: not a manifest line (no run_id)", path, lineno);
+            break;
+        }
+        char *id = dup(sqlite3_column_text(q, 0));
+        int rc;
+        while ((rc = sqlite3_step(ax)) == SQLITE_ROW && nv < MAX_AXES) {
+            if (lineno == 1 && !(w->axes[w->n_axes++] = dup(sqlite3_column_text(ax, 0))))
+                st = dm_err(err, DM_E_NOMEM, "out of memory");
+            vals[nv++] = dup(sqlite3_column_text(ax, 1));
+        }
+        if (!st && (rc != SQLITE_DONE || nv != w->n_axes))
+            st = dm_err(err, DM_E_INPUT, "%s:%zu: its axes differ from line 1's (%zu axes)", path, lineno, w->n_axes);
+        /* the cell of these values: an existing one, or a new one */
+        size_t c = 0;
+        for (; !st && c < w->n_cells; c++) {
+            size_t a = 0;
+            while (a < nv && vals[a] && w->cells[c].vals[a] && strcmp(vals[a], w->cells[c].vals[a]) == 0)
+                a++;
+            if (a == nv)
+                break;
+        }
+        if (!st && c == w->n_cells) {
+            cell *more = dm_realloc(w->cells, sizeof(cell) * (w->n_cells + 1));
+            if (!more) {
+                st = dm_err(err, DM_E_NOMEM, "out of memory");
+            } else {
+                w->cells = more;
+                memset(&w->cells[c], 0, sizeof(cell));
+                for (size_t a = 0; a < nv; a++) {
+                    w->cells[c].vals[a] = vals[a];
+                    vals[a] = NULL;
+                }
+                w->n_cells++;
+            }
+        }
+        if (!st) {
+            char **ids = dm_realloc(w->cells[c].ids, sizeof(char *) * (w->cells[c].n_ids + 1));
+            if (ids)
+                w->cells[c].ids = ids;
+            if (!ids || !id) {
+                st = dm_err(err, DM_E_NOMEM, "out of memory");
+            } else {
+                w->cells[c].ids = ids;
+                ids[w->cells[c].n_ids++] = id;
+                id = NULL;
+            }
+        }
+        dm_free(id);
+        for (size_t a = 0; a < nv; a++)
+            dm_free(vals[a]);
+    }
+    /* Table keys: the axis itself when the index knows it as a param, else KEY.type (an axis
+     * over whole plug-in sections, {type: mlp}). */
+    for (size_t a = 0; a < w->n_axes && !st; a++) {
+        char k[300];
+        snprintf(k, sizeof k, "%s.type", w->axes[a]);
+        if (key_exists(r, w->axes[a]))
+            w->keys[a] = dup((const unsigned char *)w->axes[a]);
+        else if (key_exists(r, k))
+            w->keys[a] = dup((const unsigned char *)k);
+    }
+out:
+    sqlite3_finalize(q);
+    sqlite3_finalize(ax);
+    dm_free(text);
+    return st;
+}
+
+dm_status dm_rep_sweep_runs(const dm_rep *r, const char *sweep, char ***ids, size_t *n, char *err)
+{
+    sweep_info w = { 0 };
+    dm_status st = read_manifest(r, sweep, &w, err);
+    size_t total = 0;
+    for (size_t c = 0; c < w.n_cells; c++)
+        total += w.cells[c].n_ids;
+    *ids = st ? NULL : dm_calloc(total + 1, sizeof(char *));
+    *n = 0;
+    if (!st && !*ids)
+        st = dm_err(err, DM_E_NOMEM, "out of memory");
+    for (size_t c = 0; c < w.n_cells && !st; c++)
+        for (size_t i = 0; i < w.cells[c].n_ids; i++) {
+            (*ids)[(*n)++] = w.cells[c].ids[i];
+            w.cells[c].ids[i] = NULL;
+        }
+    info_free(&w);
+    return st;
+}
+
+/* The sweep's runs' own samplers and NFEs (main sample sets), as table filters: "a,b". */
+static void main_filters(const dm_rep *r, const char *sweep, char *samplers, size_t ns, char *nfes, size_t nn)
+{
+    static const char *const sql[2] = {
+        "SELECT group_concat(v, ',') FROM (SELECT DISTINCT p.text_value AS v FROM params p JOIN sweep_runs w"
+        " ON w.run_id = p.run_id WHERE w.sweep = ? AND p.key = 'sampler.type' ORDER BY v)",
+        "SELECT group_concat(v, ',') FROM (SELECT DISTINCT s.nfe AS v FROM run_summary s JOIN sweep_runs w"
+        " ON w.run_id = s.run_id WHERE w.sweep = ? AND s.eval_sampler IS s.sampler AND s.nfe IS NOT NULL ORDER BY v)",
+    };
+    char *out[2] = { samplers, nfes };
+    const size_t size[2] = { ns, nn };
+    for (int k = 0; k < 2; k++) {
+        sqlite3_stmt *q = NULL;
+        out[k][0] = 0;
+        if (sqlite3_prepare_v2(r->db, sql[k], -1, &q, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(q, 1, sweep, -1, SQLITE_STATIC);
+            if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+                snprintf(out[k], size[k], "%s", (const char *)sqlite3_column_text(q, 0));
+        }
+        sqlite3_finalize(q);
+    }
+}
+
+/* A table of metric for the sweep with the main-sample-set filters; rows and col as given. */
+static dm_status build(const dm_rep *r, const char *sweep, const char *metric, const char *rows, const char *col,
+                       const char *samplers, const char *nfes, dm_table **t, char *err)
+{
+    dm_table_def d;
+    dm_table_def_init(&d);
+    dm_status st;
+    if (!(st = dm_table_def_set(&d, "sweep", sweep, "report", err)) &&
+        !(st = dm_table_def_set(&d, "metric", metric, "report", err)) &&
+        !(st = dm_table_def_set(&d, "rows", rows, "report", err)) &&
+        !(st = dm_table_def_set(&d, "cols", col ? col : "", "report", err)) &&
+        !(st = dm_table_def_set(&d, "sampler", samplers, "report", err)) &&
+        !(st = dm_table_def_set(&d, "nfe", nfes, "report", err)))
+        st = dm_table_build(r->ix, &d, t, err);
+    dm_table_def_free(&d);
+    return st;
+}
+
+/* Whether every label reads as a number (then the axis is numeric). */
+static int numeric(char *const *labels, size_t n, double *v)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *end;
+        v[i] = strtod(labels[i], &end);
+        if (end == labels[i] || *end || !isfinite(v[i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* The plot of metric against axis a: rows the other axes (their table keys), the column axis a,
+ * so a line per value of the other axes (per config group, when a row splits); with no other
+ * axis, one line through the rows. */
+static dm_status axis_plot(FILE *f, const dm_rep *r, const char *sweep, const sweep_info *w, size_t a,
+                           const char *metric, const char *samplers, const char *nfes, char *err)
+{
+    char rows[1024] = "";
+    for (size_t b = 0; b < w->n_axes; b++)
+        if (b != a && w->keys[b])
+            snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "%s%s", *rows ? "," : "", w->keys[b]);
+    const int single = !*rows;
+    dm_table *t = NULL;
+    dm_status st = build(r, sweep, metric, single ? w->keys[a] : rows, single ? NULL : w->keys[a], samplers, nfes,
+                         &t, err);
+    if (st == DM_E_NOTFOUND)
+        return DM_OK; /* no finished run has this metric */
+    if (st)
+        return st;
+    const size_t nx = single ? t->n_rows : t->n_cols, nl = single ? 1 : t->n_rows;
+    char **xl = dm_calloc(nx + 1, sizeof(char *));
+    double *xv = dm_malloc(sizeof(double) * (nx + 1)), *x = dm_malloc(sizeof(double) * (nx * nl + 1));
+    double *y = dm_malloc(sizeof(double) * (nx * nl + 1)), *e = dm_malloc(sizeof(double) * (nx * nl + 1));
+    size_t *ord = dm_malloc(sizeof(size_t) * (nx + 1));
+    dm_plot_series *ser = dm_calloc(nl, sizeof(dm_plot_series));
+    char (*lab)[256] = dm_calloc(nl, 256);
+    if (!xl || !xv || !x || !y || !e || !ord || !ser || !lab) {
+        st = dm_err(err, DM_E_NOMEM, "out of memory for the plot of %s", metric);
+        goto out;
+    }
+    for (size_t i = 0; i < nx; i++)
+        xl[i] = single ? t->row_labels[i * t->n_row_keys] : t->col_labels[i];
+    const int num = numeric(xl, nx, xv);
+    for (size_t i = 0; i < nx; i++) /* numeric x in increasing order */
+        ord[i] = i;
+    for (size_t i = 1; num && i < nx; i++)
+        for (size_t j = i; j > 0 && xv[ord[j - 1]] > xv[ord[j]]; j--) {
+            const size_t k = ord[j];
+            ord[j] = ord[j - 1];
+            ord[j - 1] = k;
+        }
+    for (size_t l = 0; l < nl; l++) {
+        for (size_t i = 0; i < nx; i++) {
+            const dm_table_cell *c = single ? &t->cells[ord[i] * t->n_cols] : &t->cells[l * t->n_cols + ord[i]];
+            x[l * nx + i] = num ? xv[ord[i]] : (double)i;
+            y[l * nx + i] = c->mean;
+            e[l * nx + i] = c->err;
+        }
+        if (single) {
+            snprintf(lab[l], sizeof lab[l], "%s", metric);
+        } else {
+            for (size_t k = 0; k < t->n_row_keys; k++)
+                snprintf(lab[l] + strlen(lab[l]), sizeof lab[l] - strlen(lab[l]), "%s%s=%s", k ? ", " : "",
+                         t->row_keys[k], t->row_labels[l * t->n_row_keys + k]);
+            if (*t->row_config[l])
+                snprintf(lab[l] + strlen(lab[l]), sizeof lab[l] - strlen(lab[l]), " [%s]", t->row_config[l]);
+        }
+        ser[l] = (dm_plot_series){ .label = lab[l], .n = nx, .x = x + l * nx, .y = y + l * nx, .err = e + l * nx };
+    }
+    const char *cats[256];
+    for (size_t i = 0; !num && i < nx && i < 256; i++)
+        cats[i] = xl[ord[i]];
+    dm_plot p;
+    dm_plot_init(&p);
+    char title[300], note[300];
+    snprintf(title, sizeof title, "%s against %s", metric, w->axes[a]);
+    snprintf(note, sizeof note, "mean ± %s over seeds%s", t->errbar == DM_TABLE_SEM ? "sem" : "std",
+             t->lower_is_better < 0 ? "" : t->lower_is_better ? "; lower is better" : "; higher is better");
+    p.title = title;
+    p.klass = "sweep-plot";
+    p.xlabel = w->keys[a];
+    p.ylabel = metric;
+    p.note = note;
+    p.width = 520;
+    p.height = 320;
+    if (!num) {
+        p.xcats = cats;
+        p.n_xcats = nx < 256 ? nx : 256;
+    }
+    p.logx = num && nx > 1 && xv[ord[0]] > 0 && xv[ord[nx - 1]] >= 10 * xv[ord[0]];
+    p.logy = dm_rep_wants_log(y, nx * nl);
+    fputs("<figure>", f);
+    st = dm_plot_svg(f, &p, ser, nl, err);
+    fputs("</figure>\n", f);
+out:
+    dm_free(xl);
+    dm_free(xv);
+    dm_free(x);
+    dm_free(y);
+    dm_free(e);
+    dm_free(ord);
+    dm_free(ser);
+    dm_free(lab);
+    dm_table_free(t);
+    return st;
+}
+
+/* The text "key=value, ..." of a cell. */
+static void cell_label(const sweep_info *w, const cell *c, char *buf, size_t n)
+{
+    buf[0] = 0;
+    for (size_t a = 0; a < w->n_axes; a++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s", a ? ", " : "", w->axes[a], c->vals[a]);
+}
+
+/* The picture of every cell: its first finished run's main sample set, side by side. */
+static dm_status cell_pictures(FILE *f, const dm_rep *r, const sweep_info *w, char *err)
+{
+    fputs("<h2 id=\"samples\">Samples of every cell</h2>\n<p class=\"muted\">Each cell's first finished run "
+          "(lowest seed), its own sampler.</p>\n<div class=\"figs cells\">\n", f);
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(r->db, "SELECT r.path, s.eval_sampler, s.nfe, r.seed FROM runs r JOIN run_summary s"
+                           " ON s.run_id = r.run_id WHERE r.run_id = ? AND r.status = 'finished'", -1, &q, NULL) !=
+        SQLITE_OK)
+        return dm_err(err, DM_E_IO, "report: %s", sqlite3_errmsg(r->db));
+    dm_status st = DM_OK;
+    for (size_t c = 0; c < w->n_cells && !st; c++) {
+        char label[1024], src[DM_PATH_SIZE], dst[DM_PATH_SIZE], stem[300];
+        cell_label(w, &w->cells[c], label, sizeof label);
+        fputs("<figure class=\"cell\">", f);
+        int shown = 0;
+        for (size_t i = 0; i < w->cells[c].n_ids && !shown && !st; i++) {
+            const char *id = w->cells[c].ids[i];
+            sqlite3_reset(q);
+            sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+            if (sqlite3_step(q) != SQLITE_ROW || !sqlite3_column_text(q, 0) || !sqlite3_column_text(q, 1))
+                continue;
+            snprintf(stem, sizeof stem, "%s_%lld", (const char *)sqlite3_column_text(q, 1),
+                     (long long)sqlite3_column_int64(q, 2));
+            const char *dir = (const char *)sqlite3_column_text(q, 0);
+            if ((st = dm_path_fmt(src, sizeof src, err, "%s/%s.svg", dir, stem)))
+                break;
+            if (dm_rep_file_exists(src) && dm_rep_inline_svg(f, src)) {
+                shown = 1;
+            } else if (!(st = dm_path_fmt(src, sizeof src, err, "%s/%s.png", dir, stem)) && dm_rep_file_exists(src) &&
+                       !(st = dm_path_fmt(dst, sizeof dst, err, "%s/runs/%s/%s.png", r->o->out, id, stem)) &&
+                       !(st = dm_rep_copy(src, dst, err))) {
+                fputs("<img class=\"grid\" alt=\"", f);
+                dm_html(f, label);
+                fputs("\" src=\"../runs/", f);
+                dm_html(f, id);
+                fputs("/", f);
+                dm_html(f, stem);
+                fputs(".png\">", f);
+                shown = 1;
+            }
+            if (shown) {
+                fputs("<figcaption>", f);
+                dm_html(f, label);
+                fprintf(f, "<br>seed %lld: ", (long long)sqlite3_column_int64(q, 3));
+                dm_rep_run_link(r, f, "../", id);
+                fputs("</figcaption>", f);
+            }
+        }
+        if (!shown && !st) {
+            fputs("<p class=\"muted\">no picture: no finished run</p><figcaption>", f);
+            dm_html(f, label);
+            fputs("</figcaption>", f);
+        }
+        fputs("</figure>\n", f);
+    }
+    sqlite3_finalize(q);
+    fputs("</div>\n", f);
+    return st;
+}
+
+/* The runs, cell by cell, with their status in the index ("not run" when absent). */
+static void runs_table(FILE *f, const dm_rep *r, const sweep_info *w, size_t counts[4])
+{
+    sqlite3_stmt *q = NULL;
+    const int ok = sqlite3_prepare_v2(r->db, "SELECT status FROM runs WHERE run_id = ?", -1, &q, NULL) == SQLITE_OK;
+    fputs("<h2 id=\"runs\">Runs</h2>\n<table class=\"runs\"><thead><tr>", f);
+    for (size_t a = 0; a < w->n_axes; a++) {
+        fputs("<th>", f);
+        dm_html(f, w->axes[a]);
+        fputs("</th>", f);
+    }
+    fputs("<th>run</th><th>status</th></tr></thead><tbody>\n", f);
+    for (size_t c = 0; c < w->n_cells; c++)
+        for (size_t i = 0; i < w->cells[c].n_ids; i++) {
+            const char *id = w->cells[c].ids[i], *status = "not run";
+            fputs("<tr>", f);
+            for (size_t a = 0; a < w->n_axes; a++) {
+                fputs("<td>", f);
+                dm_html(f, w->cells[c].vals[a]);
+                fputs("</td>", f);
+            }
+            fputs("<td>", f);
+            dm_rep_run_link(r, f, "../", id);
+            if (ok) {
+                sqlite3_reset(q);
+                sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+                if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+                    status = (const char *)sqlite3_column_text(q, 0);
+            }
+            counts[strcmp(status, "finished") == 0 ? 0 : strcmp(status, "not run") == 0 ? 1
+                   : strcmp(status, "running") == 0 ? 2 : 3]++;
+            fputs("</td><td class=\"status-", f);
+            dm_html(f, status);
+            fputs("\">", f);
+            dm_html(f, status);
+            fputs("</td></tr>\n", f);
+        }
+    fputs("</tbody></table>\n", f);
+    sqlite3_finalize(q);
+}
+
+/* The metrics the sweep's runs have from their samplers (not the noise baseline or the floor), in
+ * the order first recorded; NULL-terminated, each to free. */
+static dm_status sweep_metrics(const dm_rep *r, const char *sweep, char ***out, char *err)
+{
+    sqlite3_stmt *q = NULL;
+    size_t n = 0;
+    *out = dm_calloc(65, sizeof(char *));
+    if (!*out)
+        return dm_err(err, DM_E_NOMEM, "out of memory");
+    if (sqlite3_prepare_v2(r->db, "SELECT e.metric FROM evals e JOIN sweep_runs w ON w.run_id = e.run_id"
+                           " WHERE w.sweep = ? AND e.sampler NOT IN ('noise', 'exact') GROUP BY e.metric"
+                           " ORDER BY min(e.rowid)", -1, &q, NULL) != SQLITE_OK)
+        return dm_err(err, DM_E_IO, "report: %s", sqlite3_errmsg(r->db));
+    sqlite3_bind_text(q, 1, sweep, -1, SQLITE_STATIC);
+    while (n < 64 && sqlite3_step(q) == SQLITE_ROW)
+        if (!((*out)[n++] = dup(sqlite3_column_text(q, 0)))) {
+            sqlite3_finalize(q);
+            return dm_err(err, DM_E_NOMEM, "out of memory");
+        }
+    sqlite3_finalize(q);
+    return DM_OK;
+}
+
+static void free_list(char **l)
+{
+    for (size_t i = 0; l && l[i]; i++)
+        dm_free(l[i]);
+    dm_free(l);
+}
+
+/* One table into the page; a table with no matching run says so instead. */
+static dm_status put_table(FILE *f, const dm_rep *r, const dm_table_def *d, const char *heading, char *err)
+{
+    dm_table *t = NULL;
+    dm_status st = dm_table_build(r->ix, d, &t, err);
+    fputs("<div class=\"tbl\"><h3>", f);
+    dm_html(f, heading);
+    fputs("</h3>\n", f);
+    if (st == DM_E_NOTFOUND) {
+        fputs("<p class=\"muted\">No finished run has a value yet.</p></div>\n", f);
+        return DM_OK;
+    }
+    if (!st) {
+        st = dm_table_write(t, DM_TABLE_HTML, f, err);
+        for (size_t i = 0; i < t->n_notes; i++) {
+            fputs("<p class=\"muted note\">", f);
+            dm_html(f, t->notes[i]);
+            fputs("</p>\n", f);
+        }
+    }
+    fputs("</div>\n", f);
+    dm_table_free(t);
+    return st;
+}
+
+static dm_status tables(FILE *f, const dm_rep *r, const char *sweep, const sweep_info *w, char *const *metrics,
+                        const char *samplers, const char *nfes, char *err)
+{
+    dm_status st = DM_OK;
+    fputs("<h2 id=\"tables\">Tables</h2>\n<div class=\"tables\">\n", f);
+    for (size_t i = 0; i < r->o->n_defs && !st; i++) { /* the study's own tables */
+        dm_table_def d;
+        dm_table_def_init(&d);
+        if (!(st = dm_table_def_load(&d, r->o->defs[i], err)) && !d.sweep)
+            st = dm_table_def_set(&d, "sweep", sweep, "report", err);
+        if (!st)
+            st = put_table(f, r, &d, r->o->defs[i], err);
+        dm_table_def_free(&d);
+    }
+    if (r->o->n_defs) {
+        fputs("</div>\n", f);
+        return st;
+    }
+    char rows[1024] = "";
+    for (size_t a = 0; a < w->n_axes; a++)
+        if (w->keys[a])
+            snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "%s%s", *rows ? "," : "", w->keys[a]);
+    if (!*rows) {
+        fputs("<p class=\"muted\">The sweep has no axis the index knows as a spec key (only seeds).</p>\n", f);
+        snprintf(rows, sizeof rows, "seed");
+    }
+    for (size_t m = 0; metrics[m] && !st; m++) {
+        dm_table_def d;
+        dm_table_def_init(&d);
+        if (!(st = dm_table_def_set(&d, "sweep", sweep, "report", err)) &&
+            !(st = dm_table_def_set(&d, "metric", metrics[m], "report", err)) &&
+            !(st = dm_table_def_set(&d, "rows", rows, "report", err)) &&
+            !(st = dm_table_def_set(&d, "sampler", samplers, "report", err)) &&
+            !(st = dm_table_def_set(&d, "nfe", nfes, "report", err)))
+            st = put_table(f, r, &d, metrics[m], err);
+        dm_table_def_free(&d);
+    }
+    fputs("</div>\n", f);
+    return st;
+}
+
+dm_status dm_rep_sweep_page(dm_rep *r, const char *sweep, char *err)
+{
+    sweep_info w = { 0 };
+    char path[DM_PATH_SIZE], title[300], samplers[512], nfes[512];
+    char **metrics = NULL;
+    dm_page pg = { 0 };
+    dm_status st;
+    if ((st = read_manifest(r, sweep, &w, err)) || (st = sweep_metrics(r, sweep, &metrics, err)) ||
+        (st = dm_path_fmt(path, sizeof path, err, "%s/sweeps/%s.html", r->o->out, sweep)))
+        goto out;
+    snprintf(title, sizeof title, "sweep %s", sweep);
+    if ((st = dm_page_open(&pg, path, title, "../", err)))
+        goto out;
+    FILE *f = pg.f;
+    main_filters(r, sweep, samplers, sizeof samplers, nfes, sizeof nfes);
+    fputs("<p><a href=\"#tables\">tables</a> · <a href=\"#plots\">plots</a> · <a href=\"#samples\">samples</a>"
+          " · <a href=\"#runs\">runs</a></p>\n<p>", f);
+    fprintf(f, "%zu cells", w.n_cells);
+    for (size_t a = 0; a < w.n_axes; a++) {
+        fputs(a ? ", " : " over ", f);
+        dm_html(f, w.axes[a]);
+    }
+    fputs(". Each cell is one config group; its replicates are its seeds. Metrics are of each run's own "
+          "sampler", f);
+    if (*samplers) {
+        fputs(" (", f);
+        dm_html(f, samplers);
+        if (*nfes) {
+            fputs(", NFE ", f);
+            dm_html(f, nfes);
+        }
+        fputs(")", f);
+    }
+    fputs(".</p>\n", f);
+    if (w.yaml) {
+        fputs("<details><summary>sweep.yaml</summary>\n", f);
+        dm_html_pre(f, "sweep-yaml", w.yaml);
+        fputs("</details>\n", f);
+    }
+    if ((st = tables(f, r, sweep, &w, metrics, samplers, nfes, err)))
+        goto out;
+    fputs("<h2 id=\"plots\">Plots</h2>\n<div class=\"figs\">\n", f);
+    size_t n_plots = 0;
+    for (size_t m = 0; metrics[m] && !st; m++)
+        for (size_t a = 0; a < w.n_axes && !st; a++) {
+            size_t distinct = 1;
+            for (size_t c = 1; c < w.n_cells; c++) {
+                size_t k = 0;
+                while (k < c && strcmp(w.cells[k].vals[a], w.cells[c].vals[a]) != 0)
+                    k++;
+                distinct += k == c;
+            }
+            if (distinct < 2 || !w.keys[a])
+                continue;
+            st = axis_plot(f, r, sweep, &w, a, metrics[m], samplers, nfes, err);
+            n_plots++;
+        }
+    fputs("</div>\n", f);
+    if (!n_plots)
+        fputs("<p class=\"muted\">No axis with two values and a metric to plot.</p>\n", f);
+    size_t counts[4] = { 0 };
+    if (st || (st = cell_pictures(f, r, &w, err)))
+        goto out;
+    runs_table(f, r, &w, counts);
+    fprintf(f, "<p class=\"counts\">%zu finished, %zu not run, %zu running, %zu failed or other</p>\n", counts[0],
+            counts[1], counts[2], counts[3]);
+    st = dm_page_close(&pg, NULL, err);
+    if (!st && r->o->log)
+        fprintf(r->o->log, "report: %s\n", path);
+out:
+    dm_page_discard(&pg);
+    free_list(metrics);
+    info_free(&w);
+    return st;
+}
