@@ -9,7 +9,10 @@
 #      environment; scripts/study_lib.sh has its helpers (q, for_each_run),
 #   4. write RESULTS.md from the index: each experiments/STUDY/table*.yaml through `difflab table
 #      --def FILE --sweep NAME`, under the title and the note of the file's first comment line,
-#      then the output of experiments/STUDY/notes.sh if there is one (markdown from the index).
+#      then the output of experiments/STUDY/notes.sh if there is one (markdown from the index),
+#   5. write the study's HTML report (`difflab report --sweep NAME --def FILE ...`: the same
+#      tables, a plot per metric against each axis, every cell's samples, a page per run) to
+#      RESULTS/reports/<name>/ (not committed: it holds copies of the run pictures).
 # The full study writes experiments/STUDY/RESULTS.md (committed); --quick writes
 # RESULTS/studies/<name>_quick/RESULTS.md. Environment: DIFFLAB (build/difflab), RESULTS (results),
 # JOBS (make's -j; Makefile.runs passes its own).
@@ -60,3 +63,7 @@ tmp=$out.tmp.$$
 } > "$tmp"
 mv "$tmp" "$out"
 echo "study $study: $out"
+defs=()
+for def in "$dir"/table*.yaml; do [ -f "$def" ] && defs+=(--def "$def"); done
+"$DIFFLAB" --results "$RESULTS" report --sweep "$name" "${defs[@]}" --out "$RESULTS/reports/$name" >/dev/null
+echo "study $study: report $RESULTS/reports/$name/sweeps/$name.html"

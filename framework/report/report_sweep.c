@@ -507,8 +507,21 @@ static dm_status tables(FILE *f, const dm_rep *r, const char *sweep, const sweep
         dm_table_def_init(&d);
         if (!(st = dm_table_def_load(&d, r->o->defs[i], err)) && !d.sweep)
             st = dm_table_def_set(&d, "sweep", sweep, "report", err);
-        if (!st)
-            st = put_table(f, r, &d, r->o->defs[i], err);
+        if (!st) { /* the heading: the file's first comment line (as study.sh's RESULTS.md), else its path */
+            char *text = NULL, heading[512];
+            size_t len = 0, k = 0;
+            snprintf(heading, sizeof heading, "%s", r->o->defs[i]);
+            if (dm_read_file(r->o->defs[i], (size_t)1 << 20, &text, &len, err) == DM_OK && text[0] == '#') {
+                const char *c = text + 1;
+                while (*c == ' ')
+                    c++;
+                while (c[k] && c[k] != '\n' && k + 1 < sizeof heading)
+                    k++;
+                snprintf(heading, sizeof heading, "%.*s", (int)k, c);
+            }
+            dm_free(text);
+            st = put_table(f, r, &d, heading, err);
+        }
         dm_table_def_free(&d);
     }
     if (r->o->n_defs) {

@@ -3,7 +3,8 @@
 # has a quick: section; experiments/example is a sweep example, not a study) runs end to end in its
 # quick variant (few steps, one seed) through the one command a study has,
 # `make -f Makefile.runs study STUDY=NAME`, and writes a RESULTS.md whose every table has at least
-# one cell with a number; each study has a committed README.md and RESULTS.md.
+# one cell with a number, and its HTML report with the same tables (one <table class="ablation"> per
+# table*.yaml); each study has a committed README.md and RESULTS.md.
 . "$(dirname "$0")/lib.sh"
 cd "$SRC"
 studies="ddpm_table2 sde_samplers edm_heun consistency denoising_is_not_unique"
@@ -29,6 +30,14 @@ for study in $studies; do
       [ "$tables" -gt 0 ] && [ "$tables" = "$filled" ] && pass || fail "$study: $filled of $tables tables have numbers ($out)"
     else
       fail "$study: no quick RESULTS.md"
+    fi
+    page=$(sed -n "s/^study $study: report //p" "$TMP/out" | tail -n 1)
+    if [ -s "$page" ]; then
+      n=$(grep -c '<table class="ablation"' "$page")
+      want=$(ls "$dir"/table*.yaml 2>/dev/null | wc -l)
+      [ "$n" = "$want" ] && [ "$n" -gt 0 ] && pass || fail "$study: its report has $n tables, the study $want ($page)"
+    else
+      fail "$study: no report page ('$page')"
     fi
   fi
 done
