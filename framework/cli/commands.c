@@ -11,11 +11,13 @@
 #include "io/runstore.h"
 #include "io/spec.h"
 #include "train/run.h"
+#include "train/runref.h"
 #include "train/sample.h"
 #include "train/schema.h"
 #include "train/reproduce.h"
 #include "train/slurm.h"
 #include "train/sweep.h"
+#include "train/trainer.h"
 
 static dm_status cmd_run(dm_cli *cli, char *err)
 {
@@ -32,6 +34,33 @@ static dm_status cmd_run(dm_cli *cli, char *err)
         over[n_pos + i] = cli->sets[i];
     dm_run_cfg cfg = { .results = cli->results, .new_repeat = cli->new_repeat, .out = cli->out };
     dm_status st = dm_run_spec_file(&cfg, cli->args[1], n, over, err);
+    dm_free(over);
+    return st;
+}
+
+/* spec SPEC [key=value ...]: the spec resolved (base files merged, overrides applied, defaults
+ * filled) and checked as `run` checks it, printed as the canonical YAML a run records, under its
+ * run id and config_hash. Writes nothing. */
+static dm_status cmd_spec(dm_cli *cli, char *err)
+{
+    if (cli->n_args < 2)
+        return dm_err(err, DM_E_INPUT, "spec: missing SPEC.yaml (usage: difflab spec SPEC.yaml [key.path=value ...])");
+    const int n_pos = cli->n_args - 2, n = n_pos + cli->n_sets;
+    const char **over = dm_calloc((size_t)n + 1, sizeof *over);
+    if (!over)
+        return dm_err(err, DM_E_NOMEM, "out of memory");
+    for (int i = 0; i < n_pos; i++)
+        over[i] = cli->args[2 + i];
+    for (int i = 0; i < cli->n_sets; i++)
+        over[n_pos + i] = cli->sets[i];
+    dm_spec *spec = NULL;
+    char id[256], hash[65], *text = NULL;
+    dm_status st = dm_spec_load_file(&dm_spec_schema, cli->args[1], n, over, &spec, err);
+    if (!st && !(st = dm_trainer_check(spec, err)) && !(st = dm_run_id(spec, id, sizeof id, hash, err)) &&
+        !(st = dm_spec_canonical(spec, 0, &text, err)))
+        fprintf(cli->out, "# run_id: %s\n# config_hash: %s\n%s", id, hash, text);
+    dm_free(text);
+    dm_spec_free(spec);
     dm_free(over);
     return st;
 }
@@ -283,6 +312,9 @@ static dm_status cmd_reindex(dm_cli *cli, char *err)
 const dm_cli_cmd dm_cli_cmds[] = {
     { "run", "run SPEC.yaml [key.path=value ...]",
       "train, sample and evaluate a spec; the same inputs again is a no-op", cmd_run },
+    { "spec", "spec SPEC.yaml [key.path=value ...]",
+      "print the resolved spec (base files merged, overrides applied, defaults filled) as a run records it, "
+      "with its run id and config_hash; checks it as run does and writes nothing", cmd_spec },
     { "sample", "sample RUN|SPEC [sampler.*|guidance.*|eval.*=value ...]",
       "sample a finished run (EMA weights) or an analytic-model spec; stores samples, evals and a PNG "
       "with the run. Another sampler (--sampler, sampler.type=) starts from its own defaults", cmd_sample },

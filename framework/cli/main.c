@@ -28,7 +28,7 @@ static const cli_opt opts[] = {
     { "help", NULL, "*", "this help (with a command: that command's)" },
     { "version", NULL, "*", "print difflab's version" },
     { "new", NULL, "run", "a fresh repeat of inputs that already ran: <id>-r2, -r3, ..." },
-    { "set", "KEY=VALUE", "run sample", "the same as a positional override" },
+    { "set", "KEY=VALUE", "run sample spec", "the same as a positional override" },
     { "sampler", "NAME", "sample table", "(sample) the sampler, with its own defaults; (table) only its evals (NAME[,NAME])" },
     { "steps", "N", "sample", "the sampler's steps (sampler.steps=N)" },
     { "csv", NULL, "query runs show table", "CSV output" },
