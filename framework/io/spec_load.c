@@ -130,9 +130,13 @@ static dm_status resolve_plugin(dm_spec_loader *L, const dm_section_desc *d, con
         if (type_node->kind != DM_Y_SCALAR || dm_ytree_is_null(type_node))
             return dm_spec_bad(L->err, type_node, "%s: expected a %s name, got %s; valid: %s", key, kind,
                                dm_spec_got(type_node, g, sizeof g), valid);
-        if (!(*out = dm_registry_find(d->registry, type_node->text)))
-            return dm_spec_bad(L->err, type_node, "%s: unknown %s '%s'; valid: %s", key, kind,
-                               type_node->text, valid);
+        /* `data: datasets/moons.yaml` names a file where a plug-in goes: say how a file is named. */
+        const char *t = type_node->text, *ext = strrchr(t, '.');
+        char hint[256] = "";
+        if (strchr(t, '/') || (ext && (strcmp(ext, ".yaml") == 0 || strcmp(ext, ".yml") == 0)))
+            snprintf(hint, sizeof hint, " (for a file of the section's keys write %s: {base: %.100s})", d->path, t);
+        if (!(*out = dm_registry_find(d->registry, t)))
+            return dm_spec_bad(L->err, type_node, "%s: unknown %s '%s'; valid: %s%s", key, kind, t, valid, hint);
         return DM_OK;
     }
     if (d->default_type) {
