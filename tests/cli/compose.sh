@@ -150,4 +150,11 @@ expect_exit 0 "$DIFFLAB" sweep --grid g.yaml "sampler={type: ddim, steps: 5},{ty
 cp results/sweeps/samplers/sweep.yaml samplers.yaml
 expect_exit 0 "$DIFFLAB" sweep samplers.yaml && expect_out 'sweep samplers: 2 runs, unchanged'
 expect_exit 2 "$DIFFLAB" sweep samplers.yaml --name x && expect_out '--name names a --grid sweep'
+# With --launcher slurm the grid is expanded first, then submitted (here: no sbatch, so a clear
+# error after the expansion, the script kept).
+mkdir -p nobin
+if PATH="$TMP/nobin" expect_exit 1 "$DIFFLAB" sweep --grid g.yaml train.steps=30,31 --launcher slurm; then
+  expect_out 'sweep g-train.steps: 2 runs' && expect_out 'sbatch not found on PATH'
+fi
+ls results/sweeps/g-train.steps/slurm-*.sbatch >/dev/null 2>&1 && pass || fail "no Slurm script of the grid"
 finish
