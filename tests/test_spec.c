@@ -310,7 +310,7 @@ static void test_key_errors(void **state)
            "unknown key 'diffusion.schedule.s' for schedule 'ddpm_linear' (a key of: cosine)");
     EXPECT("diffusion:\n  schedule:\n    type: cosine\n    tt: 1\n", "for schedule 'cosine'",
            "did you mean: diffusion.schedule.T");
-    EXPECT("base: &b {lr: 0.1}\ntrain:\n  <<: *b\n", "unknown key 'base'");
+    EXPECT("base: &b {lr: 0.1}\ntrain:\n  <<: *b\n", "spec.yaml:1:1: base: base files are read only from a spec file");
     EXPECT("train:\n  <<: {lr: 0.1}\n", "merge keys are not supported");
 }
 

@@ -11,11 +11,30 @@
 #include "io/runstore.h"
 #include "io/spec.h"
 #include "train/run.h"
+#include "train/runref.h"
 #include "train/sample.h"
 #include "train/schema.h"
 #include "train/reproduce.h"
 #include "train/slurm.h"
 #include "train/sweep.h"
+#include "train/trainer.h"
+
+/* A spec refused for an override whose value is a comma list (train.lr=1e-3,3e-3, Hydra's multirun):
+ * the message says where lists of values go. */
+static dm_status grid_hint(dm_status st, const char *spec, int n, const char *const *over, char *err)
+{
+    for (int i = 0; st == DM_E_INPUT && i < n; i++) {
+        const char *eq = strchr(over[i], '=');
+        char label[512];
+        snprintf(label, sizeof label, "override '%s'", over[i]);
+        if (!eq || !dm_sweep_grid_is_list(eq + 1) || !strstr(err, label))
+            continue;
+        const size_t k = strlen(err);
+        snprintf(err + k, DM_ERR_SIZE - k, " (a run per value is a sweep: difflab sweep --grid %s %s)", spec, over[i]);
+        break;
+    }
+    return st;
+}
 
 static dm_status cmd_run(dm_cli *cli, char *err)
 {
@@ -31,7 +50,35 @@ static dm_status cmd_run(dm_cli *cli, char *err)
     for (int i = 0; i < cli->n_sets; i++)
         over[n_pos + i] = cli->sets[i];
     dm_run_cfg cfg = { .results = cli->results, .new_repeat = cli->new_repeat, .out = cli->out };
-    dm_status st = dm_run_spec_file(&cfg, cli->args[1], n, over, err);
+    dm_status st = grid_hint(dm_run_spec_file(&cfg, cli->args[1], n, over, err), cli->args[1], n, over, err);
+    dm_free(over);
+    return st;
+}
+
+/* spec SPEC [key=value ...]: the spec resolved (base files merged, overrides applied, defaults
+ * filled) and checked as `run` checks it, printed as the canonical YAML a run records, under its
+ * run id and config_hash. Writes nothing. */
+static dm_status cmd_spec(dm_cli *cli, char *err)
+{
+    if (cli->n_args < 2)
+        return dm_err(err, DM_E_INPUT, "spec: missing SPEC.yaml (usage: difflab spec SPEC.yaml [key.path=value ...])");
+    const int n_pos = cli->n_args - 2, n = n_pos + cli->n_sets;
+    const char **over = dm_calloc((size_t)n + 1, sizeof *over);
+    if (!over)
+        return dm_err(err, DM_E_NOMEM, "out of memory");
+    for (int i = 0; i < n_pos; i++)
+        over[i] = cli->args[2 + i];
+    for (int i = 0; i < cli->n_sets; i++)
+        over[n_pos + i] = cli->sets[i];
+    dm_spec *spec = NULL;
+    char id[256], hash[65], *text = NULL;
+    dm_status st = grid_hint(dm_spec_load_file(&dm_spec_schema, cli->args[1], n, over, &spec, err), cli->args[1],
+                             n, over, err);
+    if (!st && !(st = dm_trainer_check(spec, err)) && !(st = dm_run_id(spec, id, sizeof id, hash, err)) &&
+        !(st = dm_spec_canonical(spec, 0, &text, err)))
+        fprintf(cli->out, "# run_id: %s\n# config_hash: %s\n%s", id, hash, text);
+    dm_free(text);
+    dm_spec_free(spec);
     dm_free(over);
     return st;
 }
@@ -80,7 +127,7 @@ static dm_status sweep_launch(dm_cli *cli, const char *usage, char *err)
     if (strcmp(cli->launcher, "slurm") != 0)
         return dm_err(err, DM_E_INPUT, "sweep: unknown launcher '%s'; valid: slurm (make runs a sweep locally: "
                       "make -f Makefile.runs SWEEP=NAME -j N)", cli->launcher);
-    if (cli->n_args != 2)
+    if (cli->n_args != 2 && !cli->grid)
         return dm_err(err, DM_E_INPUT, "sweep --launcher: %s", usage);
     dm_slurm_opts o = { .partition = cli->partition, .time = cli->time, .cpus = 1, .max_parallel = 0 };
     const char *nums[2] = { cli->cpus, cli->max_parallel };
@@ -93,7 +140,13 @@ static dm_status sweep_launch(dm_cli *cli, const char *usage, char *err)
     char name[128];
     const char *sweep = cli->args[1];
     struct stat sb;
-    if (stat(sweep, &sb) == 0 && S_ISREG(sb.st_mode)) {   /* a sweep file: expand it first */
+    if (cli->grid) {   /* a grid: expand it first */
+        dm_status st = dm_sweep_grid(cli->results, cli->grid, cli->n_args - 1, cli->args + 1, cli->sweep_name, name,
+                                     sizeof name, cli->out, err);
+        if (st)
+            return st;
+        sweep = name;
+    } else if (stat(sweep, &sb) == 0 && S_ISREG(sb.st_mode)) {   /* a sweep file: expand it first */
         dm_status st = dm_sweep_expand(cli->results, sweep, cli->quick, name, sizeof name, cli->out, err);
         if (st)
             return st;
@@ -105,8 +158,17 @@ static dm_status sweep_launch(dm_cli *cli, const char *usage, char *err)
 /* sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.*=value ...] | sweep ... --launcher */
 static dm_status cmd_sweep(dm_cli *cli, char *err)
 {
-    static const char usage[] = "usage: difflab sweep SWEEP.yaml [--quick] | sweep status NAME | sweep run NAME LINE [run.key=value ...]"
+    static const char usage[] = "usage: difflab sweep SWEEP.yaml [--quick] | sweep --grid SPEC KEY=V1,V2 ... [seeds=N] "
+                                "[--name NAME] | sweep status NAME | sweep run NAME LINE [run.key=value ...]"
                                 " | sweep NAME|SWEEP.yaml --launcher slurm [--partition P] [--time T] [--cpus C] [--max-parallel K]";
+    if (cli->sweep_name && !cli->grid)
+        return dm_err(err, DM_E_INPUT, "sweep: --name names a --grid sweep (a sweep file has its own name:)");
+    if (cli->grid && cli->quick)
+        return dm_err(err, DM_E_INPUT, "sweep --grid: --quick is for a sweep file's quick: section (give the short "
+                      "settings as axes of one value: train.steps=50)");
+    if (cli->grid && !(cli->launcher || cli->partition || cli->time || cli->cpus || cli->max_parallel))
+        return dm_sweep_grid(cli->results, cli->grid, cli->n_args - 1, cli->args + 1, cli->sweep_name, NULL, 0,
+                             cli->out, err);
     if (cli->n_args < 2)
         return dm_err(err, DM_E_INPUT, "sweep: %s", usage);
     const char *sub = cli->args[1];
@@ -292,6 +354,9 @@ const dm_cli_cmd dm_cli_cmds[] = {
       cmd_reproduce },
     { "keys", "keys [SECTION|PLUGIN]", "every spec key with type, default and doc (or one section / plug-in)",
       cmd_keys },
+    { "spec", "spec SPEC.yaml [key.path=value ...]",
+      "print the resolved spec (base files merged, overrides applied, defaults filled) as a run records it, "
+      "with its run id and config_hash; checks it as run does and writes nothing", cmd_spec },
     { "runs", "runs [NAME|ID-PREFIX ...]",
       "list the runs of the index (those whose name or id starts with one of the words given): status "
       "(dead: no process holds its lock), sweeps, loss, and metrics of the run's own sampler", dm_cli_runs },
@@ -299,9 +364,10 @@ const dm_cli_cmd dm_cli_cmds[] = {
     { "query", "query \"SQL\"", "run SQL on the index (read-only; views in docs/sql.md)", cmd_query },
     { "table", "table --rows KEY[,KEY] [--cols KEY] --metric NAME",
       "an ablation table from the index: mean ± error over seeds per cell, one config group per cell", dm_cli_table },
-    { "sweep", "sweep SWEEP.yaml | sweep status NAME | sweep run NAME LINE [run.key=value ...] | "
-               "sweep NAME|SWEEP.yaml --launcher slurm",
-      "expand a sweep into results/sweeps/<name>/ (then make -f Makefile.runs SWEEP=<name> -j N); "
+    { "sweep", "sweep SWEEP.yaml | sweep --grid SPEC KEY=V1,V2 ... [seeds=N] | sweep status NAME | "
+               "sweep run NAME LINE [run.key=value ...] | sweep NAME|SWEEP.yaml --launcher slurm",
+      "expand a sweep into results/sweeps/<name>/ (then make -f Makefile.runs SWEEP=<name> -j N); --grid: "
+      "the sweep of the command line's axes; "
       "status: counts by state and the failed runs' errors; run: one manifest line (what make and Slurm "
       "call); --launcher slurm: submit the unfinished lines as one array job", cmd_sweep },
     { "tag", "tag RUN KEY=VALUE [KEY=VALUE ...]",

@@ -23,6 +23,7 @@ typedef struct dm_cli {
     /* sweep NAME --launcher slurm: --partition, --time, --cpus, --max-parallel (NULL: not given) */
     const char *launcher, *partition, *time, *cpus, *max_parallel;
     int quick;                           /* sweep SWEEP.yaml --quick: the sweep's quick: variant */
+    const char *grid, *sweep_name;       /* sweep --grid SPEC KEY=V1,V2 ... [--name NAME] */
     const char *table_def;               /* table: --def FILE.yaml */
     /* The other options (table's, runs'), (name, value) in command-line order ("true" for a
      * flag); main has checked that each is an option of the command. */

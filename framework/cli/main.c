@@ -28,12 +28,17 @@ static const cli_opt opts[] = {
     { "help", NULL, "*", "this help (with a command: that command's)" },
     { "version", NULL, "*", "print difflab's version" },
     { "new", NULL, "run", "a fresh repeat of inputs that already ran: <id>-r2, -r3, ..." },
-    { "set", "KEY=VALUE", "run sample", "the same as a positional override" },
+    { "set", "KEY=VALUE", "run sample spec", "the same as a positional override" },
     { "sampler", "NAME", "sample table", "(sample) the sampler, with its own defaults; (table) only its evals (NAME[,NAME])" },
     { "steps", "N", "sample", "the sampler's steps (sampler.steps=N)" },
     { "csv", NULL, "query runs show table", "CSV output" },
     { "json", NULL, "query runs show", "JSON output" },
     { "quick", NULL, "sweep", "the sweep's quick: section applied, as <name>_quick (tests)" },
+    { "grid", "SPEC", "sweep", "a sweep from the command line: the positional KEY=V1,V2,... are grid axes on SPEC "
+                               "(values as YAML, of the key's type), seeds=N or seeds=A,B,... the replicates; written "
+                               "to results/sweeps/<name>/sweep.yaml and expanded as a sweep file" },
+    { "name", "NAME", "sweep", "(--grid) the sweep's name; default: the spec's name and the axis keys "
+                               "(demo-train.lr), so more values or seeds extend the same sweep" },
     { "launcher", "slurm", "sweep", "submit the unfinished lines as one sbatch --array job" },
     { "partition", "P", "sweep", "(--launcher slurm) the partition" },
     { "time", "T", "sweep", "(--launcher slurm) the time limit of each task" },
@@ -186,6 +191,8 @@ static int set_opt(dm_cli *cli, const char **sets, int *n_sets, size_t i, const 
     else if (IS("csv")) cli->fmt = DM_QUERY_CSV;
     else if (IS("json")) cli->fmt = DM_QUERY_JSON;
     else if (IS("quick")) cli->quick = 1;
+    else if (IS("grid")) cli->grid = arg;
+    else if (IS("name")) cli->sweep_name = arg;
     else if (IS("launcher")) cli->launcher = arg;
     else if (IS("partition")) cli->partition = arg;
     else if (IS("time")) cli->time = arg;

@@ -1,7 +1,10 @@
 /* spec.h — YAML specs (libyaml) parsed against a schema of option tables.
  *
- * Loading: the YAML text is parsed into a tree (with line/column of every node), overrides
- * ("key.path=value", value parsed as a YAML scalar or flow sequence) are applied to the tree, and
+ * Loading: the YAML text is parsed into a tree (with line/column of every node); in a spec file,
+ * the files that `base:` keys name (at the top level or in a section, relative to the naming
+ * file's folder) are merged into it (spec_include.c: deep merge, a plug-in section of another
+ * type replaces the base's, cycles refused); overrides ("key.path=value", value parsed as a
+ * YAML scalar or flow sequence) are applied to the tree, and
  * the tree is validated against the schema: every section gets its plug-in (from `type`, or the
  * section's default) and an options struct filled with the given values or the table's defaults.
  *
@@ -33,7 +36,8 @@ typedef struct dm_spec dm_spec;
 /* Load a spec file. overrides: n_over strings "a.b.c=value". */
 dm_status dm_spec_load_file(const dm_schema *schema, const char *path, int n_over,
                             const char *const *overrides, dm_spec **out, char *err);
-/* Load from text; `origin` names it in messages (a path, or "<run abc/config>"). */
+/* Load from text; `origin` names it in messages (a path, or "<run abc/config>"). Text has no
+ * folder to resolve `base:` against: such a key is refused (as it is in an override's value). */
 dm_status dm_spec_load_text(const dm_schema *schema, const char *text, const char *origin,
                             int n_over, const char *const *overrides, dm_spec **out, char *err);
 /* Load from len bytes of text, as a file's bytes are loaded: they need not end in a NUL and may

@@ -1,7 +1,7 @@
 /* spec_internal.h — what the parts of the spec loader share; included only by io/spec_*.c.
  *
  * spec_load.c builds a dm_spec from a YAML tree (sections, plug-ins, defaults) and owns the
- * struct; spec_value.c reads one typed value into an options struct; spec_hint.c words the
+ * struct; spec_include.c merges the files that `base:` names into the tree; spec_value.c reads one typed value into an options struct; spec_hint.c words the
  * unknown-key error; spec_override.c applies "a.b.c=value" to the tree before validation.
  * Every dm_status helper writes the caller's `err` and reports DM_E_INPUT for the user's
  * mistakes, with the place ("file:line:col: ..." or "override 'k=v': ...") in front. */
@@ -75,6 +75,23 @@ void dm_spec_fmt_num(double x, char buf[40]);
  * of them may be NULL): with the closest valid keys, or the plug-ins that have it. */
 dm_status dm_spec_unknown_key(dm_spec_loader *L, const char *path, const dm_section_desc *d,
                               const dm_plugin *pl, const dm_ynode *key, const dm_ynode *type_node);
+
+/* ---- spec_include.c --------------------------------------------------------------------- */
+
+#define DM_SPEC_INCLUDE_DEPTH 16  /* nested base files (a names b names c ...) */
+#define DM_SPEC_INCLUDE_FILES 256 /* base files read for one spec */
+
+/* The base files read for one spec: their paths, which the tree's nodes point at as origin, so
+ * they live until the tree is freed. Zero-initialize; dm_spec_files_free when done. */
+typedef struct dm_spec_files {
+    char **name;
+    size_t n, cap;
+} dm_spec_files;
+void dm_spec_files_free(dm_spec_files *f);
+
+/* Replaces every mapping of the tree at root (read from the file at `path`) that has a `base:`
+ * key by the merge of its base files and its own keys (spec_include.c says how). */
+dm_status dm_spec_resolve_includes(dm_spec_loader *L, dm_ynode *root, const char *path, dm_spec_files *files);
 
 /* ---- spec_override.c --------------------------------------------------------------------- */
 

@@ -130,9 +130,13 @@ static dm_status resolve_plugin(dm_spec_loader *L, const dm_section_desc *d, con
         if (type_node->kind != DM_Y_SCALAR || dm_ytree_is_null(type_node))
             return dm_spec_bad(L->err, type_node, "%s: expected a %s name, got %s; valid: %s", key, kind,
                                dm_spec_got(type_node, g, sizeof g), valid);
-        if (!(*out = dm_registry_find(d->registry, type_node->text)))
-            return dm_spec_bad(L->err, type_node, "%s: unknown %s '%s'; valid: %s", key, kind,
-                               type_node->text, valid);
+        /* `data: datasets/moons.yaml` names a file where a plug-in goes: say how a file is named. */
+        const char *t = type_node->text, *ext = strrchr(t, '.');
+        char hint[256] = "";
+        if (strchr(t, '/') || (ext && (strcmp(ext, ".yaml") == 0 || strcmp(ext, ".yml") == 0)))
+            snprintf(hint, sizeof hint, " (for a file of the section's keys write %s: {base: %.100s})", d->path, t);
+        if (!(*out = dm_registry_find(d->registry, t)))
+            return dm_spec_bad(L->err, type_node, "%s: unknown %s '%s'; valid: %s%s", key, kind, t, valid, hint);
         return DM_OK;
     }
     if (d->default_type) {
@@ -204,6 +208,9 @@ static dm_status check_node(dm_spec_loader *L, const char *path, const dm_ynode 
         bool known = (long)i == tk;
         if (!known && strlen(k->text) == k->len) /* a key with a NUL in it matches nothing */
             known = dm_spec_find_param(pl, k->text) || is_child(L->schema, path, k->text);
+        if (!known && strcmp(k->text, "base") == 0 && k->len == 4)
+            return dm_spec_bad(L->err, k, "%s%sbase: base files are read only from a spec file (difflab run FILE), "
+                               "not from an override or a recorded spec", path, path[0] ? "." : "");
         if (!known)
             return dm_spec_unknown_key(L, path, d, pl, k, type_node);
     }
@@ -265,10 +272,13 @@ void dm_spec_free(dm_spec *spec)
     dm_free(spec);
 }
 
-static dm_status load(const dm_schema *schema, const char *text, size_t len, const char *origin, int n_over,
-                      const char *const *overrides, dm_spec **out, char *err)
+/* file: the spec's own file, whose `base:` keys are resolved (NULL for text, where they are
+ * refused). */
+static dm_status load(const dm_schema *schema, const char *text, size_t len, const char *origin, const char *file,
+                      int n_over, const char *const *overrides, dm_spec **out, char *err)
 {
     dm_ynode *root = NULL;
+    dm_spec_files files = {0};
     char **labels = NULL;
     dm_spec *spec = NULL;
     dm_spec_loader L = {schema, NULL, origin, err};
@@ -287,6 +297,8 @@ static dm_status load(const dm_schema *schema, const char *text, size_t len, con
                          dm_spec_got(root, g, sizeof g));
         goto out;
     }
+    if (file && (st = dm_spec_resolve_includes(&L, root, file, &files)) != DM_OK)
+        goto out;
     if (n_over > 0 && !(labels = dm_calloc((size_t)n_over, sizeof *labels))) {
         st = dm_err(err, DM_E_NOMEM, "out of memory applying overrides");
         goto out;
@@ -331,6 +343,7 @@ out:
     }
     dm_spec_free(spec);
     dm_ytree_free(root);
+    dm_spec_files_free(&files);
     for (int i = 0; labels && i < n_over; i++)
         dm_free(labels[i]);
     dm_free(labels);
@@ -340,13 +353,13 @@ out:
 dm_status dm_spec_load_text(const dm_schema *schema, const char *text, const char *origin, int n_over,
                             const char *const *overrides, dm_spec **out, char *err)
 {
-    return load(schema, text, strlen(text), origin, n_over, overrides, out, err);
+    return load(schema, text, strlen(text), origin, NULL, n_over, overrides, out, err);
 }
 
 dm_status dm_spec_load_mem(const dm_schema *schema, const char *text, size_t len, const char *origin, int n_over,
                            const char *const *overrides, dm_spec **out, char *err)
 {
-    return load(schema, text, len, origin, n_over, overrides, out, err);
+    return load(schema, text, len, origin, NULL, n_over, overrides, out, err);
 }
 
 dm_status dm_spec_load_file(const dm_schema *schema, const char *path, int n_over,
@@ -387,7 +400,7 @@ dm_status dm_spec_load_file(const dm_schema *schema, const char *path, int n_ove
         }
     }
     buf[len] = '\0';
-    st = load(schema, buf, len, path, n_over, overrides, out, err);
+    st = load(schema, buf, len, path, path, n_over, overrides, out, err);
 out:
     if (f)
         fclose(f);

@@ -55,6 +55,16 @@
 dm_status dm_sweep_expand(const char *results, const char *path, int quick, char *name_out, size_t n, FILE *out,
                           char *err);
 
+/* `difflab sweep --grid SPEC KEY=V1,V2 ... [seeds=N | seeds=A,B,...]` (sweep_grid.c): the n_args
+ * axes as a sweep spec on SPEC, named `name` (NULL: the spec's name and the axis keys), written
+ * to results/sweeps/<name>/sweep.yaml and expanded as dm_sweep_expand expands a file. */
+dm_status dm_sweep_grid(const char *results, const char *spec, int n_args, const char *const *args, const char *name,
+                        char *name_out, size_t n, FILE *out, char *err);
+
+/* Whether an override's value is a list of values to sweep over (a comma outside brackets,
+ * braces and quotes: "1e-3,3e-3"), as --grid would split it. */
+int dm_sweep_grid_is_list(const char *value);
+
 /* Run manifest line `line` of sweep `name` with extra overrides (run.* only: they do not change
  * the run). */
 dm_status dm_sweep_run_line(const char *results, const char *name, long line, int n_over,

@@ -62,6 +62,12 @@ typedef struct dm_sweep_def {
  * failure), with quick the sweep's `quick:` section applied and "_quick" added to its name. */
 dm_status dm_sweep_parse(const char *path, dm_sweep_def *s, int quick, char *err);
 void dm_sweep_def_free(dm_sweep_def *s);
+/* The same from a sweep spec's text (dm_malloc'd; s owns it from now on, also on failure), named
+ * `label` in messages (no lines: it is not a file); base: relative to the working folder. */
+dm_status dm_sweep_parse_text(char *text, const char *label, dm_sweep_def *s, char *err);
+
+/* A YAML node as flow-style text, as an axis value is handed to the spec loader (dm_free). */
+char *dm_sweep_node_text(const dm_ynode *nd);
 
 /* st with the message "ORIGIN:LINE:COL: <fmt><a><b>" at the sweep file's node nd (a, b may be NULL). */
 dm_status dm_sweep_err_at(const dm_ynode *nd, char *err, dm_status st, const char *fmt, const char *a,
@@ -108,6 +114,11 @@ void dm_sweep_put_json_str(FILE *f, const char *s);
  * into *count (may be NULL) the number of lines. */
 dm_status dm_sweep_manifest_line(const char *results, const char *name, long want, char *run_id, size_t n,
                                  long *count, char *err);
+
+/* s expanded and frozen as results/sweeps/<name>/, or a frozen sweep extended (dm_sweep_expand
+ * says how); `path` names the sweep in messages. The caller frees s. */
+dm_status dm_sweep_freeze(const char *results, dm_sweep_def *s, const char *path, char *name_out, size_t name_n,
+                          FILE *out, char *err);
 
 /* ---- the runs' states (sweep_status.c) ---- */
 

@@ -257,23 +257,31 @@ dm_status dm_sweep_expand(const char *results, const char *path, int quick, char
                           char *err)
 {
     dm_sweep_def s = { 0 };
+    dm_status st = dm_sweep_parse(path, &s, quick, err);
+    if (!st)
+        st = dm_sweep_freeze(results, &s, path, name_out, name_n, out, err);
+    dm_sweep_def_free(&s);
+    return st;
+}
+
+dm_status dm_sweep_freeze(const char *results, dm_sweep_def *s, const char *path, char *name_out, size_t name_n,
+                          FILE *out, char *err)
+{
     dm_sweep_line *lines = NULL;
     size_t nl = 0;
     char *manifest = NULL, *frag = NULL, *old = NULL;
     size_t old_len = 0;
     char dir[DM_PATH_SIZE], tmp[DM_PATH_SIZE], p[DM_PATH_SIZE];
-    dm_status st = dm_sweep_parse(path, &s, quick, err);
-    if (!st)
-        st = dm_sweep_expand_lines(&s, &lines, &nl, err);
+    dm_status st = dm_sweep_expand_lines(s, &lines, &nl, err);
     if (st)
         goto out;
     if (name_out)
-        snprintf(name_out, name_n, "%s", s.name);
-    if (!(manifest = manifest_text(lines, nl)) || !(frag = fragment_text(s.name, lines, nl))) {
+        snprintf(name_out, name_n, "%s", s->name);
+    if (!(manifest = manifest_text(lines, nl)) || !(frag = fragment_text(s->name, lines, nl))) {
         st = dm_err(err, DM_E_NOMEM, "out of memory");
         goto out;
     }
-    if ((st = dm_path_fmt(dir, sizeof dir, err, "%s/sweeps/%s", results, s.name)) ||
+    if ((st = dm_path_fmt(dir, sizeof dir, err, "%s/sweeps/%s", results, s->name)) ||
         (st = dm_path_fmt(p, sizeof p, err, "%s/manifest.jsonl", dir)))
         goto out;
     /* Frozen: an existing manifest must be this one, or the start of this one (an extension:
@@ -293,8 +301,8 @@ dm_status dm_sweep_expand(const char *results, const char *path, int quick, char
             dm_free(have);
             if (st)
                 goto out;
-            fprintf(out, "sweep %s: %zu runs, unchanged (%s)\n", s.name, nl, dir);
-            st = index_sweep(results, s.name, lines, nl, err);
+            fprintf(out, "sweep %s: %zu runs, unchanged (%s)\n", s->name, nl, dir);
+            st = index_sweep(results, s->name, lines, nl, err);
             goto out;
         }
         size_t n_old = 0;
@@ -302,7 +310,7 @@ dm_status dm_sweep_expand(const char *results, const char *path, int quick, char
             goto out;
         dm_free(manifest);
         dm_free(frag);
-        if (!(manifest = manifest_text(lines, nl)) || !(frag = fragment_text(s.name, lines, nl))) {
+        if (!(manifest = manifest_text(lines, nl)) || !(frag = fragment_text(s->name, lines, nl))) {
             st = dm_err(err, DM_E_NOMEM, "out of memory");
             goto out;
         }
@@ -310,19 +318,19 @@ dm_status dm_sweep_expand(const char *results, const char *path, int quick, char
             st = dm_err(err, DM_E_INPUT,
                         "%s: sweep '%s' was expanded before to another manifest (%s), and not as its start: a "
                         "launched sweep is frozen, it only grows by new seeds or new values of its axes (the old "
-                        "lines unchanged); give the new one another name, or delete %s", path, s.name, p, dir);
+                        "lines unchanged); give the new one another name, or delete %s", path, s->name, p, dir);
             goto out;
         }
-        if ((st = extend(dir, &s, lines, nl, n_old, manifest, frag, err)) ||
-            (st = index_sweep(results, s.name, lines, nl, err)))
+        if ((st = extend(dir, s, lines, nl, n_old, manifest, frag, err)) ||
+            (st = index_sweep(results, s->name, lines, nl, err)))
             goto out;
         fprintf(out, "sweep %s: extended from %zu to %zu runs (lines 0 to %zu unchanged) in %s\n"
-                "  make -f Makefile.runs SWEEP=%s RESULTS=%s -j 2\n", s.name, n_old, nl, n_old - 1, dir, s.name,
+                "  make -f Makefile.runs SWEEP=%s RESULTS=%s -j 2\n", s->name, n_old, nl, n_old - 1, dir, s->name,
                 results);
         goto out;
     }
     /* Build in a temporary folder, then rename it into place. */
-    if ((st = dm_path_fmt(tmp, sizeof tmp, err, "%s/sweeps/.%s.tmp.%ld", results, s.name, (long)getpid())) ||
+    if ((st = dm_path_fmt(tmp, sizeof tmp, err, "%s/sweeps/.%s.tmp.%ld", results, s->name, (long)getpid())) ||
         (st = dm_mkdir_p(tmp, err)))
         goto out;
     char q[DM_PATH_SIZE];
@@ -335,7 +343,7 @@ dm_status dm_sweep_expand(const char *results, const char *path, int quick, char
     if (st || (st = dm_path_fmt(q, sizeof q, err, "%s/manifest.jsonl", tmp)) ||
         (st = write_text(q, manifest, strlen(manifest), err)) ||
         (st = dm_path_fmt(q, sizeof q, err, "%s/sweep.mk", tmp)) || (st = write_text(q, frag, strlen(frag), err)) ||
-        (st = dm_path_fmt(q, sizeof q, err, "%s/sweep.yaml", tmp)) || (st = write_text(q, s.text, s.text_len, err)))
+        (st = dm_path_fmt(q, sizeof q, err, "%s/sweep.yaml", tmp)) || (st = write_text(q, s->text, s->text_len, err)))
         goto out_tmp;
     if (rename(tmp, dir) != 0)
         st = dm_err(err, DM_E_IO, "cannot move %s to %s: %s", tmp, dir, strerror(errno));
@@ -344,16 +352,15 @@ out_tmp:
         nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         goto out;
     }
-    if ((st = index_sweep(results, s.name, lines, nl, err)))
+    if ((st = index_sweep(results, s->name, lines, nl, err)))
         goto out;
-    fprintf(out, "sweep %s: %zu runs in %s\n  make -f Makefile.runs SWEEP=%s RESULTS=%s -j 2\n", s.name, nl, dir, s.name,
+    fprintf(out, "sweep %s: %zu runs in %s\n  make -f Makefile.runs SWEEP=%s RESULTS=%s -j 2\n", s->name, nl, dir, s->name,
             results);
 out:
     dm_free(old);
     dm_free(manifest);
     dm_free(frag);
     dm_sweep_lines_free(lines, nl);
-    dm_sweep_def_free(&s);
     return st;
 }
 

@@ -55,7 +55,7 @@ static void emit_node(FILE *f, const dm_ynode *nd)
     }
 }
 
-static char *node_text(const dm_ynode *nd)
+char *dm_sweep_node_text(const dm_ynode *nd)
 {
     char *buf = NULL;
     size_t n = 0;
@@ -129,7 +129,7 @@ static dm_status make_axis(const dm_ynode *key, const dm_ynode *vals, int single
     if (!a->vals)
         return dm_err(err, DM_E_NOMEM, "out of memory");
     for (size_t i = 0; i < a->n; i++)
-        if (!(a->vals[i] = node_text(single ? vals : vals->item[i])))
+        if (!(a->vals[i] = dm_sweep_node_text(single ? vals : vals->item[i])))
             return dm_err(err, DM_E_NOMEM, "out of memory");
     return DM_OK;
 }
@@ -267,12 +267,12 @@ static dm_status apply_quick(const char *path, dm_sweep_def *s, const dm_ynode *
     return st;
 }
 
-dm_status dm_sweep_parse(const char *path, dm_sweep_def *s, int quick, char *err)
+/* s->text parsed, `path` naming it in messages (with lines when it is a file); base: is looked
+ * for next to `path` (a file) first, then in the working folder. */
+static dm_status parse_text(const char *path, bool is_file, dm_sweep_def *s, int quick, char *err)
 {
-    dm_status st = dm_sweep_read_file(path, &s->text, &s->text_len, err);
-    if (st)
-        return st;
-    if ((st = dm_ytree_parse(s->text, s->text_len, path, true, &s->tree, err)))
+    dm_status st;
+    if ((st = dm_ytree_parse(s->text, s->text_len, path, is_file, &s->tree, err)))
         return st;
     const dm_ynode *t = s->tree;
     if (!t || t->kind != DM_Y_MAP)
@@ -329,7 +329,7 @@ dm_status dm_sweep_parse(const char *path, dm_sweep_def *s, int quick, char *err
                     x->keys[j] = m->item[2 * j]->text;
                     /* A quoted scalar matches by its text: "{type: cosine}" names a section value. */
                     const dm_ynode *xv = m->item[2 * j + 1];
-                    x->vals[j] = xv->kind == DM_Y_SCALAR && xv->quoted ? dm_strdup(xv->text) : node_text(xv);
+                    x->vals[j] = xv->kind == DM_Y_SCALAR && xv->quoted ? dm_strdup(xv->text) : dm_sweep_node_text(xv);
                     if (!x->vals[j])
                         return dm_err(err, DM_E_NOMEM, "out of memory");
                 }
@@ -355,7 +355,7 @@ dm_status dm_sweep_parse(const char *path, dm_sweep_def *s, int quick, char *err
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
     struct stat sb;
-    if (base->text[0] == '/' ||
+    if (base->text[0] == '/' || !is_file ||
         !(snprintf(s->base, sizeof s->base, "%s/%s", dirname(dir), base->text) < (int)sizeof s->base &&
           stat(s->base, &sb) == 0 && S_ISREG(sb.st_mode))) {
         snprintf(s->base, sizeof s->base, "%s", base->text);
@@ -371,4 +371,17 @@ dm_status dm_sweep_parse(const char *path, dm_sweep_def *s, int quick, char *err
         s->seeds[0] = -1;
     }
     return DM_OK;
+}
+
+dm_status dm_sweep_parse(const char *path, dm_sweep_def *s, int quick, char *err)
+{
+    dm_status st = dm_sweep_read_file(path, &s->text, &s->text_len, err);
+    return st ? st : parse_text(path, true, s, quick, err);
+}
+
+dm_status dm_sweep_parse_text(char *text, const char *label, dm_sweep_def *s, char *err)
+{
+    s->text = text;
+    s->text_len = strlen(text);
+    return parse_text(label, false, s, 0, err);
 }

@@ -9,10 +9,14 @@
 cd "$TMP"
 SMALL=(train.batch=256 train.n_data=4000 eval.n_samples=600 eval.n_ref=600 eval.swd_projections=32
        eval.mmd_max=600 run.progress=none)
-# The classifier: a short run of the method spec (a spec file, so that spec + seed name it).
-sed 's/steps: 2000/steps: 300/' "$SRC/configs/methods/classifier.yaml" > clf.yaml
-printf 'eval: {n_ref: 600}\nrun: {progress: none}\n' >> clf.yaml
-sed -i 's/^train: {/train: {batch: 256, n_data: 4000, /' clf.yaml
+# The classifier: a short run of the method spec (a spec file built on it, so that spec + seed
+# name it).
+cat > clf.yaml <<Y
+base: $SRC/configs/methods/classifier.yaml
+train: {steps: 300, batch: 256, n_data: 4000}
+eval: {n_ref: 600}
+run: {progress: none}
+Y
 expect_exit 0 "$DIFFLAB" run clf.yaml || { finish; exit 1; }
 cid=$(sed -n 's/^run \(classifier-[0-9a-f]*-s0\) finished.*/\1/p' "$TMP/out")
 [ -n "$cid" ] && pass || fail "no classifier run id"
