@@ -346,8 +346,8 @@ const dm_cli_cmd dm_cli_cmds[] = {
     { "run", "run SPEC.yaml [key.path=value ...]",
       "train, sample and evaluate a spec; the same inputs again is a no-op", cmd_run },
     { "sample", "sample RUN|SPEC [sampler.*|guidance.*|eval.*=value ...]",
-      "sample a finished run (EMA weights) or an analytic-model spec; stores samples, evals and a PNG "
-      "with the run. Another sampler (--sampler, sampler.type=) starts from its own defaults", cmd_sample },
+      "sample a finished run (EMA weights) or an analytic-model spec; stores samples, evals and a picture "
+      "(an SVG scatter, a PNG grid of images) with the run. Another sampler (--sampler, sampler.type=) starts from its own defaults", cmd_sample },
     { "resume", "resume RUN", "continue an interrupted or dead run from its last checkpoint", cmd_resume },
     { "reproduce", "reproduce RUN",
       "run a finished run again in a scratch folder: MATCH, or MISMATCH with the first quantity and step that differ",
