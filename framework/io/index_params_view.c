@@ -203,31 +203,51 @@ dm_status dm_ix_params_view_tx(dm_index *ix, const dm_schema *schema, char *err)
     return ensure(ix, schema, 0, err);
 }
 
+typedef struct pv_ctx {
+    const dm_schema *schema;
+    int current; /* check_op's answer */
+} pv_ctx;
+
+/* dm_ix_op: whether main's run_params is the view of the schema (a read: no lock taken). */
+static dm_status check_op(dm_index *ix, void *ctx, char *err)
+{
+    pv_ctx *c = ctx;
+    pv_cols l = {NULL, 0};
+    char mark[64];
+    dm_status st = list_cols(c->schema, &l, err);
+    if (!st && !(st = make_mark(&l, mark, err)))
+        st = is_current(ix, "main", mark, &c->current, err);
+    dm_free(l.c);
+    return st;
+}
+
+/* dm_ix_op of a read-only connection: a TEMP view unless main's is current. */
+static dm_status temp_op(dm_index *ix, void *ctx, char *err)
+{
+    const pv_ctx *c = ctx;
+    return ensure(ix, c->schema, 1, err);
+}
+
+/* dm_ix_op: main's view replaced in a write transaction (unless another process did it). */
 static dm_status replace_op(dm_index *ix, void *ctx, char *err)
 {
-    const dm_schema *schema = ctx;
+    const pv_ctx *c = ctx;
     dm_status st = dm_ix_exec(ix, "BEGIN IMMEDIATE", "starting the run_params transaction", err);
     if (st)
         return st;
-    if ((st = ensure(ix, schema, 0, err)) || (st = dm_ix_exec(ix, "COMMIT", "committing the run_params view", err)))
+    if ((st = ensure(ix, c->schema, 0, err)) || (st = dm_ix_exec(ix, "COMMIT", "committing the run_params view", err)))
         sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
     return st;
 }
 
 dm_status dm_index_params_view(dm_index *ix, const dm_schema *schema, char *err)
 {
+    pv_ctx c = {schema, 0};
     if (ix->readonly)
-        return ensure(ix, schema, 1, err);
+        return dm_ix_with_retry(ix, temp_op, &c, err);
     /* A read first: the write lock only when the view must change. */
-    pv_cols l = {NULL, 0};
-    char mark[64];
-    int current = 0;
-    dm_status st = list_cols(schema, &l, err);
-    if (!st && !(st = make_mark(&l, mark, err)))
-        st = is_current(ix, "main", mark, &current, err);
-    dm_free(l.c);
-    if (st || current)
+    dm_status st = dm_ix_with_retry(ix, check_op, &c, err);
+    if (st || c.current)
         return st;
-    union { const dm_schema *c; void *v; } ctx = {schema}; /* dm_ix_op's context is not const */
-    return dm_ix_write_op(ix, replace_op, ctx.v, err);
+    return dm_ix_write_op(ix, replace_op, &c, err);
 }
