@@ -532,6 +532,12 @@ static void root_attr_array(hid_t f)
     H5Tclose(t);
 }
 
+static void n_params_float(hid_t f)
+{
+    double v = 149250.0;
+    replace_attr(f, "/", "n_params", H5T_NATIVE_DOUBLE, 1, &v);
+}
+
 static void config_hash_long(hid_t f)
 {
     char buf[100];
@@ -631,6 +637,7 @@ static const shape_case shape_cases[] = {
     {"a sample set's nfe a string", DM_RUNFILE_RUN, samples_nfe_string, "'nfe' has the wrong type"},
     {"a sample set of strings", DM_RUNFILE_RUN, samples_of_strings, "reading sample set 'ddpm_5' failed"},
     {"a root attribute of two strings", DM_RUNFILE_RUN, root_attr_array, "'status' has the wrong type or shape"},
+    {"n_params a float (int64 or a string)", DM_RUNFILE_RUN, n_params_float, "'n_params' has the wrong type"},
     {"a config hash of 99 characters", DM_RUNFILE_RUN, config_hash_long, "longer than 64"},
     {"the spec an integer", DM_RUNFILE_RUN, config_yaml_integer, "'yaml' has the wrong type"},
     {"no /config", DM_RUNFILE_RUN, config_missing, "no /config group"},

@@ -102,6 +102,8 @@ static dm_status build_record(dm_runrec *r, char *err)
         (st = dm_runrec_set_attr(r, "status", "running", err)) ||
         (st = dm_runrec_set_attr(r, "host", "node-ü-1", err)) ||
         (st = dm_runrec_set_attr(r, "git_dirty", "0", err)) ||
+        (st = dm_runrec_set_attr(r, "n_params", "149250", err)) ||
+        (st = dm_runrec_set_attr(r, "wall_s", "9.407", err)) ||
         (st = dm_runrec_set_attr(r, "empty", "", err)) ||
         (st = dm_runrec_set_attr(r, "status", "finished", err)))
         return st;
@@ -389,6 +391,151 @@ static void test_empty_record(void **state)
     dm_runrec_free(&b);
 }
 
+/* ------------------------------------------------- typed root attributes ---- */
+
+/* The HDF5 type of attribute name of the root of path: class, size (H5T_VARIABLE for a vlen
+ * string), whether a string is UTF-8. */
+typedef struct attr_kind {
+    H5T_class_t cls;
+    size_t size;
+    int utf8;
+} attr_kind;
+
+static attr_kind root_attr_kind(const char *path, const char *name)
+{
+    attr_kind k = {H5T_NO_CLASS, 0, 0};
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(file >= 0);
+    hid_t a = H5Aopen(file, name, H5P_DEFAULT), t = H5Aget_type(a);
+    assert_true(a >= 0 && t >= 0);
+    k.cls = H5Tget_class(t);
+    k.size = k.cls == H5T_STRING && H5Tis_variable_str(t) > 0 ? H5T_VARIABLE : H5Tget_size(t);
+    k.utf8 = k.cls == H5T_STRING && H5Tget_cset(t) == H5T_CSET_UTF8;
+    H5Tclose(t);
+    H5Aclose(a);
+    H5Fclose(file);
+    return k;
+}
+
+static void assert_root_attr(const char *path, const char *name, H5T_class_t cls)
+{
+    attr_kind k = root_attr_kind(path, name);
+    if (k.cls != cls)
+        fail_msg("root attribute '%s' has class %d (want %d)", name, (int)k.cls, (int)cls);
+    if (cls == H5T_STRING && (k.size != H5T_VARIABLE || !k.utf8))
+        fail_msg("root attribute '%s' is not a vlen UTF-8 string", name);
+    if (cls != H5T_STRING && k.size != 8)
+        fail_msg("root attribute '%s' has %zu bytes (want 8)", name, k.size);
+}
+
+/* Numbers by meaning as int64 / float64, every other root attribute a vlen UTF-8 string; a
+ * numeric attribute whose text is no number of its type stays a string; all read back as text. */
+static void test_typed_root_attrs(void **state)
+{
+    fixture *f = *state;
+    char err[DM_ERR_SIZE] = "";
+    dm_runrec a, b;
+    assert_int_equal(build_record(&a, err), DM_OK);
+    assert_int_equal(dm_runrec_set_attr(&a, "blas_threads", "2", err), DM_OK);
+    assert_int_equal(dm_runrec_set_attr(&a, "slurm_job_id", "-4242", err), DM_OK);
+    assert_int_equal(dm_runrec_set_attr(&a, "slurm_array_job_id", " 7", err), DM_OK);
+    assert_int_equal(dm_runrec_set_attr(&a, "slurm_array_task_id", "unknown", err), DM_OK);
+    assert_int_equal(dm_runrec_set_attr(&a, "version", "12", err), DM_OK);
+    assert_int_equal(dm_runlog_write(f->path, &a, err), DM_OK);
+    const char *ints[] = {"n_params", "git_dirty", "blas_threads", "slurm_job_id"};
+    for (size_t i = 0; i < 4; ++i)
+        assert_root_attr(f->path, ints[i], H5T_INTEGER);
+    assert_root_attr(f->path, "wall_s", H5T_FLOAT);
+    const char *strs[] = {"run_id", "status", "host", "empty", "version", "slurm_array_job_id",
+                          "slurm_array_task_id"};
+    for (size_t i = 0; i < 7; ++i)
+        assert_root_attr(f->path, strs[i], H5T_STRING);
+    hid_t file = H5Fopen(f->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int64_t np = 0;
+    double wall = 0;
+    hid_t at = H5Aopen(file, "n_params", H5P_DEFAULT);
+    assert_true(H5Aread(at, H5T_NATIVE_INT64, &np) >= 0);
+    H5Aclose(at);
+    at = H5Aopen(file, "wall_s", H5P_DEFAULT);
+    assert_true(H5Aread(at, H5T_NATIVE_DOUBLE, &wall) >= 0);
+    H5Aclose(at);
+    H5Fclose(file);
+    assert_int_equal(np, 149250);
+    assert_true(wall == 9.407);
+    assert_int_equal(dm_runlog_read(f->path, &b, err), DM_OK);
+    assert_records_equal(&a, &b);
+    dm_runrec_free(&b);
+    /* a float64 reads back as the shortest text of its double */
+    assert_int_equal(dm_runrec_set_attr(&a, "wall_s", "12.300", err), DM_OK);
+    assert_int_equal(dm_runlog_write(f->path, &a, err), DM_OK);
+    assert_int_equal(dm_runlog_read(f->path, &b, err), DM_OK);
+    assert_string_equal(dm_runrec_attr(&b, "wall_s"), "12.3");
+    dm_runrec_free(&b);
+    dm_runrec_free(&a);
+}
+
+/* Every root attribute of path rewritten as a vlen UTF-8 string in r's order: run.h5 as difflab
+ * wrote it before its numbers were typed. */
+static void write_old_root_attrs(const char *path, const dm_runrec *r)
+{
+    hid_t file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+    assert_true(file >= 0 && H5Tset_size(t, H5T_VARIABLE) >= 0 && H5Tset_cset(t, H5T_CSET_UTF8) >= 0);
+    for (size_t i = 0; i < r->n_attrs; ++i)
+        assert_true(H5Adelete(file, r->attrs[i].key) >= 0);
+    for (size_t i = 0; i < r->n_attrs; ++i) {
+        hid_t at = H5Acreate2(file, r->attrs[i].key, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+        assert_true(at >= 0 && H5Awrite(at, t, &r->attrs[i].value) >= 0);
+        H5Aclose(at);
+    }
+    H5Sclose(sp);
+    H5Tclose(t);
+    assert_true(H5Fclose(file) >= 0);
+}
+
+/* Files written before numbers were typed still read, to the same record; so does a number
+ * another tool wrote as a fixed-length string; a number of a name difflab does not know is
+ * skipped; written again, the record's numbers are typed. */
+static void test_old_string_attrs(void **state)
+{
+    fixture *f = *state;
+    char err[DM_ERR_SIZE] = "", path2[700];
+    dm_runrec a, b;
+    assert_int_equal(build_record(&a, err), DM_OK);
+    assert_int_equal(dm_runrec_set_attr(&a, "wall_s", "12.300", err), DM_OK);
+    assert_int_equal(dm_runlog_write(f->path, &a, err), DM_OK);
+    write_old_root_attrs(f->path, &a);
+    assert_root_attr(f->path, "n_params", H5T_STRING);
+    assert_root_attr(f->path, "wall_s", H5T_STRING);
+    assert_int_equal(dm_runlog_read(f->path, &b, err), DM_OK);
+    assert_records_equal(&a, &b); /* "12.300" too: a string is read as it is */
+    dm_runrec_free(&b);
+
+    hid_t file = H5Fopen(f->path, H5F_ACC_RDWR, H5P_DEFAULT), t = H5Tcopy(H5T_C_S1);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    assert_true(H5Tset_size(t, 6) >= 0 && H5Adelete(file, "n_params") >= 0);
+    hid_t at = H5Acreate2(file, "n_params", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(at >= 0 && H5Awrite(at, t, "149250") >= 0);
+    H5Aclose(at);
+    int64_t x = 5;
+    at = H5Acreate2(file, "extra", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(at >= 0 && H5Awrite(at, H5T_NATIVE_INT64, &x) >= 0);
+    H5Aclose(at);
+    H5Sclose(sp);
+    H5Tclose(t);
+    assert_true(H5Fclose(file) >= 0);
+    assert_int_equal(dm_runlog_read(f->path, &b, err), DM_OK);
+    assert_string_equal(dm_runrec_attr(&b, "n_params"), "149250");
+    assert_null(dm_runrec_attr(&b, "extra"));
+    assert_int_equal(b.n_attrs, a.n_attrs);
+
+    snprintf(path2, sizeof path2, "%s/again.h5", f->dir);
+    assert_int_equal(dm_runlog_write(path2, &b, err), DM_OK);
+    assert_root_attr(path2, "n_params", H5T_INTEGER);
+    assert_root_attr(path2, "wall_s", H5T_FLOAT);
+    dm_runrec_free(&b);
+    dm_runrec_free(&a);
+}
+
 static void test_atomic_replacement(void **state)
 {
     fixture *f = *state;
@@ -602,6 +749,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_image_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_typed_root_attrs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_string_attrs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_atomic_replacement, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_file_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_files, setup, teardown),

@@ -203,7 +203,13 @@ dm_status dm_cli_open_index(const dm_cli *cli, int readonly, dm_index **ix, char
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/index.sqlite", cli->results);
-    return dm_index_open(path, readonly, ix, err);
+    dm_status st = dm_index_open(path, readonly, ix, err);
+    /* run_params follows this difflab's key registry (a TEMP view on a read-only connection) */
+    if (!st && (st = dm_index_params_view(*ix, &dm_spec_schema, err))) {
+        dm_index_close(*ix);
+        *ix = NULL;
+    }
+    return st;
 }
 
 static dm_status cmd_query(dm_cli *cli, char *err)

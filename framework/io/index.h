@@ -3,7 +3,7 @@
  * Tables: runs, sweep_runs, params (typed: int_value / real_value / text_value), metrics,
  * evals, metric_info, tags and notes (io/annotations.h); views: last_metrics (last value per run and key), group_evals and
  * group_metrics (mean, std, n per group_hash across seeds: one value per seed, repeats counted
- * apart), run_summary, group_summary, students. Schema version in PRAGMA user_version.
+ * apart), run_summary, group_summary, students, and run_params (one typed column per param key). Schema version in PRAGMA user_version.
  * Writers use WAL, a busy timeout, and one short BEGIN IMMEDIATE transaction per run upsert;
  * a lock met where SQLite's busy handler does not apply is retried with backoff (index.c says
  * where and why), so many processes can open and write it at the same instant.
@@ -31,8 +31,18 @@ typedef struct dm_index dm_index;
 dm_status dm_index_open(const char *path, int readonly, dm_index **out, char *err);
 void dm_index_close(dm_index *ix);
 
+/* The view run_params (index_params_view.c): one row per run (run_id, name, seed, status,
+ * config_hash, group_hash, created) and one column per key of schema, named by the dotted key
+ * and typed by its declaration (int and bool: INTEGER, real: REAL, the others TEXT), NULL where
+ * a run lacks the key. Made from schema's key list and marked with its hash: replaced on a
+ * writable connection when the index's view is of another list (or absent), shadowed by a TEMP
+ * view on a read-only one. dm_index_upsert_run does it with its spec's schema. */
+dm_status dm_index_params_view(dm_index *ix, const dm_schema *schema, char *err);
+
 /* Replace all rows of the run r (run_id = its "run_id" attr) in one transaction: runs row from
- * its attrs and hashes, params from spec (dm_spec_foreach), metrics from its series, evals. */
+ * its attrs and hashes, params from spec (dm_spec_foreach), metrics from its series, evals; with
+ * a spec, run_params made the view of its schema's keys (dm_index_params_view) in the same
+ * transaction. */
 dm_status dm_index_upsert_run(dm_index *ix, const dm_runrec *r, const dm_spec *spec,
                               const char *run_path, char *err);
 

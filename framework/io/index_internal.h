@@ -98,6 +98,12 @@ dm_status dm_ix_ensure_views(dm_index *ix, void *ctx, char *err);
 /* dm_ix_op: the program's metric_info rows (writable connections only). */
 dm_status dm_ix_ensure_metric_info(dm_index *ix, void *ctx, char *err);
 
+/* ---- index_params_view.c: the wide view run_params ---- */
+
+/* Inside the caller's write transaction: run_params replaced by the view of schema's keys unless
+ * it is that view already (dm_index_upsert_run). */
+dm_status dm_ix_params_view_tx(dm_index *ix, const dm_schema *schema, char *err);
+
 /* ---- index_guard.c: what `difflab query` may do (read, quickly) ---- */
 
 #define DM_QUERY_SECONDS 10.0                 /* a statement's time limit */

@@ -233,7 +233,8 @@ static dm_status upsert_op(dm_index *ix, void *ctx, char *err)
                            "VALUES (?1, ?2, ?3, ?4, ?5)", &s, err)))
             goto out;
         param_ctx c = {ix, s, u->run_id};
-        if ((st = dm_spec_foreach(u->spec, insert_param, &c, err)))
+        if ((st = dm_spec_foreach(u->spec, insert_param, &c, err)) ||
+            (st = dm_ix_params_view_tx(ix, dm_spec_get_schema(u->spec), err)))
             goto out;
     }
     if ((st = insert_series_evals(ix, u->r, u->run_id, err)))

@@ -426,7 +426,9 @@ dm_status dm_reindex(const char *results, const dm_schema *schema, FILE *report,
                           (long)getpid())))
         return st;
     remove_stale_tmp(results, report);
-    if ((st = scan(runs, &c.list, err)) || (st = dm_index_create_tmp(tmp, &fresh, err)))
+    /* run_params from the schema, also when no run is indexed */
+    if ((st = scan(runs, &c.list, err)) || (st = dm_index_create_tmp(tmp, &fresh, err)) ||
+        (st = dm_index_params_view(fresh, schema, err)))
         goto out;
     for (size_t i = 0; i < c.list.n; ++i)
         if ((st = index_entry(&c, fresh, &c.list.e[i], err)))

@@ -5,8 +5,10 @@
  * fsync'ed; so a crash at any instant leaves the last complete version. Files open with h5dump
  * and h5py.
  *
- * run.h5 layout:
- *   /            attributes: every dm_runrec attr (strings)
+ * run.h5 layout (strings are vlen UTF-8 everywhere; docs/runfiles.md says how h5py reads it):
+ *   /            attributes: every dm_runrec attr; int64 n_params, blas_threads, git_dirty and
+ *                slurm_*_id, float64 wall_s (runlog_layout.c), strings the others; files
+ *                written before had them all as strings and read the same
  *   /config      attributes: yaml (the resolved spec), config_hash, group_hash
  *   /seeds       attribute master (uint64); dataset per stream: scalar uint64
  *   /data        attributes: name, n_train, n_test, dim, channels, height, width (an item's shape;

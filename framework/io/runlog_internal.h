@@ -60,4 +60,11 @@ typedef struct dm_runlog_group {
 extern const dm_runlog_group dm_runlog_config_group; /* /config */
 extern const dm_runlog_group dm_runlog_data_group;   /* /data */
 
+/* The type a root attribute is written with, by its name: DM_RUNLOG_I64 or DM_RUNLOG_F64 for
+ * the attributes that hold numbers (n_params, wall_s, ...: a table in runlog_layout.c),
+ * DM_RUNLOG_STR for every other. dm_runrec holds them all as text; the writer stores a numeric
+ * one typed when its text is a number of that type, and the reader turns a typed one back into
+ * text. Files written before the table have them as strings, which read as they are. */
+dm_runlog_kind dm_runlog_root_kind(const char *name);
+
 #endif

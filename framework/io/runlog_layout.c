@@ -3,6 +3,8 @@
  * back alike. */
 #include "io/runlog_internal.h"
 
+#include <string.h>
+
 #include "io/h5util.h"
 
 hid_t dm_runlog_metric_type(int file)
@@ -69,3 +71,26 @@ const dm_runlog_group dm_runlog_config_group = {
     "config", 1, config_fields, sizeof config_fields / sizeof config_fields[0]};
 const dm_runlog_group dm_runlog_data_group = {
     "data", 0, data_fields, sizeof data_fields / sizeof data_fields[0]};
+
+/* The root attributes that hold numbers, by meaning (pandas and h5py then read numbers): who
+ * sets each is named beside it. Integers are int64, reals float64. */
+static const struct {
+    const char *name;
+    dm_runlog_kind kind;
+} root_numbers[] = {
+    {"n_params", DM_RUNLOG_I64},            /* train/run.c: the network's parameter count */
+    {"wall_s", DM_RUNLOG_F64},              /* train/run.c: seconds of the run's lives so far */
+    {"blas_threads", DM_RUNLOG_I64},        /* train/provenance.c */
+    {"git_dirty", DM_RUNLOG_I64},           /* train/provenance.c: 1 with uncommitted changes */
+    {"slurm_job_id", DM_RUNLOG_I64},        /* train/provenance.c, under Slurm */
+    {"slurm_array_job_id", DM_RUNLOG_I64},
+    {"slurm_array_task_id", DM_RUNLOG_I64},
+};
+
+dm_runlog_kind dm_runlog_root_kind(const char *name)
+{
+    for (size_t i = 0; i < sizeof root_numbers / sizeof root_numbers[0]; ++i)
+        if (strcmp(root_numbers[i].name, name) == 0)
+            return root_numbers[i].kind;
+    return DM_RUNLOG_STR;
+}

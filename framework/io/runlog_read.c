@@ -2,16 +2,19 @@
  * all its memory.
  *
  * Only /config is required; an absent optional group or attribute reads as empty, so files of
- * older versions and files touched by other tools (h5py) still read. HDF5's error printing is
+ * older versions and files touched by other tools (h5py) still read. The numeric root
+ * attributes read in either form: typed (int64, float64) or, in files written before, as text. HDF5's error printing is
  * silenced meanwhile: a failure is one message naming the file and the object. */
 #include "io/runlog.h"
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/options.h"
 #include "io/h5util.h"
 #include "io/runlog_internal.h"
 
@@ -54,7 +57,33 @@ typedef struct attr_ctx {
     char *err;
 } attr_ctx;
 
-/* Root attributes are the record's attrs; a non-string one (added by another tool) is skipped. */
+/* A numeric root attribute (int64 or float64: dm_runlog_root_kind) as the record's text: the
+ * integer in decimal, the real as the shortest text that reads back to the same double. Of any
+ * other class it is corrupt ("attribute 'n_params' has the wrong type or shape"). */
+static dm_status read_root_number(hid_t loc, const char *name, dm_runlog_kind kind, char **out,
+                                  char *err)
+{
+    char buf[32];
+    dm_status st;
+    if (kind == DM_RUNLOG_I64) {
+        int64_t x = 0;
+        if ((st = dm_h5_read_i64_attr(loc, name, &x, err)))
+            return st;
+        snprintf(buf, sizeof buf, "%" PRId64, x);
+    } else {
+        double x = 0;
+        if ((st = dm_h5_read_f64_attr(loc, name, &x, err)))
+            return st;
+        dm_format_real(x, buf);
+    }
+    if (!(*out = dm_strdup(buf)))
+        return dm_err(err, DM_E_NOMEM, "out of memory reading attribute '%s'", name);
+    return DM_OK;
+}
+
+/* Root attributes are the record's attrs, all text: strings as they are (every attribute of a
+ * file written before numbers were typed), numbers by read_root_number; an attribute of another
+ * name and class (added by another tool) is skipped. */
 static herr_t root_attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void *data)
 {
     (void)info;
@@ -63,13 +92,18 @@ static herr_t root_attr_cb(hid_t loc, const char *name, const H5A_info_t *info, 
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
     hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
     H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+    const dm_runlog_kind kind = dm_runlog_root_kind(name);
     if (t >= 0)
         H5Tclose(t);
     if (a >= 0)
         H5Aclose(a);
     if (cls == H5T_NO_CLASS)
         c->st = dm_h5_err(c->err, "reading root attribute '%s' failed", name);
-    else if (cls == H5T_STRING && !(c->st = dm_h5_read_str_attr(loc, name, &v, c->err)))
+    else if (cls == H5T_STRING)
+        c->st = dm_h5_read_str_attr(loc, name, &v, c->err);
+    else if (kind != DM_RUNLOG_STR)
+        c->st = read_root_number(loc, name, kind, &v, c->err);
+    if (!c->st && v)
         c->st = dm_runrec_set_attr(c->r, name, v, c->err);
     dm_free(v);
     return c->st ? -1 : 0;

@@ -1,12 +1,17 @@
 /* runlog_write.c — dm_runlog_write: run.h5 written whole from a dm_runrec, in the layout of
- * runlog.h, into a temporary file renamed over the old one (dm_h5_write_file).
+ * runlog.h, into a temporary file renamed over the old one (dm_h5_write_file). Numbers are
+ * written as numbers (the root attributes by runlog_layout.c's table), strings as vlen UTF-8.
  *
  * Objects and attributes are created in a fixed order (root attributes, /config, /seeds, /data,
  * /metrics, /samples, /eval), since creation order is recorded in the file and so in its bytes. */
 #include "io/runlog.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -195,12 +200,42 @@ out:
     return st;
 }
 
+/* A root attribute: int64 or float64 when its name says it holds a number (dm_runlog_root_kind)
+ * and its text is one (all of it, no leading space: "149250", "9.407"); otherwise a vlen UTF-8
+ * string, as every root attribute was before, so a value from an old file that is no number
+ * (git_dirty "unknown") is kept as it was. A float64 reads back as the shortest text of the same
+ * double ("12.300" as "12.3"). */
+static dm_status write_root_attr(hid_t file, const dm_kvstr *a, char *err)
+{
+    const char *v = a->value ? a->value : "";
+    const int starts = *v && !isspace((unsigned char)*v);
+    char *end = NULL;
+    errno = 0;
+    switch (dm_runlog_root_kind(a->key)) {
+    case DM_RUNLOG_I64: {
+        long long x = starts ? strtoll(v, &end, 10) : 0;
+        if (starts && !*end && !errno)
+            return dm_h5_write_i64_attr(file, a->key, (int64_t)x, err);
+        break;
+    }
+    case DM_RUNLOG_F64: {
+        double x = starts ? strtod(v, &end) : 0;
+        if (starts && !*end && isfinite(x))
+            return dm_h5_write_f64_attr(file, a->key, x, err);
+        break;
+    }
+    default:
+        break;
+    }
+    return dm_h5_write_str_attr(file, a->key, v, err);
+}
+
 static dm_status fill_run(hid_t file, const void *what, char *err)
 {
     const dm_runrec *r = what;
     dm_status st = DM_OK;
     for (size_t i = 0; i < r->n_attrs && !st; ++i)
-        st = dm_h5_write_str_attr(file, r->attrs[i].key, r->attrs[i].value, err);
+        st = write_root_attr(file, &r->attrs[i], err);
     if (st || (st = write_field_group(file, &dm_runlog_config_group, r, err)) ||
         (st = write_seeds(file, r, err)) ||
         (st = write_field_group(file, &dm_runlog_data_group, r, err)) ||

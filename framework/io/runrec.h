@@ -52,9 +52,10 @@ typedef struct dm_seedrec {
 } dm_seedrec;
 
 typedef struct dm_runrec {
-    /* root attributes, all strings: run_id, version, git_commit, git_dirty, host, cpu, compiler,
+    /* root attributes, all text here: run_id, version, git_commit, git_dirty, host, cpu, compiler,
      * build_flags, blas, blas_threads, libraries, status, heartbeat, created, finished, spec_path,
-     * slurm_job_id, teacher, params_sha256, ... */
+     * slurm_job_id, teacher, params_sha256, n_params, wall_s, ...; run.h5 stores the numeric
+     * ones as numbers (io/runlog.h) */
     dm_kvstr *attrs;        size_t n_attrs;
     char *config_yaml;      /* /config: the resolved canonical spec */
     char config_hash[65];
