@@ -19,7 +19,7 @@ static const char style[] =
     "h3{font-size:14px;margin:14px 0 6px}a{color:#1f5fa8;text-decoration:none}a:hover{text-decoration:underline}"
     "table{border-collapse:collapse;margin:6px 0 14px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;"
     "vertical-align:top}td.num,td.cell{text-align:right;font-variant-numeric:tabular-nums}thead th{background:#f4f4f4}"
-    "caption{caption-side:top;text-align:left;color:#555;font-size:12px;padding:2px 0 6px;max-width:900px}"
+    "caption{caption-side:top;text-align:left;color:#555;font-size:12px;padding:2px 0 6px;max-width:520px}"
     "td.best{background:#eef6ee}.figs{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}"
     "figure{margin:0}figcaption{font-size:12px;color:#444;max-width:440px;word-break:break-word}"
     "img.grid{image-rendering:pixelated;max-width:440px;border:1px solid #ddd}"
@@ -27,7 +27,7 @@ static const char style[] =
     ".muted{color:#777}.filters{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0}"
     ".filters label{font-size:13px}.status-failed,.status-diverged,.status-dead{color:#b3261e}"
     ".status-running{color:#a66b00}details{margin:8px 0}.tables{display:flex;flex-wrap:wrap;gap:4px 28px}"
-    ".tbl{max-width:560px}";
+    ".tbl{max-width:100%}td.cell{white-space:nowrap}";
 
 dm_status dm_page_open(dm_page *pg, const char *path, const char *title, const char *root, char *err)
 {

@@ -117,6 +117,7 @@ static dm_status evals(const dm_rep *r, FILE *f, const dm_runrec *rec, char *err
         if (!(keys[i] = line_key(r->db, rec->evals[i].settings_json)))
             st = dm_err(err, DM_E_NOMEM, "out of memory for the evals' plots");
     fputs("<div class=\"figs\">\n", f);
+    size_t n_plots = 0;
     for (size_t m = 0; m < n && !st; m++) {
         if (done_metric[m])
             continue;
@@ -161,7 +162,11 @@ static dm_status evals(const dm_rep *r, FILE *f, const dm_runrec *rec, char *err
             ser[ns] = (dm_plot_series){ .label = labels[ns], .n = np - start, .x = x + start, .y = y + start };
             ns++;
         }
-        if (!st && ns) {
+        size_t longest = 0;
+        for (size_t k = 0; k < ns; k++)
+            longest = ser[k].n > longest ? ser[k].n : longest;
+        if (!st && longest >= 2) { /* a line needs two NFEs; single points are in the table */
+            n_plots++;
             dm_plot p;
             dm_plot_init(&p);
             char title[160];
@@ -180,6 +185,9 @@ static dm_status evals(const dm_rep *r, FILE *f, const dm_runrec *rec, char *err
         }
     }
     fputs("</div>\n", f);
+    if (!n_plots)
+        fputs("<p class=\"muted\">No sampler has evals at two or more NFE, so there is nothing to plot against "
+              "NFE: <code>difflab sample RUN --sampler NAME --steps N</code> adds points.</p>\n", f);
     if (!st) {
         fputs("<details open><summary>Every eval</summary>\n<table class=\"evals\"><thead><tr><th>metric</th>"
               "<th>sampler</th><th>nfe</th><th>settings</th><th>n_samples</th><th>value</th></tr></thead><tbody>\n",

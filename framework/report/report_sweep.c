@@ -23,6 +23,7 @@ typedef struct cell {
 typedef struct sweep_info {
     char *axes[MAX_AXES];      /* the manifest's axis keys */
     char *keys[MAX_AXES];      /* the table key of each (the key, or KEY.type for a section), or NULL */
+    size_t distinct[MAX_AXES]; /* how many values each takes (an axis of one value is not a key) */
     size_t n_axes;
     cell *cells;
     size_t n_cells;
@@ -149,6 +150,13 @@ static dm_status read_manifest(const dm_rep *r, const char *sweep, sweep_info *w
     /* Table keys: the axis itself when the index knows it as a param, else KEY.type (an axis
      * over whole plug-in sections, {type: mlp}). */
     for (size_t a = 0; a < w->n_axes && !st; a++) {
+        w->distinct[a] = w->n_cells ? 1 : 0;
+        for (size_t c = 1; c < w->n_cells; c++) {
+            size_t k = 0;
+            while (k < c && strcmp(w->cells[k].vals[a], w->cells[c].vals[a]) != 0)
+                k++;
+            w->distinct[a] += k == c;
+        }
         char k[300];
         snprintf(k, sizeof k, "%s.type", w->axes[a]);
         if (key_exists(r, w->axes[a]))
@@ -244,7 +252,7 @@ static dm_status axis_plot(FILE *f, const dm_rep *r, const char *sweep, const sw
 {
     char rows[1024] = "";
     for (size_t b = 0; b < w->n_axes; b++)
-        if (b != a && w->keys[b])
+        if (b != a && w->keys[b] && w->distinct[b] > 1)
             snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "%s%s", *rows ? "," : "", w->keys[b]);
     const int single = !*rows;
     dm_table *t = NULL;
@@ -530,10 +538,10 @@ static dm_status tables(FILE *f, const dm_rep *r, const char *sweep, const sweep
     }
     char rows[1024] = "";
     for (size_t a = 0; a < w->n_axes; a++)
-        if (w->keys[a])
+        if (w->keys[a] && w->distinct[a] > 1)
             snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "%s%s", *rows ? "," : "", w->keys[a]);
     if (!*rows) {
-        fputs("<p class=\"muted\">The sweep has no axis the index knows as a spec key (only seeds).</p>\n", f);
+        fputs("<p class=\"muted\">The sweep has no axis of two or more values that the index knows as a spec key.</p>\n", f);
         snprintf(rows, sizeof rows, "seed");
     }
     for (size_t m = 0; metrics[m] && !st; m++) {
@@ -596,14 +604,7 @@ dm_status dm_rep_sweep_page(dm_rep *r, const char *sweep, char *err)
     size_t n_plots = 0;
     for (size_t m = 0; metrics[m] && !st; m++)
         for (size_t a = 0; a < w.n_axes && !st; a++) {
-            size_t distinct = 1;
-            for (size_t c = 1; c < w.n_cells; c++) {
-                size_t k = 0;
-                while (k < c && strcmp(w.cells[k].vals[a], w.cells[c].vals[a]) != 0)
-                    k++;
-                distinct += k == c;
-            }
-            if (distinct < 2 || !w.keys[a])
+            if (w.distinct[a] < 2 || !w.keys[a])
                 continue;
             st = axis_plot(f, r, sweep, &w, a, metrics[m], samplers, nfes, err);
             n_plots++;

@@ -144,7 +144,8 @@ unmount() {
 
 # report_fixture: for the report tests (tests/cli/report.sh, tests/browser/report.sh), in the
 # current folder: a finished sweep "rep" of 2-D demo runs (sampler.steps 10 and 20, seeds 0 and 1,
-# 150 training steps logged every 10), one run outside it ("solo") with a tag and a note.
+# 150 training steps logged every 10), one run outside it ("solo", sampled at 20 and 10 steps) with a
+# tag and a note.
 report_fixture() {
   local small="train.steps: 150, train.batch: 256, train.n_data: 4000, eval.n_samples: 400, eval.n_ref: 400,
        eval.swd_projections: 32, run.log_every: 10, run.progress: none"
@@ -160,6 +161,7 @@ Y
     "$DIFFLAB" run "$SRC/configs/demo.yaml" name=solo train.steps=150 train.batch=256 train.n_data=4000 \
       eval.n_samples=400 eval.n_ref=400 eval.swd_projections=32 run.log_every=10 run.progress=none sampler.steps=20 \
       >"$TMP/out" 2>&1 &&
+    "$DIFFLAB" sample solo --steps 10 run.progress=none >"$TMP/out" 2>&1 &&
     "$DIFFLAB" tag solo baseline=yes >"$TMP/out" 2>&1 &&
     "$DIFFLAB" note solo "a <b>bold</b> note & more" >"$TMP/out" 2>&1 &&
     pass || { fail "the report fixture:"; sed 's/^/    /' "$TMP/out" >&2; }
