@@ -36,19 +36,28 @@ static dm_status grid_hint(dm_status st, const char *spec, int n, const char *co
     return st;
 }
 
+/* The overrides of `run SPEC` and `spec SPEC`: the positional key=value after the spec, then the
+ * --set ones (later wins); *n of them in a dm_calloc'd array (NULL: out of memory). */
+static const char **spec_overrides(const dm_cli *cli, int *n)
+{
+    const int n_pos = cli->n_args - 2;
+    *n = n_pos + cli->n_sets;
+    const char **over = dm_calloc((size_t)*n + 1, sizeof *over);
+    for (int i = 0; over && i < n_pos; i++)
+        over[i] = cli->args[2 + i];
+    for (int i = 0; over && i < cli->n_sets; i++)
+        over[n_pos + i] = cli->sets[i];
+    return over;
+}
+
 static dm_status cmd_run(dm_cli *cli, char *err)
 {
     if (cli->n_args < 2)
         return dm_err(err, DM_E_INPUT, "run: missing SPEC.yaml (usage: difflab run SPEC.yaml [key.path=value ...])");
-    /* Overrides: positional key=value after the spec, then --set ones (later wins). */
-    const int n_pos = cli->n_args - 2, n = n_pos + cli->n_sets;
-    const char **over = dm_calloc((size_t)n + 1, sizeof *over);
+    int n;
+    const char **over = spec_overrides(cli, &n);
     if (!over)
         return dm_err(err, DM_E_NOMEM, "out of memory");
-    for (int i = 0; i < n_pos; i++)
-        over[i] = cli->args[2 + i];
-    for (int i = 0; i < cli->n_sets; i++)
-        over[n_pos + i] = cli->sets[i];
     dm_run_cfg cfg = { .results = cli->results, .new_repeat = cli->new_repeat, .out = cli->out };
     dm_status st = grid_hint(dm_run_spec_file(&cfg, cli->args[1], n, over, err), cli->args[1], n, over, err);
     dm_free(over);
@@ -62,14 +71,10 @@ static dm_status cmd_spec(dm_cli *cli, char *err)
 {
     if (cli->n_args < 2)
         return dm_err(err, DM_E_INPUT, "spec: missing SPEC.yaml (usage: difflab spec SPEC.yaml [key.path=value ...])");
-    const int n_pos = cli->n_args - 2, n = n_pos + cli->n_sets;
-    const char **over = dm_calloc((size_t)n + 1, sizeof *over);
+    int n;
+    const char **over = spec_overrides(cli, &n);
     if (!over)
         return dm_err(err, DM_E_NOMEM, "out of memory");
-    for (int i = 0; i < n_pos; i++)
-        over[i] = cli->args[2 + i];
-    for (int i = 0; i < cli->n_sets; i++)
-        over[n_pos + i] = cli->sets[i];
     dm_spec *spec = NULL;
     char id[256], hash[65], *text = NULL;
     dm_status st = grid_hint(dm_spec_load_file(&dm_spec_schema, cli->args[1], n, over, &spec, err), cli->args[1],
