@@ -143,26 +143,17 @@ unmount() {
 }
 
 # report_fixture: for the report tests (tests/cli/report.sh, tests/browser/report.sh), in the
-# current folder: a finished sweep "rep" of 2-D demo runs (sampler.steps 10 and 20, seeds 0 and 1,
-# 150 training steps logged every 10), one run outside it ("solo", sampled at 20 and 10 steps) with a
-# tag and a note.
+# current folder: the README's example sweep in its quick variant (example_rho_steps_quick: rho 1,
+# 3, 7 against 6 and 12 Heun steps, 5 cells of seeds 0 and 1, 100 training steps logged every 10),
+# and the demo run, short (150 steps), sampled at 20 and then 10 steps, with a tag and a note.
 report_fixture() {
-  local small="train.steps: 150, train.batch: 256, train.n_data: 4000, eval.n_samples: 400, eval.n_ref: 400,
-       eval.swd_projections: 32, run.log_every: 10, run.progress: none"
-  cat > rep.yaml <<Y
-name: rep
-base: $SRC/configs/demo.yaml
-set: {$small}
-grid: {sampler.steps: [10, 20]}
-seeds: 2
-Y
-  "$DIFFLAB" sweep rep.yaml >"$TMP/out" 2>&1 &&
-    make -s -f "$SRC/Makefile.runs" RESULTS="$DIFFLAB_RESULTS" DIFFLAB="$DIFFLAB" SWEEP=rep -j 2 >"$TMP/out" 2>&1 &&
-    "$DIFFLAB" run "$SRC/configs/demo.yaml" name=solo train.steps=150 train.batch=256 train.n_data=4000 \
-      eval.n_samples=400 eval.n_ref=400 eval.swd_projections=32 run.log_every=10 run.progress=none sampler.steps=20 \
+  "$DIFFLAB" sweep "$SRC/experiments/example/sweep.yaml" --quick >"$TMP/out" 2>&1 &&
+    make -s -f "$SRC/Makefile.runs" RESULTS="$DIFFLAB_RESULTS" DIFFLAB="$DIFFLAB" SWEEP=example_rho_steps_quick -j 2 \
       >"$TMP/out" 2>&1 &&
-    "$DIFFLAB" sample solo --steps 10 run.progress=none >"$TMP/out" 2>&1 &&
-    "$DIFFLAB" tag solo baseline=yes >"$TMP/out" 2>&1 &&
-    "$DIFFLAB" note solo "a <b>bold</b> note & more" >"$TMP/out" 2>&1 &&
+    "$DIFFLAB" run "$SRC/configs/demo.yaml" train.steps=150 train.batch=256 train.n_data=4000 eval.n_samples=400 \
+      eval.n_ref=400 eval.swd_projections=32 run.log_every=10 run.progress=none sampler.steps=20 >"$TMP/out" 2>&1 &&
+    "$DIFFLAB" sample demo --steps 10 run.progress=none >"$TMP/out" 2>&1 &&
+    "$DIFFLAB" tag demo baseline=yes >"$TMP/out" 2>&1 &&
+    "$DIFFLAB" note demo "a <b>bold</b> note & more" >"$TMP/out" 2>&1 &&
     pass || { fail "the report fixture:"; sed 's/^/    /' "$TMP/out" >&2; }
 }

@@ -5,9 +5,10 @@
 . "$(dirname "$0")/lib.sh"
 cd "$TMP"
 report_fixture
-ids=$("$DIFFLAB" query "SELECT run_id FROM sweep_runs WHERE sweep = 'rep' ORDER BY run_id" --csv | tail -n +2)
-solo=$("$DIFFLAB" query "SELECT run_id FROM runs WHERE name = 'solo'" --csv | tail -n 1)
-[ "$(echo "$ids" | wc -w)" -eq 4 ] && [ -n "$solo" ] && pass || fail "fixture: runs '$ids' solo '$solo'"
+sw=example_rho_steps_quick
+ids=$("$DIFFLAB" query "SELECT run_id FROM sweep_runs WHERE sweep = '$sw' ORDER BY run_id" --csv | tail -n +2)
+demo=$("$DIFFLAB" query "SELECT run_id FROM runs WHERE name = 'demo'" --csv | tail -n 1)
+[ "$(echo "$ids" | wc -w)" -eq 10 ] && [ -n "$demo" ] && pass || fail "fixture: runs '$ids' demo '$demo'"
 
 # Refusals: exit 2, the name in the message, no folder made.
 if expect_exit 2 "$DIFFLAB" report --sweep nosuch --out bad; then expect_out "report --sweep: no sweep 'nosuch'"; fi
@@ -18,30 +19,32 @@ if expect_exit 2 "$DIFFLAB" report --steps 5; then expect_out "--steps is not an
 # Everything (no RUN, no --sweep): default folder results/report.
 expect_exit 0 "$DIFFLAB" report && expect_out "report written to .*results/report/index.html"
 out=results/report
-for id in $ids $solo; do
+for id in $ids $demo; do
   [ -f "$out/runs/$id.html" ] && pass || fail "no page for run $id"
 done
-page=$out/sweeps/rep.html
+page=$out/sweeps/$sw.html
 [ -f "$page" ] && pass || fail "no sweep page"
 
-# The sweep page: a table per metric (two cells of two seeds each), a plot per metric against
-# sampler.steps (a line with error bars through 10 and 20), a scatter per cell, the runs.
+# The sweep page: a table per metric (five cells of two seeds each), a plot per metric against
+# each axis (lines with error bars), a scatter per cell, the runs.
 grep -q '<table class="ablation" data-metric="swd">' "$page" && pass || fail "sweep page: no swd table"
-[ "$(grep -c '<td class="cell[ a-z]*" data-n="2"' "$page")" -ge 4 ] && pass || fail "sweep page: cells without n=2"
+[ "$(grep -c '<td class="cell[ a-z]*" data-n="2"' "$page")" -ge 5 ] && pass || fail "sweep page: cells without n=2"
 [ "$(grep -c '<svg [^>]*class="plot sweep-plot"' "$page")" -ge 2 ] && pass || fail "sweep page: no plots against the axis"
 grep -q '>swd against sampler.steps</text>' "$page" && grep -q '>sampler.steps</text>' "$page" && pass ||
   fail "sweep page: the swd plot lacks its title or axis label"
 [ "$(grep -c 'class="err"' "$page")" -ge 4 ] && pass || fail "sweep page: no error bars"
-[ "$(grep -c '<figure class="cell"><svg [^>]*class="plot scatter"' "$page")" -eq 2 ] && pass || fail "sweep page: not one scatter per cell"
+[ "$(grep -c '<figure class="cell"><svg [^>]*class="plot scatter"' "$page")" -eq 5 ] && pass || fail "sweep page: not one scatter per cell"
+grep -q '>swd against diffusion.schedule.rho</text>' "$page" && pass || fail "sweep page: no plot against rho"
 for id in $ids; do grep -q "href=\"../runs/$id.html\"" "$page" && pass || fail "sweep page: no link to $id"; done
-grep -q '4 finished, 0 not run' "$page" && pass || fail "sweep page: counts"
-# The plot's points are the table's means: swd at sampler.steps=10 from the index.
-m10=$("$DIFFLAB" table --sweep rep --rows sampler.steps --metric swd --csv | awk -F, '$1 == 10 { print $2 }')
-[ -n "$m10" ] && grep -q "data-mean=\"$m10\"" "$page" && pass || fail "sweep page: the table's mean $m10 is not on the page"
+grep -q '10 finished, 0 not run' "$page" && pass || fail "sweep page: counts"
+# The page's cells are the table's: swd at rho 7 and 6 steps, from the index.
+m=$("$DIFFLAB" table --sweep $sw --rows diffusion.schedule.rho,sampler.steps --metric swd --csv |
+  awk -F, '$1 == 7 && $2 == 6 { print $3 }')
+[ -n "$m" ] && grep -q "data-mean=\"$m\"" "$page" && pass || fail "sweep page: the table's mean '$m' is not on the page"
 
 # A run page: training curves against step and wall time, evals against NFE, the scatter,
 # provenance with the spec; the note escaped.
-rp=$out/runs/$solo.html
+rp=$out/runs/$demo.html
 [ "$(grep -c '<svg [^>]*class="plot training"' "$rp")" -eq 4 ] && pass || fail "run page: not 4 training plots (loss, grad_norm x step, wall)"
 grep -q '>loss against step</text>' "$rp" && grep -q '>grad_norm against wall time</text>' "$rp" && pass || fail "run page: curve titles"
 grep -q '<svg [^>]*class="plot evals"' "$rp" && grep -q '>swd against NFE</text>' "$rp" && pass || fail "run page: no eval plot"
@@ -52,8 +55,8 @@ grep -q 'a &lt;b&gt;bold&lt;/b&gt; note &amp; more' "$rp" && ! grep -q '<b>bold<
 grep -q '<td>baseline=yes</td>' "$rp" && pass || fail "run page: the tag"
 # The index: every run a row with its filter data; the sweep listed.
 idx=$out/index.html
-[ "$(grep -c '<tr data-id=' "$idx")" -eq 5 ] && pass || fail "index: not 5 rows"
-grep -q "data-tags=\"baseline=yes\"" "$idx" && grep -q 'href="sweeps/rep.html"' "$idx" && pass || fail "index: tags or sweep link"
+[ "$(grep -c '<tr data-id=' "$idx")" -eq 11 ] && pass || fail "index: not 11 rows"
+grep -q "data-tags=\"baseline=yes\"" "$idx" && grep -q "href=\"sweeps/$sw.html\"" "$idx" && pass || fail "index: tags or sweep link"
 
 # The same index again: the same bytes (no clock in the pages).
 before=$(tree_state "$out")
@@ -61,12 +64,12 @@ expect_exit 0 "$DIFFLAB" report
 [ "$before" = "$(tree_state "$out")" ] && pass || fail "a second report differs"
 
 # One run page alone, elsewhere: that page and the index, no sweep page.
-expect_exit 0 "$DIFFLAB" report "$solo" --out one
-[ -f "one/runs/$solo.html" ] && [ -f one/index.html ] && [ ! -e one/sweeps ] && pass || fail "report RUN wrote $(find one -type f | tr '\n' ' ')"
+expect_exit 0 "$DIFFLAB" report "$demo" --out one
+[ -f "one/runs/$demo.html" ] && [ -f one/index.html ] && [ ! -e one/sweeps ] && pass || fail "report RUN wrote $(find one -type f | tr '\n' ' ')"
 
 # A damaged run file: its page says why; the report still succeeds.
 victim=$(echo "$ids" | head -n 1)
 printf 'not hdf5' > "results/runs/$victim/run.h5"
-expect_exit 0 "$DIFFLAB" report --sweep rep --out dmg
+expect_exit 0 "$DIFFLAB" report --sweep $sw --out dmg
 grep -q 'The run file cannot be read: .*run.h5' "dmg/runs/$victim.html" && pass || fail "damaged run: no message on its page"
 finish

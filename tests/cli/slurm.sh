@@ -180,7 +180,7 @@ for i in 0 1 2 3; do
   expect_exit 0 "$DIFFLAB" query "SELECT status, slurm_array_job_id, slurm_array_task_id, slurm_job_id IS NOT NULL,
     (SELECT count(*) FROM params p WHERE p.run_id = r.run_id AND p.key = 'train.lr') FROM runs r
     WHERE run_id = '$id'" --csv && expect_out "^finished,$JOB,$i,1,1\$"
-  expect_exit 0 h5dump -a /slurm_array_task_id "results/runs/$id/run.h5" && expect_out "\"$i\""
+  expect_exit 0 h5dump -a /slurm_array_task_id "results/runs/$id/run.h5" && expect_out "H5T_STD_I64LE" && expect_out "\\(0\\): $i$"
 done
 expect_exit 0 "$DIFFLAB" query "SELECT count(*) FROM sweep_runs s JOIN runs r ON r.run_id = s.run_id
   WHERE s.sweep = 'sl' AND r.status = 'finished'" --csv && expect_out '^4$'
