@@ -184,6 +184,8 @@ static dm_status all_runs(const dm_rep *r, char ***ids, size_t *n, char *err)
     dm_status st = DM_OK;
     while (!st && sqlite3_step(q) == SQLITE_ROW) {
         const char *id = (const char *)sqlite3_column_text(q, 0);
+        if (!id || !dm_path_name_ok(id))
+            continue; /* not a run id difflab makes (a crafted index): it names no page */
         if (*n + 1 >= cap) {
             char **more = dm_realloc(*ids, sizeof(char *) * cap * 2);
             if (!more) {
@@ -208,6 +210,15 @@ static void free_ids(char **ids, size_t n)
     for (size_t i = 0; ids && i < n; i++)
         dm_free(ids[i]);
     dm_free(ids);
+}
+
+/* A copy of s with dm_malloc (freed with dm_free like every id here), or NULL. */
+static char *copy_id(const char *s)
+{
+    char *d = dm_malloc(strlen(s) + 1);
+    if (d)
+        strcpy(d, s);
+    return d;
 }
 
 /* Whether id is among the first n of ids. */
@@ -245,8 +256,8 @@ dm_status dm_report_write(const dm_report_opts *o, char *err)
             while (n_sweeps < DM_REPORT_MAX_ITEMS && sqlite3_step(q) == SQLITE_ROW) {
                 const char *s = (const char *)sqlite3_column_text(q, 0);
                 char m[DM_PATH_SIZE];
-                snprintf(m, sizeof m, "%s/sweeps/%s/manifest.jsonl", o->results, s);
-                if (dm_rep_file_exists(m) && (sweeps[n_sweeps] = dm_malloc(strlen(s) + 1)))
+                snprintf(m, sizeof m, "%s/sweeps/%s/manifest.jsonl", o->results, s ? s : "");
+                if (s && dm_path_name_ok(s) && dm_rep_file_exists(m) && (sweeps[n_sweeps] = dm_malloc(strlen(s) + 1)))
                     strcpy(sweeps[n_sweeps++], s);
             }
         sqlite3_finalize(q);
@@ -276,7 +287,11 @@ dm_status dm_report_write(const dm_report_opts *o, char *err)
                     st = dm_err(err, DM_E_INPUT, "report: no run '%s' in the index", o->runs[i]);
                 goto out;
             }
-            if (!listed(ids, n_ids, id) && !(ids[n_ids++] = strdup(id))) {
+            if (!dm_path_name_ok(id)) {
+                st = dm_err(err, DM_E_INPUT, "report: the index names run '%s', which is not a run id", id);
+                goto out;
+            }
+            if (!listed(ids, n_ids, id) && !(ids[n_ids++] = copy_id(id))) {
                 st = dm_err(err, DM_E_NOMEM, "out of memory");
                 goto out;
             }
@@ -289,7 +304,7 @@ dm_status dm_report_write(const dm_report_opts *o, char *err)
         if (!(st = dm_rep_sweep_runs(&r, sweeps[s], &sw, &n, err)))
             for (size_t i = 0; i < n && !st; i++) {
                 char page_id[512];
-                if (dm_index_find_run(r.ix, sw[i], page_id, sizeof page_id, err) != DM_OK ||
+                if (!dm_path_name_ok(sw[i]) || dm_index_find_run(r.ix, sw[i], page_id, sizeof page_id, err) != DM_OK ||
                     strcmp(page_id, sw[i]) != 0 || listed(ids, n_ids, sw[i]))
                     continue; /* not run yet, or listed */
                 char **more = dm_realloc(ids, sizeof(char *) * (n_ids + 2));

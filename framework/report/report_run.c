@@ -225,6 +225,8 @@ static dm_status picture(const dm_rep *r, FILE *f, const char *run_dir, const ch
 {
     char src[DM_PATH_SIZE], dst[DM_PATH_SIZE];
     dm_status st;
+    if (!dm_path_name_ok(stem)) /* a set name from a damaged or crafted run.h5: never a path */
+        return DM_OK;
     if ((st = dm_path_fmt(src, sizeof src, err, "%s/%s.svg", run_dir, stem)))
         return st;
     if (dm_rep_file_exists(src)) {

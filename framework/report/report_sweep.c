@@ -11,7 +11,7 @@
 #include "io/plot.h"
 #include "report/table.h"
 
-#define MAX_AXES 8
+#define MAX_AXES 16
 
 /* A cell of the sweep: one value per axis (the manifest's text), and its runs (one per seed). */
 typedef struct cell {
@@ -100,11 +100,17 @@ static dm_status read_manifest(const dm_rep *r, const char *sweep, sweep_info *w
             break;
         }
         char *id = dup(sqlite3_column_text(q, 0));
-        int rc;
-        while ((rc = sqlite3_step(ax)) == SQLITE_ROW && nv < MAX_AXES) {
+        int rc = SQLITE_DONE;
+        while (!st && (rc = sqlite3_step(ax)) == SQLITE_ROW) {
+            if (nv == MAX_AXES) {
+                st = dm_err(err, DM_E_INPUT, "%s:%zu: more than %d axes (the report shows at most %d)", path, lineno,
+                            MAX_AXES, MAX_AXES);
+                break;
+            }
             if (lineno == 1 && !(w->axes[w->n_axes++] = dup(sqlite3_column_text(ax, 0))))
                 st = dm_err(err, DM_E_NOMEM, "out of memory");
-            vals[nv++] = dup(sqlite3_column_text(ax, 1));
+            if (!(vals[nv++] = dup(sqlite3_column_text(ax, 1))))
+                st = dm_err(err, DM_E_NOMEM, "out of memory");
         }
         if (!st && (rc != SQLITE_DONE || nv != w->n_axes))
             st = dm_err(err, DM_E_INPUT, "%s:%zu: its axes differ from line 1's (%zu axes)", path, lineno, w->n_axes);
@@ -372,6 +378,8 @@ static dm_status cell_pictures(FILE *f, const dm_rep *r, const sweep_info *w, ch
                 continue;
             snprintf(stem, sizeof stem, "%s_%lld", (const char *)sqlite3_column_text(q, 1),
                      (long long)sqlite3_column_int64(q, 2));
+            if (!dm_path_name_ok(stem) || !dm_path_name_ok(id))
+                continue;
             const char *dir = (const char *)sqlite3_column_text(q, 0);
             if ((st = dm_path_fmt(src, sizeof src, err, "%s/%s.svg", dir, stem)))
                 break;

@@ -8,7 +8,7 @@ cd "$TMP"
 command -v chromium >/dev/null ||
   need_or_skip DIFFLAB_REQUIRE_BROWSER "no chromium (scripts/install-deps.sh --browser installs it)"
 command -v python3 >/dev/null || need_or_skip DIFFLAB_REQUIRE_BROWSER "no python3 for check_page.py"
-report_fixture
+use_report_fixture
 expect_exit 0 "$DIFFLAB" report --out rep
 demo=$("$DIFFLAB" query "SELECT run_id FROM runs WHERE name = 'demo'" --csv | tail -n 1)
 check() { # check PAGE ARGS...: check_page.py, its output shown on failure

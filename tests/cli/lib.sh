@@ -157,3 +157,15 @@ report_fixture() {
     "$DIFFLAB" note demo "a <b>bold</b> note & more" >"$TMP/out" 2>&1 &&
     pass || { fail "the report fixture:"; sed 's/^/    /' "$TMP/out" >&2; }
 }
+
+# use_report_fixture: the report fixture in $DIFFLAB_RESULTS: a copy of the one ctest made once
+# (DIFFLAB_REPORT_FIXTURE, tests/browser/fixture.sh), reindexed so the index names the copy's
+# files; without it (the test run by hand), report_fixture makes it here.
+use_report_fixture() {
+  if [ -n "${DIFFLAB_REPORT_FIXTURE:-}" ] && [ -d "$DIFFLAB_REPORT_FIXTURE/results" ]; then
+    cp -r "$DIFFLAB_REPORT_FIXTURE/results" "$DIFFLAB_RESULTS" && "$DIFFLAB" reindex >"$TMP/out" 2>&1 &&
+      pass || { fail "copying the report fixture:"; sed 's/^/    /' "$TMP/out" >&2; }
+  else
+    report_fixture
+  fi
+}

@@ -4,7 +4,7 @@
 # page saying so; the same index gives the same bytes.
 . "$(dirname "$0")/lib.sh"
 cd "$TMP"
-report_fixture
+use_report_fixture
 sw=example_rho_steps_quick
 ids=$("$DIFFLAB" query "SELECT run_id FROM sweep_runs WHERE sweep = '$sw' ORDER BY run_id" --csv | tail -n +2)
 demo=$("$DIFFLAB" query "SELECT run_id FROM runs WHERE name = 'demo'" --csv | tail -n 1)
@@ -72,4 +72,13 @@ victim=$(echo "$ids" | head -n 1)
 printf 'not hdf5' > "results/runs/$victim/run.h5"
 expect_exit 0 "$DIFFLAB" report --sweep $sw --out dmg
 grep -q 'The run file cannot be read: .*run.h5' "dmg/runs/$victim.html" && pass || fail "damaged run: no message on its page"
+# A crafted index: a run id and a sweep name that are paths name no page and no file.
+cp -r results crafted
+sqlite3 crafted/index.sqlite "INSERT INTO runs (run_id, name, status) VALUES ('../../escape', 'x', 'finished');
+  INSERT INTO sweep_runs VALUES ('../../swescape', '../../escape')"
+expect_exit 0 "$DIFFLAB" --results crafted report --out crafted_rep
+[ -z "$(find "$TMP" -name '*escape*' -print)" ] && pass || fail "a crafted name was written: $(find "$TMP" -name '*escape*')"
+grep -q 'data-id="../../escape"' crafted_rep/index.html && pass || fail "the crafted run is not listed (escaped) on the index"
+if expect_exit 2 "$DIFFLAB" --results crafted report ../../escape --out crafted_rep2; then expect_out "not a run id"; fi
+[ ! -e crafted_rep2 ] && pass || fail "a refused report wrote its folder"
 finish

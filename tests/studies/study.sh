@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Every study of experiments/ (the five of the paper ablations, and any other folder whose sweep
-# has a quick: section; experiments/example is a sweep example, not a study) runs end to end in its
-# quick variant (few steps, one seed) through the one command a study has,
+# study.sh DIFFLAB SRC [STUDY]: the studies of experiments/ (the five of the paper ablations, and
+# any other folder whose sweep has a quick: section; experiments/example is a sweep example, not a
+# study). Without STUDY (ctest cli_studies): each of them has a sweep with a quick: section (or a
+# quick.yaml) and a committed README.md and RESULTS.md. With STUDY (ctest cli_study_<STUDY>, one
+# per folder of experiments/, so that they run beside other tests): that study, checked as above,
+# runs end to end in its quick variant (few steps, one seed) through the one command a study has,
 # `make -f Makefile.runs study STUDY=NAME`, and writes a RESULTS.md whose every table has at least
-# one cell with a number, and its HTML report with the same tables (one <table class="ablation"> per
-# table*.yaml); each study has a committed README.md and RESULTS.md.
-. "$(dirname "$0")/lib.sh"
+# one cell with a number, and its HTML report with the same tables (one <table class="ablation">
+# per table*.yaml).
+. "$(dirname "$0")/../cli/lib.sh"
+only=${3:-}
 cd "$SRC"
 studies="ddpm_table2 sde_samplers edm_heun consistency denoising_is_not_unique"
 for dir in experiments/*/; do
@@ -14,6 +18,9 @@ for dir in experiments/*/; do
   case " $studies " in *" $s "*) ;; *) { grep -qs '^quick:' "$dir/sweep.yaml" || [ -f "$dir/quick.yaml" ]; } &&
     studies="$studies $s" ;; esac
 done
+if [ -n "$only" ]; then
+  case " $studies " in *" $only "*) studies=$only ;; *) fail "'$only' is not a study of experiments/"; studies= ;; esac
+fi
 for study in $studies; do
   dir=experiments/$study
   [ -f "$dir/sweep.yaml" ] && pass || { fail "$study: no $dir/sweep.yaml"; continue; }
@@ -22,6 +29,7 @@ for study in $studies; do
   for f in README.md RESULTS.md; do
     [ -s "$dir/$f" ] && pass || fail "$study: no committed $f"
   done
+  [ -n "$only" ] || continue
   if expect_exit 0 make --no-print-directory -f Makefile.runs study STUDY="$study" QUICK=1 RESULTS="$TMP/results" \
       DIFFLAB="$DIFFLAB" -j 2; then
     out=$(sed -n "s/^study $study: \(.*RESULTS.md\)$/\1/p" "$TMP/out" | tail -n 1)
