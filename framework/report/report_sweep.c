@@ -28,6 +28,10 @@ typedef struct sweep_info {
     cell *cells;
     size_t n_cells;
     char *yaml;                /* sweep.yaml, if present */
+    /* The evals shown: the runs' own samplers and NFEs (table filters "a,b"), and the settings
+     * fields in which those evals differ beyond the axes (settings.F keys: a cfg study's scales
+     * sampled after training), so that no cell pools evals of different settings. */
+    char samplers[512], nfes[512], fields[512];
 } sweep_info;
 
 static void info_free(sweep_info *w)
@@ -197,32 +201,51 @@ dm_status dm_rep_sweep_runs(const dm_rep *r, const char *sweep, char ***ids, siz
     return st;
 }
 
-/* The sweep's runs' own samplers and NFEs (main sample sets), as table filters: "a,b". */
-static void main_filters(const dm_rep *r, const char *sweep, char *samplers, size_t ns, char *nfes, size_t nn)
+/* The sweep's evals filters (sweep_info: samplers, nfes, fields). */
+static void main_filters(const dm_rep *r, const char *sweep, sweep_info *w)
 {
-    static const char *const sql[2] = {
+    static const char *const sql[3] = {
         "SELECT group_concat(v, ',') FROM (SELECT DISTINCT p.text_value AS v FROM params p JOIN sweep_runs w"
-        " ON w.run_id = p.run_id WHERE w.sweep = ? AND p.key = 'sampler.type' ORDER BY v)",
+        " ON w.run_id = p.run_id WHERE w.sweep = ?1 AND p.key = 'sampler.type' ORDER BY v)",
         "SELECT group_concat(v, ',') FROM (SELECT DISTINCT s.nfe AS v FROM run_summary s JOIN sweep_runs w"
-        " ON w.run_id = s.run_id WHERE w.sweep = ? AND s.eval_sampler IS s.sampler AND s.nfe IS NOT NULL ORDER BY v)",
+        " ON w.run_id = s.run_id WHERE w.sweep = ?1 AND s.eval_sampler IS s.sampler AND s.nfe IS NOT NULL ORDER BY v)",
+        /* fields of the settings of the runs' own samplers' evals that take several values */
+        "SELECT group_concat('settings.' || k, ',') FROM (SELECT j.key AS k FROM evals e JOIN sweep_runs w"
+        " ON w.run_id = e.run_id JOIN params p ON p.run_id = e.run_id AND p.key = 'sampler.type'"
+        " AND p.text_value = e.sampler, json_each(CASE WHEN json_valid(e.settings) THEN e.settings ELSE '{}' END) j"
+        " WHERE w.sweep = ?1 GROUP BY j.key HAVING count(DISTINCT j.atom) > 1 ORDER BY j.key)",
     };
-    char *out[2] = { samplers, nfes };
-    const size_t size[2] = { ns, nn };
-    for (int k = 0; k < 2; k++) {
+    char *out[3] = { w->samplers, w->nfes, w->fields };
+    for (int k = 0; k < 3; k++) {
         sqlite3_stmt *q = NULL;
         out[k][0] = 0;
         if (sqlite3_prepare_v2(r->db, sql[k], -1, &q, NULL) == SQLITE_OK) {
             sqlite3_bind_text(q, 1, sweep, -1, SQLITE_STATIC);
             if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
-                snprintf(out[k], size[k], "%s", (const char *)sqlite3_column_text(q, 0));
+                snprintf(out[k], sizeof w->fields, "%s", (const char *)sqlite3_column_text(q, 0));
         }
         sqlite3_finalize(q);
     }
+    /* A field an axis sets (sampler.steps, guidance.scale) is that axis already. */
+    char kept[512] = "", buf[512];
+    snprintf(buf, sizeof buf, "%s", w->fields);
+    for (char *save = NULL, *f = strtok_r(buf, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+        const char *field = f + strlen("settings.");
+        int axis = 0;
+        for (size_t a = 0; a < w->n_axes && !axis; a++) {
+            const char *dot = strrchr(w->axes[a], '.');
+            axis = dot && strcmp(dot + 1, field) == 0 &&
+                   (strncmp(w->axes[a], "sampler.", 8) == 0 || strncmp(w->axes[a], "guidance.", 9) == 0);
+        }
+        if (!axis)
+            snprintf(kept + strlen(kept), sizeof kept - strlen(kept), "%s%s", *kept ? "," : "", f);
+    }
+    snprintf(w->fields, sizeof w->fields, "%s", kept);
 }
 
 /* A table of metric for the sweep with the main-sample-set filters; rows and col as given. */
-static dm_status build(const dm_rep *r, const char *sweep, const char *metric, const char *rows, const char *col,
-                       const char *samplers, const char *nfes, dm_table **t, char *err)
+static dm_status build(const dm_rep *r, const char *sweep, const sweep_info *w, const char *metric, const char *rows,
+                       const char *col, dm_table **t, char *err)
 {
     dm_table_def d;
     dm_table_def_init(&d);
@@ -231,8 +254,8 @@ static dm_status build(const dm_rep *r, const char *sweep, const char *metric, c
         !(st = dm_table_def_set(&d, "metric", metric, "report", err)) &&
         !(st = dm_table_def_set(&d, "rows", rows, "report", err)) &&
         !(st = dm_table_def_set(&d, "cols", col ? col : "", "report", err)) &&
-        !(st = dm_table_def_set(&d, "sampler", samplers, "report", err)) &&
-        !(st = dm_table_def_set(&d, "nfe", nfes, "report", err)))
+        !(st = dm_table_def_set(&d, "sampler", w->samplers, "report", err)) &&
+        !(st = dm_table_def_set(&d, "nfe", w->nfes, "report", err)))
         st = dm_table_build(r->ix, &d, t, err);
     dm_table_def_free(&d);
     return st;
@@ -254,16 +277,17 @@ static int numeric(char *const *labels, size_t n, double *v)
  * so a line per value of the other axes (per config group, when a row splits); with no other
  * axis, one line through the rows. */
 static dm_status axis_plot(FILE *f, const dm_rep *r, const char *sweep, const sweep_info *w, size_t a,
-                           const char *metric, const char *samplers, const char *nfes, char *err)
+                           const char *metric, char *err)
 {
     char rows[1024] = "";
     for (size_t b = 0; b < w->n_axes; b++)
         if (b != a && w->keys[b] && w->distinct[b] > 1)
             snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "%s%s", *rows ? "," : "", w->keys[b]);
+    if (*w->fields)
+        snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "%s%s", *rows ? "," : "", w->fields);
     const int single = !*rows;
     dm_table *t = NULL;
-    dm_status st = build(r, sweep, metric, single ? w->keys[a] : rows, single ? NULL : w->keys[a], samplers, nfes,
-                         &t, err);
+    dm_status st = build(r, sweep, w, metric, single ? w->keys[a] : rows, single ? NULL : w->keys[a], &t, err);
     if (st == DM_E_NOTFOUND)
         return DM_OK; /* no finished run has this metric */
     if (st)
@@ -514,7 +538,7 @@ static dm_status put_table(FILE *f, const dm_rep *r, const dm_table_def *d, cons
 }
 
 static dm_status tables(FILE *f, const dm_rep *r, const char *sweep, const sweep_info *w, char *const *metrics,
-                        const char *samplers, const char *nfes, char *err)
+                        char *err)
 {
     dm_status st = DM_OK;
     fputs("<h2 id=\"tables\">Tables</h2>\n<div class=\"tables\">\n", f);
@@ -548,6 +572,8 @@ static dm_status tables(FILE *f, const dm_rep *r, const char *sweep, const sweep
     for (size_t a = 0; a < w->n_axes; a++)
         if (w->keys[a] && w->distinct[a] > 1)
             snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "%s%s", *rows ? "," : "", w->keys[a]);
+    if (*w->fields)
+        snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "%s%s", *rows ? "," : "", w->fields);
     if (!*rows) {
         fputs("<p class=\"muted\">The sweep has no axis of two or more values that the index knows as a spec key.</p>\n", f);
         snprintf(rows, sizeof rows, "seed");
@@ -558,8 +584,8 @@ static dm_status tables(FILE *f, const dm_rep *r, const char *sweep, const sweep
         if (!(st = dm_table_def_set(&d, "sweep", sweep, "report", err)) &&
             !(st = dm_table_def_set(&d, "metric", metrics[m], "report", err)) &&
             !(st = dm_table_def_set(&d, "rows", rows, "report", err)) &&
-            !(st = dm_table_def_set(&d, "sampler", samplers, "report", err)) &&
-            !(st = dm_table_def_set(&d, "nfe", nfes, "report", err)))
+            !(st = dm_table_def_set(&d, "sampler", w->samplers, "report", err)) &&
+            !(st = dm_table_def_set(&d, "nfe", w->nfes, "report", err)))
             st = put_table(f, r, &d, metrics[m], err);
         dm_table_def_free(&d);
     }
@@ -570,7 +596,7 @@ static dm_status tables(FILE *f, const dm_rep *r, const char *sweep, const sweep
 dm_status dm_rep_sweep_page(dm_rep *r, const char *sweep, char *err)
 {
     sweep_info w = { 0 };
-    char path[DM_PATH_SIZE], title[300], samplers[512], nfes[512];
+    char path[DM_PATH_SIZE], title[300];
     char **metrics = NULL;
     dm_page pg = { 0 };
     dm_status st;
@@ -581,7 +607,7 @@ dm_status dm_rep_sweep_page(dm_rep *r, const char *sweep, char *err)
     if ((st = dm_page_open(&pg, path, title, "../", err)))
         goto out;
     FILE *f = pg.f;
-    main_filters(r, sweep, samplers, sizeof samplers, nfes, sizeof nfes);
+    main_filters(r, sweep, &w);
     fputs("<p><a href=\"#tables\">tables</a> · <a href=\"#plots\">plots</a> · <a href=\"#samples\">samples</a>"
           " · <a href=\"#runs\">runs</a></p>\n<p>", f);
     fprintf(f, "%zu cells", w.n_cells);
@@ -591,14 +617,19 @@ dm_status dm_rep_sweep_page(dm_rep *r, const char *sweep, char *err)
     }
     fputs(". Each cell is one config group; its replicates are its seeds. Metrics are of each run's own "
           "sampler", f);
-    if (*samplers) {
+    if (*w.samplers) {
         fputs(" (", f);
-        dm_html(f, samplers);
-        if (*nfes) {
+        dm_html(f, w.samplers);
+        if (*w.nfes) {
             fputs(", NFE ", f);
-            dm_html(f, nfes);
+            dm_html(f, w.nfes);
         }
         fputs(")", f);
+    }
+    if (*w.fields) {
+        fputs("; their evals differ in ", f);
+        dm_html(f, w.fields);
+        fputs(" (sampled after training), a row of each table and a line of each plot per value", f);
     }
     fputs(".</p>\n", f);
     if (w.yaml) {
@@ -606,7 +637,7 @@ dm_status dm_rep_sweep_page(dm_rep *r, const char *sweep, char *err)
         dm_html_pre(f, "sweep-yaml", w.yaml);
         fputs("</details>\n", f);
     }
-    if ((st = tables(f, r, sweep, &w, metrics, samplers, nfes, err)))
+    if ((st = tables(f, r, sweep, &w, metrics, err)))
         goto out;
     fputs("<h2 id=\"plots\">Plots</h2>\n<div class=\"figs\">\n", f);
     size_t n_plots = 0;
@@ -614,7 +645,7 @@ dm_status dm_rep_sweep_page(dm_rep *r, const char *sweep, char *err)
         for (size_t a = 0; a < w.n_axes && !st; a++) {
             if (w.distinct[a] < 2 || !w.keys[a])
                 continue;
-            st = axis_plot(f, r, sweep, &w, a, metrics[m], samplers, nfes, err);
+            st = axis_plot(f, r, sweep, &w, a, metrics[m], err);
             n_plots++;
         }
     fputs("</div>\n", f);

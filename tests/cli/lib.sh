@@ -144,12 +144,15 @@ unmount() {
 
 # report_fixture: for the report tests (tests/cli/report.sh, tests/browser/report.sh), in the
 # current folder: the README's example sweep in its quick variant (example_rho_steps_quick: rho 1,
-# 3, 7 against 6 and 12 Heun steps, 5 cells of seeds 0 and 1, 100 training steps logged every 10),
+# 3, 7 against 6 and 12 Heun steps, 5 cells of seeds 0 and 1, 100 training steps logged every 10; its
+# first run sampled again at the same steps with s_churn 0.5: evals that differ in settings alone),
 # and the demo run, short (150 steps), sampled at 20 and then 10 steps, with a tag and a note.
 report_fixture() {
   "$DIFFLAB" sweep "$SRC/experiments/example/sweep.yaml" --quick >"$TMP/out" 2>&1 &&
     make -s -f "$SRC/Makefile.runs" RESULTS="$DIFFLAB_RESULTS" DIFFLAB="$DIFFLAB" SWEEP=example_rho_steps_quick -j 2 \
       >"$TMP/out" 2>&1 &&
+    "$DIFFLAB" sample "$("$DIFFLAB" query "SELECT min(run_id) FROM sweep_runs" --csv | tail -n 1)" sampler.s_churn=0.5 \
+      run.progress=none >"$TMP/out" 2>&1 &&
     "$DIFFLAB" run "$SRC/configs/demo.yaml" train.steps=150 train.batch=256 train.n_data=4000 eval.n_samples=400 \
       eval.n_ref=400 eval.swd_projections=32 run.log_every=10 run.progress=none sampler.steps=20 >"$TMP/out" 2>&1 &&
     "$DIFFLAB" sample demo --steps 10 run.progress=none >"$TMP/out" 2>&1 &&

@@ -37,9 +37,13 @@ grep -q '>swd against sampler.steps</text>' "$page" && grep -q '>sampler.steps</
 grep -q '>swd against diffusion.schedule.rho</text>' "$page" && pass || fail "sweep page: no plot against rho"
 for id in $ids; do grep -q "href=\"../runs/$id.html\"" "$page" && pass || fail "sweep page: no link to $id"; done
 grep -q '10 finished, 0 not run' "$page" && pass || fail "sweep page: counts"
+# Evals that differ only in settings (one run sampled again with s_churn 0.5) are never pooled by a
+# cell: settings.s_churn becomes a row key of the tables and a line of the plots.
+grep -q 'their evals differ in settings.s_churn' "$page" && [ "$(grep -c '<th>settings.s_churn</th>' "$page")" -ge 2 ] &&
+  grep -q 'settings.s_churn=0.5' "$page" && pass || fail "sweep page: evals of other settings are not kept apart"
 # The page's cells are the table's: swd at rho 7 and 6 steps, from the index.
-m=$("$DIFFLAB" table --sweep $sw --rows diffusion.schedule.rho,sampler.steps --metric swd --csv |
-  awk -F, '$1 == 7 && $2 == 6 { print $3 }')
+m=$("$DIFFLAB" table --sweep $sw --rows diffusion.schedule.rho,sampler.steps,settings.s_churn --metric swd --csv |
+  awk -F, '$1 == 7 && $2 == 6 && $3 == 0 { print $4 }')
 [ -n "$m" ] && grep -q "data-mean=\"$m\"" "$page" && pass || fail "sweep page: the table's mean '$m' is not on the page"
 
 # A run page: training curves against step and wall time, evals against NFE, the scatter,
