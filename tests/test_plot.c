@@ -90,6 +90,33 @@ static void test_log_ticks(void **state)
     assert_string_equal(lab, "0.01");
 }
 
+/* Ranges a plot cannot place end at once, with no tick repeated and no NaN coordinate: infinite
+ * or non-positive log bounds, a span below the values' resolution, values near the double's ends. */
+static void test_extreme_ranges(void **state)
+{
+    (void)state;
+    double t[16];
+    assert_int_equal(dm_plot_ticks(0, 10, 1, t, 16), 0);
+    assert_int_equal(dm_plot_ticks(1e300, INFINITY, 1, t, 16), 0);
+    assert_int_equal(dm_plot_ticks(-1e-300, 1, 1, t, 16), 0);
+    assert_int_equal(dm_plot_ticks(1, 1 + 2.3e-16, 0, t, 16), 0);
+    const double x[2] = { 1, 2 };
+    const double ys[4][2] = { { 1e300, 1e308 }, { 1e-320, 1 }, { 1, 1 + 2.3e-16 }, { -1e308, 1e308 } };
+    for (int k = 0; k < 4; k++) {
+        dm_plot p;
+        dm_plot_init(&p);
+        p.logy = k < 2;
+        const dm_plot_series s = { .label = "s", .n = 2, .x = x, .y = ys[k] };
+        dm_status st;
+        char *svg = render(&p, &s, 1, &st);
+        assert_int_equal(st, DM_OK);
+        assert_null(strstr(svg, "nan"));
+        assert_null(strstr(svg, "inf"));
+        assert_true(count(svg, "class=\"tick\"") >= 2 && count(svg, "class=\"tick\"") <= 24);
+        free(svg);
+    }
+}
+
 static void test_lines_legend_errors(void **state)
 {
     (void)state;
@@ -239,6 +266,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_ticks),
         cmocka_unit_test(test_log_ticks),
+        cmocka_unit_test(test_extreme_ranges),
         cmocka_unit_test(test_lines_legend_errors),
         cmocka_unit_test(test_categorical_and_refusals),
         cmocka_unit_test(test_scatter_view),

@@ -32,10 +32,13 @@ static double nice_step(double span, int want)
 size_t dm_plot_ticks(double lo, double hi, int log, double *t, size_t max)
 {
     size_t n = 0;
-    if (!(lo < hi) || max == 0)
+    if (!(lo < hi) || max == 0 || !isfinite(lo) || !isfinite(hi) || !isfinite(hi - lo) || (log && lo <= 0))
         return 0;
     if (!log) {
         const double step = nice_step(hi - lo, 5);
+        /* a step below the values' resolution would repeat one tick */
+        if (!(step > 0) || !isfinite(step) || fmax(fabs(lo), fabs(hi)) / step > 1e15)
+            return 0;
         for (double k = ceil(lo / step - 1e-9); n < max && k * step <= hi + step * 1e-9; k += 1)
             t[n++] = k * step == 0 ? 0 : k * step; /* no "-0" */
         return n;
@@ -56,7 +59,7 @@ size_t dm_plot_ticks(double lo, double hi, int log, double *t, size_t max)
         const double *m = pass ? m19 : m125;
         const size_t nm = pass ? 9 : 3;
         n = 0;
-        for (double e = floor(a); e <= ceil(b); e += 1)
+        for (double e = floor(a); e <= ceil(b) && n < max; e += 1)
             for (size_t i = 0; i < nm && n < max; i++) {
                 const double v = m[i] * pow(10, e);
                 if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9))
@@ -70,6 +73,8 @@ size_t dm_plot_ticks(double lo, double hi, int log, double *t, size_t max)
 
 void dm_plot_tick_label(double v, double step, int log, char *buf, size_t n)
 {
+    if (!(step > 0) || !isfinite(step))
+        step = fabs(v) > 0 ? fabs(v) : 1;
     if (v == 0) {
         snprintf(buf, n, "0");
         return;
@@ -190,7 +195,14 @@ static dm_status axis_view(const dm_plot *p, const dm_plot_series *s, size_t ns,
         return dm_err(err, DM_E_INPUT, "plot: the %s view of a log axis must be positive", name);
     double lo, hi;
     if (!data_range(s, ns, axis_y, log, &lo, &hi))
-        lo = hi = log ? 0 : 0;
+        lo = hi = 0;
+    /* Values beyond what the frame can place are clamped (they count as outside); a span below
+     * the values' resolution is a single value. */
+    const double big = log ? 290 : 1e300;
+    lo = fmin(fmax(lo, -big), big);
+    hi = fmin(fmax(hi, -big), big);
+    if (hi - lo <= 1e-12 * fmax(fabs(lo), fabs(hi)))
+        lo = hi = (lo + hi) / 2;
     if (lo == hi) {
         lo -= log ? 0.5 : (lo == 0 ? 1 : fabs(lo) * 0.1);
         hi += log ? 0.5 : (hi == 0 ? 1 : fabs(hi) * 0.1);
@@ -201,6 +213,8 @@ static dm_status axis_view(const dm_plot *p, const dm_plot_series *s, size_t ns,
     }
     *v0 = isnan(g0) ? lo : (log ? log10(g0) : g0);
     *v1 = isnan(g1) ? hi : (log ? log10(g1) : g1);
+    if (!isfinite(*v0) || !isfinite(*v1) || !isfinite(*v1 - *v0) || (log && (*v0 < -307 || *v1 > 307)))
+        return dm_err(err, DM_E_INPUT, "plot: the %s view [%g, %g] is beyond what a plot can place", name, *v0, *v1);
     if (!(*v0 < *v1))
         return dm_err(err, DM_E_INPUT, "plot: an empty %s view [%g, %g]", name, *v0, *v1);
     return DM_OK;
@@ -343,6 +357,9 @@ dm_status dm_plot_svg(FILE *out, const dm_plot *p, const dm_plot_series *s, size
     if ((st = axis_view(p, s, ns, 0, &f.vx0, &f.vx1, err)) || (st = axis_view(p, s, ns, 1, &f.vy0, &f.vy1, err)))
         return st;
     const int width = p->width > 0 ? p->width : 480, height = p->height > 0 ? p->height : 300;
+    if (width < 160 || height < 120)
+        return dm_err(err, DM_E_INPUT, "plot: %d x %d px leaves no room for the axes (at least 160 x 120)", width,
+                      height);
     const double left = p->ylabel ? 66 : 52, right = 14, top = p->title ? 30 : 12;
     const double bottom = p->xlabel ? 44 : 28;
     f.x0 = left;

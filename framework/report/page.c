@@ -122,8 +122,8 @@ dm_status dm_rep_mkdirs_for(const char *path, char *err)
 
 int dm_rep_file_exists(const char *path)
 {
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+    struct stat sb; /* lstat: a symbolic link in a run folder is not a picture of the run */
+    return lstat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
 dm_status dm_rep_copy(const char *src, const char *dst, char *err)
@@ -139,14 +139,87 @@ out:
     return st;
 }
 
+/* Whether s (n bytes) is an SVG as io/plot.c writes it, checked against an allowlist: only the
+ * elements and attributes that writer uses, every attribute value quoted, no comment, CDATA,
+ * processing instruction, entity other than the five predefined, or NUL. So a file a run folder
+ * holds (it may come from elsewhere) can be inlined into a page without carrying a script, an
+ * event handler or a link. */
+static int plot_svg_ok(const char *s, size_t n)
+{
+    static const char *const elems[] = { "svg", "g", "rect", "path", "circle", "text", NULL };
+    static const char *const attrs[] = { "xmlns", "class", "width", "height", "viewBox", "font-family", "fill",
+                                         "stroke", "x", "y", "d", "cx", "cy", "r", "transform", "text-anchor",
+                                         "font-size", "font-weight", "stroke-width", "stroke-linecap",
+                                         "stroke-opacity", "data-label", "data-n", NULL };
+    if (n < 5 || strncmp(s, "<svg ", 5) != 0 || memchr(s, 0, n))
+        return 0;
+    for (size_t i = 0; i < n;) {
+        if (s[i] == '&') { /* &amp; &lt; &gt; &quot; &#39; only */
+            static const char *const ents[] = { "&amp;", "&lt;", "&gt;", "&quot;", "&#39;", NULL };
+            int ok = 0;
+            for (int k = 0; ents[k] && !ok; k++)
+                ok = strncmp(s + i, ents[k], strlen(ents[k])) == 0;
+            if (!ok)
+                return 0;
+            i++;
+            continue;
+        }
+        if (s[i] == '>')
+            return 0; /* outside a tag */
+        if (s[i] != '<') {
+            i++;
+            continue;
+        }
+        i++;
+        const int closing = i < n && s[i] == '/';
+        i += (size_t)closing;
+        size_t k = i;
+        while (k < n && s[k] >= 'a' && s[k] <= 'z')
+            k++;
+        int known = 0;
+        for (int e = 0; elems[e] && !known; e++)
+            known = strlen(elems[e]) == k - i && strncmp(s + i, elems[e], k - i) == 0;
+        if (!known)
+            return 0;
+        i = k;
+        for (;;) { /* attributes: ' name="value"', then '>' or '/>' */
+            if (i < n && s[i] == '>') {
+                i++;
+                break;
+            }
+            if (!closing && i + 1 < n && s[i] == '/' && s[i + 1] == '>') {
+                i += 2;
+                break;
+            }
+            if (closing || i >= n || s[i] != ' ')
+                return 0;
+            i++;
+            k = i;
+            while (k < n && ((s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z') || s[k] == '-'))
+                k++;
+            int attr = 0;
+            for (int a = 0; attrs[a] && !attr; a++)
+                attr = strlen(attrs[a]) == k - i && strncmp(s + i, attrs[a], k - i) == 0;
+            if (!attr || k + 1 >= n || s[k] != '=' || s[k + 1] != '"')
+                return 0;
+            i = k + 2;
+            while (i < n && s[i] != '"' && s[i] != '<' && s[i] != '>')
+                i++;
+            if (i >= n || s[i] != '"')
+                return 0;
+            i++;
+        }
+    }
+    return 1;
+}
+
 int dm_rep_inline_svg(FILE *f, const char *path)
 {
     char *data = NULL, err[DM_ERR_SIZE];
     size_t n = 0;
     if (dm_read_file(path, (size_t)1 << 26, &data, &n, err))
         return 0;
-    /* Our plots begin with <svg ...>; anything else (a prolog, a script) is not inlined. */
-    const int ok = strncmp(data, "<svg ", 5) == 0 && !strstr(data, "<script") && !strstr(data, "<foreignObject");
+    const int ok = plot_svg_ok(data, n);
     if (ok)
         fwrite(data, 1, n, f);
     dm_free(data);

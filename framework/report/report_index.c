@@ -31,6 +31,11 @@ static const char filter_js[] =
     "apply();\n"
     "})();\n";
 
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* <option>s of the distinct values of an SQL query's first column. */
 static void options(FILE *f, sqlite3 *db, const char *sql)
 {
@@ -71,7 +76,7 @@ dm_status dm_rep_index_page(dm_rep *r, char *err)
                 strcpy(names[n++], e->d_name);
         }
         closedir(dir);
-        qsort(names, n, sizeof *names, (int (*)(const void *, const void *))strcmp);
+        qsort(names, n, sizeof *names, cmp_names);
         if (n)
             fputs("<h2>Sweeps</h2>\n<ul class=\"sweeps\">\n", f);
         for (size_t i = 0; i < n; i++) {

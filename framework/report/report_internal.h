@@ -57,7 +57,9 @@ dm_status dm_rep_mkdirs_for(const char *path, char *err);
 dm_status dm_rep_copy(const char *src, const char *dst, char *err);
 /* Whether a regular file exists at path. */
 int dm_rep_file_exists(const char *path);
-/* Inline the SVG file at path into the page (a plot written by io/plot.h); 0 if unreadable. */
+/* Inline the SVG file at path into the page when it is a plot as io/plot.c writes it (checked
+ * against an allowlist of its elements and attributes: no script, handler or link can come in);
+ * 0 if unreadable or not such a plot. */
 int dm_rep_inline_svg(FILE *f, const char *path);
 
 /* The id of the run's page, linked from a page whose way to the report's root is root: a link
@@ -65,6 +67,40 @@ int dm_rep_inline_svg(FILE *f, const char *path);
 void dm_rep_run_link(const dm_rep *r, FILE *f, const char *root, const char *run_id);
 /* Whether the sweep's page is written by this report or is in the folder. */
 int dm_rep_has_sweep_page(const dm_rep *r, const char *sweep);
+
+#define DM_REP_MAX_AXES 16
+
+/* ---- report_sweep.c, report_sweep_plot.c: a sweep ---- */
+
+/* A cell of the sweep: one value per axis (the manifest's text), and its runs (one per seed). */
+typedef struct dm_rep_cell {
+    char *vals[DM_REP_MAX_AXES];
+    char **ids;
+    size_t n_ids;
+} dm_rep_cell;
+
+typedef struct dm_rep_sweep {
+    char *axes[DM_REP_MAX_AXES];      /* the manifest's axis keys */
+    char *keys[DM_REP_MAX_AXES];      /* the table key of each (the key, or KEY.type for a section), or NULL */
+    size_t distinct[DM_REP_MAX_AXES]; /* how many values each takes (an axis of one value is not a key) */
+    size_t n_axes;
+    dm_rep_cell *cells;
+    size_t n_cells;
+    char *yaml;                /* sweep.yaml, if present */
+    /* The evals shown: the runs' own samplers and NFEs (table filters "a,b"), and the settings
+     * fields in which those evals differ beyond the axes (settings.F keys: a cfg study's scales
+     * sampled after training), so that no cell pools evals of different settings. */
+    char samplers[512], nfes[512], fields[512];
+} dm_rep_sweep;
+
+/* The row keys of the sweep's tables and plots: the axes of two or more values the index knows
+ * (but axis skip, the plot's column; (size_t)-1: none), then the settings fields. 0 when they do
+ * not fit a table (DM_TABLE_MAX_KEYS keys, n bytes): the page then says so instead. */
+int dm_rep_row_keys(const dm_rep_sweep *w, size_t skip, char *rows, size_t n);
+/* The plot of metric against axis a into the page (report_sweep_plot.c); *drawn: whether one
+ * was written (none when no finished run has the metric). */
+dm_status dm_rep_axis_plot(FILE *f, const dm_rep *r, const char *sweep, const dm_rep_sweep *w, size_t a,
+                           const char *metric, int *drawn, char *err);
 
 /* ---- the pages ---- */
 dm_status dm_rep_run_page(dm_rep *r, const char *run_id, char *err);     /* report_run.c */

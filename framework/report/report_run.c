@@ -175,7 +175,12 @@ static dm_status evals(const dm_rep *r, FILE *f, const dm_runrec *rec, char *err
             p.klass = "evals";
             p.xlabel = "NFE (network evaluations per sample)";
             p.ylabel = metric;
-            p.logx = dm_rep_wants_log(x, np) || (np && x[0] > 0 && x[np - 1] >= 4 * x[0]);
+            double lo = INFINITY, hi = -INFINITY;
+            for (size_t i = 0; i < np; i++) {
+                lo = fmin(lo, x[i]);
+                hi = fmax(hi, x[i]);
+            }
+            p.logx = lo > 0 && hi >= 4 * lo; /* NFE spanning a factor of 4 or more */
             p.logy = dm_rep_wants_log(y, np);
             st = plot_into(f, &p, ser, ns, NULL, err);
         }
@@ -330,13 +335,17 @@ static void provenance(const dm_rep *r, FILE *f, const dm_runrec *rec, const cha
     linked_param(r, f, run_id, "distill.teacher", "teacher");
     linked_param(r, f, run_id, "guidance.classifier", "classifier");
     linked_param(r, f, run_id, "eval.features", "feature network");
-    fprintf(f, "<tr><th>config_hash</th><td>%s</td></tr>\n<tr><th>group_hash</th><td>%s</td></tr>\n",
-            rec->config_hash, rec->group_hash);
+    fputs("<tr><th>config_hash</th><td>", f);
+    dm_html(f, rec->config_hash);
+    fputs("</td></tr>\n<tr><th>group_hash</th><td>", f);
+    dm_html(f, rec->group_hash);
+    fputs("</td></tr>\n", f);
     fputs("<tr><th>data</th><td>", f);
     dm_html(f, rec->data_name ? rec->data_name : "");
-    fprintf(f, ": %lld train, %lld test, dim %lld, std %.6g, sha256 %s</td></tr>\n</tbody></table>\n",
-            (long long)rec->data_n_train, (long long)rec->data_n_test, (long long)rec->data_dim, rec->data_std,
-            rec->data_sha256);
+    fprintf(f, ": %lld train, %lld test, dim %lld, std %.6g, sha256 ", (long long)rec->data_n_train,
+            (long long)rec->data_n_test, (long long)rec->data_dim, rec->data_std);
+    dm_html(f, rec->data_sha256);
+    fputs("</td></tr>\n</tbody></table>\n", f);
     fputs("<h3>Seeds</h3>\n<table class=\"seeds\"><thead><tr><th>stream</th><th>seed</th></tr></thead><tbody>\n", f);
     fprintf(f, "<tr><td>master</td><td class=\"num\">%llu</td></tr>\n", (unsigned long long)rec->seed);
     for (size_t i = 0; i < rec->n_seeds; i++) {
@@ -381,7 +390,9 @@ static void summary(const dm_rep *r, FILE *f, const char *run_id)
                         fputs(has ? "</a> " : " ", f);
                     }
                 } else if (c == 1 && v) {
-                    fprintf(f, "<span class=\"status-%s\">", v);
+                    fputs("<span class=\"status-", f);
+                    dm_html(f, v);
+                    fputs("\">", f);
                     dm_html(f, v);
                     fputs("</span>", f);
                 } else {
@@ -436,7 +447,9 @@ dm_status dm_rep_run_page(dm_rep *r, const char *run_id, char *err)
           f);
     summary(r, f, run_id);
     char why[DM_ERR_SIZE];
-    if (dm_runstore_read_file(&r->vet, h5, &rec, why)) {
+    if (!*dir) {
+        fputs("<p class=\"status-failed\">The index has no folder for this run.</p>\n", f);
+    } else if (dm_runstore_read_file(&r->vet, h5, &rec, why)) {
         /* A damaged or missing run file: the page says so; the report goes on. */
         fputs("<p class=\"status-failed\">The run file cannot be read: ", f);
         dm_html(f, why);

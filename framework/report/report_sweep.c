@@ -3,38 +3,13 @@
  * group each, seeds as replicates), so a plot never pools runs a table would keep apart. */
 #include "report/report_internal.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
-#include "io/plot.h"
 #include "report/table.h"
 
-#define MAX_AXES 16
-
-/* A cell of the sweep: one value per axis (the manifest's text), and its runs (one per seed). */
-typedef struct cell {
-    char *vals[MAX_AXES];
-    char **ids;
-    size_t n_ids;
-} cell;
-
-typedef struct sweep_info {
-    char *axes[MAX_AXES];      /* the manifest's axis keys */
-    char *keys[MAX_AXES];      /* the table key of each (the key, or KEY.type for a section), or NULL */
-    size_t distinct[MAX_AXES]; /* how many values each takes (an axis of one value is not a key) */
-    size_t n_axes;
-    cell *cells;
-    size_t n_cells;
-    char *yaml;                /* sweep.yaml, if present */
-    /* The evals shown: the runs' own samplers and NFEs (table filters "a,b"), and the settings
-     * fields in which those evals differ beyond the axes (settings.F keys: a cfg study's scales
-     * sampled after training), so that no cell pools evals of different settings. */
-    char samplers[512], nfes[512], fields[512];
-} sweep_info;
-
-static void info_free(sweep_info *w)
+static void info_free(dm_rep_sweep *w)
 {
     for (size_t a = 0; a < w->n_axes; a++) {
         dm_free(w->axes[a]);
@@ -70,7 +45,7 @@ static int key_exists(const dm_rep *r, const char *key)
 }
 
 /* The manifest read line by line, each parsed with SQLite's JSON functions. */
-static dm_status read_manifest(const dm_rep *r, const char *sweep, sweep_info *w, char *err)
+static dm_status read_manifest(const dm_rep *r, const char *sweep, dm_rep_sweep *w, char *err)
 {
     char path[DM_PATH_SIZE];
     char *text = NULL;
@@ -93,7 +68,7 @@ static dm_status read_manifest(const dm_rep *r, const char *sweep, sweep_info *w
     size_t lineno = 0;
     for (char *save = NULL, *line = strtok_r(text, "\n", &save); line && !st; line = strtok_r(NULL, "\n", &save)) {
         lineno++;
-        char *vals[MAX_AXES] = { 0 };
+        char *vals[DM_REP_MAX_AXES] = { 0 };
         size_t nv = 0;
         sqlite3_reset(q);
         sqlite3_reset(ax);
@@ -106,9 +81,9 @@ static dm_status read_manifest(const dm_rep *r, const char *sweep, sweep_info *w
         char *id = dup(sqlite3_column_text(q, 0));
         int rc = SQLITE_DONE;
         while (!st && (rc = sqlite3_step(ax)) == SQLITE_ROW) {
-            if (nv == MAX_AXES) {
+            if (nv == DM_REP_MAX_AXES) {
                 st = dm_err(err, DM_E_INPUT, "%s:%zu: more than %d axes (the report shows at most %d)", path, lineno,
-                            MAX_AXES, MAX_AXES);
+                            DM_REP_MAX_AXES, DM_REP_MAX_AXES);
                 break;
             }
             if (lineno == 1 && !(w->axes[w->n_axes++] = dup(sqlite3_column_text(ax, 0))))
@@ -128,12 +103,12 @@ static dm_status read_manifest(const dm_rep *r, const char *sweep, sweep_info *w
                 break;
         }
         if (!st && c == w->n_cells) {
-            cell *more = dm_realloc(w->cells, sizeof(cell) * (w->n_cells + 1));
+            dm_rep_cell *more = dm_realloc(w->cells, sizeof(dm_rep_cell) * (w->n_cells + 1));
             if (!more) {
                 st = dm_err(err, DM_E_NOMEM, "out of memory");
             } else {
                 w->cells = more;
-                memset(&w->cells[c], 0, sizeof(cell));
+                memset(&w->cells[c], 0, sizeof(dm_rep_cell));
                 for (size_t a = 0; a < nv; a++) {
                     w->cells[c].vals[a] = vals[a];
                     vals[a] = NULL;
@@ -183,7 +158,7 @@ out:
 
 dm_status dm_rep_sweep_runs(const dm_rep *r, const char *sweep, char ***ids, size_t *n, char *err)
 {
-    sweep_info w = { 0 };
+    dm_rep_sweep w = { 0 };
     dm_status st = read_manifest(r, sweep, &w, err);
     size_t total = 0;
     for (size_t c = 0; c < w.n_cells; c++)
@@ -201,8 +176,8 @@ dm_status dm_rep_sweep_runs(const dm_rep *r, const char *sweep, char ***ids, siz
     return st;
 }
 
-/* The sweep's evals filters (sweep_info: samplers, nfes, fields). */
-static void main_filters(const dm_rep *r, const char *sweep, sweep_info *w)
+/* The sweep's evals filters (dm_rep_sweep: samplers, nfes, fields). */
+static void main_filters(const dm_rep *r, const char *sweep, dm_rep_sweep *w)
 {
     static const char *const sql[3] = {
         "SELECT group_concat(v, ',') FROM (SELECT DISTINCT p.text_value AS v FROM params p JOIN sweep_runs w"
@@ -230,6 +205,8 @@ static void main_filters(const dm_rep *r, const char *sweep, sweep_info *w)
     char kept[512] = "", buf[512];
     snprintf(buf, sizeof buf, "%s", w->fields);
     for (char *save = NULL, *f = strtok_r(buf, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+        if (strncmp(f, "settings.", 9) != 0 || !f[9])
+            continue; /* cut short by the buffer */
         const char *field = f + strlen("settings.");
         int axis = 0;
         for (size_t a = 0; a < w->n_axes && !axis; a++) {
@@ -243,135 +220,8 @@ static void main_filters(const dm_rep *r, const char *sweep, sweep_info *w)
     snprintf(w->fields, sizeof w->fields, "%s", kept);
 }
 
-/* A table of metric for the sweep with the main-sample-set filters; rows and col as given. */
-static dm_status build(const dm_rep *r, const char *sweep, const sweep_info *w, const char *metric, const char *rows,
-                       const char *col, dm_table **t, char *err)
-{
-    dm_table_def d;
-    dm_table_def_init(&d);
-    dm_status st;
-    if (!(st = dm_table_def_set(&d, "sweep", sweep, "report", err)) &&
-        !(st = dm_table_def_set(&d, "metric", metric, "report", err)) &&
-        !(st = dm_table_def_set(&d, "rows", rows, "report", err)) &&
-        !(st = dm_table_def_set(&d, "cols", col ? col : "", "report", err)) &&
-        !(st = dm_table_def_set(&d, "sampler", w->samplers, "report", err)) &&
-        !(st = dm_table_def_set(&d, "nfe", w->nfes, "report", err)))
-        st = dm_table_build(r->ix, &d, t, err);
-    dm_table_def_free(&d);
-    return st;
-}
-
-/* Whether every label reads as a number (then the axis is numeric). */
-static int numeric(char *const *labels, size_t n, double *v)
-{
-    for (size_t i = 0; i < n; i++) {
-        char *end;
-        v[i] = strtod(labels[i], &end);
-        if (end == labels[i] || *end || !isfinite(v[i]))
-            return 0;
-    }
-    return 1;
-}
-
-/* The plot of metric against axis a: rows the other axes (their table keys), the column axis a,
- * so a line per value of the other axes (per config group, when a row splits); with no other
- * axis, one line through the rows. */
-static dm_status axis_plot(FILE *f, const dm_rep *r, const char *sweep, const sweep_info *w, size_t a,
-                           const char *metric, char *err)
-{
-    char rows[1024] = "";
-    for (size_t b = 0; b < w->n_axes; b++)
-        if (b != a && w->keys[b] && w->distinct[b] > 1)
-            snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "%s%s", *rows ? "," : "", w->keys[b]);
-    if (*w->fields)
-        snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "%s%s", *rows ? "," : "", w->fields);
-    const int single = !*rows;
-    dm_table *t = NULL;
-    dm_status st = build(r, sweep, w, metric, single ? w->keys[a] : rows, single ? NULL : w->keys[a], &t, err);
-    if (st == DM_E_NOTFOUND)
-        return DM_OK; /* no finished run has this metric */
-    if (st)
-        return st;
-    const size_t nx = single ? t->n_rows : t->n_cols, nl = single ? 1 : t->n_rows;
-    char **xl = dm_calloc(nx + 1, sizeof(char *));
-    double *xv = dm_malloc(sizeof(double) * (nx + 1)), *x = dm_malloc(sizeof(double) * (nx * nl + 1));
-    double *y = dm_malloc(sizeof(double) * (nx * nl + 1)), *e = dm_malloc(sizeof(double) * (nx * nl + 1));
-    size_t *ord = dm_malloc(sizeof(size_t) * (nx + 1));
-    dm_plot_series *ser = dm_calloc(nl, sizeof(dm_plot_series));
-    char (*lab)[256] = dm_calloc(nl, 256);
-    if (!xl || !xv || !x || !y || !e || !ord || !ser || !lab) {
-        st = dm_err(err, DM_E_NOMEM, "out of memory for the plot of %s", metric);
-        goto out;
-    }
-    for (size_t i = 0; i < nx; i++)
-        xl[i] = single ? t->row_labels[i * t->n_row_keys] : t->col_labels[i];
-    const int num = numeric(xl, nx, xv);
-    for (size_t i = 0; i < nx; i++) /* numeric x in increasing order */
-        ord[i] = i;
-    for (size_t i = 1; num && i < nx; i++)
-        for (size_t j = i; j > 0 && xv[ord[j - 1]] > xv[ord[j]]; j--) {
-            const size_t k = ord[j];
-            ord[j] = ord[j - 1];
-            ord[j - 1] = k;
-        }
-    for (size_t l = 0; l < nl; l++) {
-        for (size_t i = 0; i < nx; i++) {
-            const dm_table_cell *c = single ? &t->cells[ord[i] * t->n_cols] : &t->cells[l * t->n_cols + ord[i]];
-            x[l * nx + i] = num ? xv[ord[i]] : (double)i;
-            y[l * nx + i] = c->mean;
-            e[l * nx + i] = c->err;
-        }
-        if (single) {
-            snprintf(lab[l], sizeof lab[l], "%s", metric);
-        } else {
-            for (size_t k = 0; k < t->n_row_keys; k++)
-                snprintf(lab[l] + strlen(lab[l]), sizeof lab[l] - strlen(lab[l]), "%s%s=%s", k ? ", " : "",
-                         t->row_keys[k], t->row_labels[l * t->n_row_keys + k]);
-            if (*t->row_config[l])
-                snprintf(lab[l] + strlen(lab[l]), sizeof lab[l] - strlen(lab[l]), " [%s]", t->row_config[l]);
-        }
-        ser[l] = (dm_plot_series){ .label = lab[l], .n = nx, .x = x + l * nx, .y = y + l * nx, .err = e + l * nx };
-    }
-    const char *cats[256];
-    for (size_t i = 0; !num && i < nx && i < 256; i++)
-        cats[i] = xl[ord[i]];
-    dm_plot p;
-    dm_plot_init(&p);
-    char title[300], note[300];
-    snprintf(title, sizeof title, "%s against %s", metric, w->axes[a]);
-    snprintf(note, sizeof note, "mean ± %s over seeds%s", t->errbar == DM_TABLE_SEM ? "sem" : "std",
-             t->lower_is_better < 0 ? "" : t->lower_is_better ? "; lower is better" : "; higher is better");
-    p.title = title;
-    p.klass = "sweep-plot";
-    p.xlabel = w->keys[a];
-    p.ylabel = metric;
-    p.note = note;
-    p.width = 520;
-    p.height = 320;
-    if (!num) {
-        p.xcats = cats;
-        p.n_xcats = nx < 256 ? nx : 256;
-    }
-    p.logx = num && nx > 1 && xv[ord[0]] > 0 && xv[ord[nx - 1]] >= 10 * xv[ord[0]];
-    p.logy = dm_rep_wants_log(y, nx * nl);
-    fputs("<figure>", f);
-    st = dm_plot_svg(f, &p, ser, nl, err);
-    fputs("</figure>\n", f);
-out:
-    dm_free(xl);
-    dm_free(xv);
-    dm_free(x);
-    dm_free(y);
-    dm_free(e);
-    dm_free(ord);
-    dm_free(ser);
-    dm_free(lab);
-    dm_table_free(t);
-    return st;
-}
-
 /* The text "key=value, ..." of a cell. */
-static void cell_label(const sweep_info *w, const cell *c, char *buf, size_t n)
+static void cell_label(const dm_rep_sweep *w, const dm_rep_cell *c, char *buf, size_t n)
 {
     buf[0] = 0;
     for (size_t a = 0; a < w->n_axes; a++)
@@ -379,7 +229,7 @@ static void cell_label(const sweep_info *w, const cell *c, char *buf, size_t n)
 }
 
 /* The picture of every cell: its first finished run's main sample set, side by side. */
-static dm_status cell_pictures(FILE *f, const dm_rep *r, const sweep_info *w, char *err)
+static dm_status cell_pictures(FILE *f, const dm_rep *r, const dm_rep_sweep *w, char *err)
 {
     fputs("<h2 id=\"samples\">Samples of every cell</h2>\n<p class=\"muted\">Each cell's first finished run "
           "(lowest seed), its own sampler.</p>\n<div class=\"figs cells\">\n", f);
@@ -442,7 +292,7 @@ static dm_status cell_pictures(FILE *f, const dm_rep *r, const sweep_info *w, ch
 }
 
 /* The runs, cell by cell, with their status in the index ("not run" when absent). */
-static void runs_table(FILE *f, const dm_rep *r, const sweep_info *w, size_t counts[4])
+static void runs_table(FILE *f, const dm_rep *r, const dm_rep_sweep *w, size_t counts[4])
 {
     sqlite3_stmt *q = NULL;
     const int ok = sqlite3_prepare_v2(r->db, "SELECT status FROM runs WHERE run_id = ?", -1, &q, NULL) == SQLITE_OK;
@@ -537,7 +387,7 @@ static dm_status put_table(FILE *f, const dm_rep *r, const dm_table_def *d, cons
     return st;
 }
 
-static dm_status tables(FILE *f, const dm_rep *r, const char *sweep, const sweep_info *w, char *const *metrics,
+static dm_status tables(FILE *f, const dm_rep *r, const char *sweep, const dm_rep_sweep *w, char *const *metrics,
                         char *err)
 {
     dm_status st = DM_OK;
@@ -568,12 +418,12 @@ static dm_status tables(FILE *f, const dm_rep *r, const char *sweep, const sweep
         fputs("</div>\n", f);
         return st;
     }
-    char rows[1024] = "";
-    for (size_t a = 0; a < w->n_axes; a++)
-        if (w->keys[a] && w->distinct[a] > 1)
-            snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "%s%s", *rows ? "," : "", w->keys[a]);
-    if (*w->fields)
-        snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "%s%s", *rows ? "," : "", w->fields);
+    char rows[1024];
+    if (!dm_rep_row_keys(w, (size_t)-1, rows, sizeof rows)) {
+        fputs("<p class=\"muted\">Too many axes and settings fields for a table (at most 8 row keys): "
+              "<code>difflab table --sweep</code> with the keys of interest.</p>\n</div>\n", f);
+        return DM_OK;
+    }
     if (!*rows) {
         fputs("<p class=\"muted\">The sweep has no axis of two or more values that the index knows as a spec key.</p>\n", f);
         snprintf(rows, sizeof rows, "seed");
@@ -595,7 +445,7 @@ static dm_status tables(FILE *f, const dm_rep *r, const char *sweep, const sweep
 
 dm_status dm_rep_sweep_page(dm_rep *r, const char *sweep, char *err)
 {
-    sweep_info w = { 0 };
+    dm_rep_sweep w = { 0 };
     char path[DM_PATH_SIZE], title[300];
     char **metrics = NULL;
     dm_page pg = { 0 };
@@ -645,8 +495,9 @@ dm_status dm_rep_sweep_page(dm_rep *r, const char *sweep, char *err)
         for (size_t a = 0; a < w.n_axes && !st; a++) {
             if (w.distinct[a] < 2 || !w.keys[a])
                 continue;
-            st = axis_plot(f, r, sweep, &w, a, metrics[m], err);
-            n_plots++;
+            int drawn = 0;
+            st = dm_rep_axis_plot(f, r, sweep, &w, a, metrics[m], &drawn, err);
+            n_plots += (size_t)drawn;
         }
     fputs("</div>\n", f);
     if (!n_plots)

@@ -76,6 +76,19 @@ victim=$(echo "$ids" | head -n 1)
 printf 'not hdf5' > "results/runs/$victim/run.h5"
 expect_exit 0 "$DIFFLAB" report --sweep $sw --out dmg
 grep -q 'The run file cannot be read: .*run.h5' "dmg/runs/$victim.html" && pass || fail "damaged run: no message on its page"
+# The index lists the sweep pages of its folder in name order (pages left by earlier reports too).
+touch "$out/sweeps/zzz.html" "$out/sweeps/aaa.html"
+expect_exit 0 "$DIFFLAB" report --sweep $sw
+[ "$(grep -o 'href="sweeps/[a-z_]*.html"' "$out/index.html" | tr '\n' ' ')" = \
+  "href=\"sweeps/aaa.html\" href=\"sweeps/$sw.html\" href=\"sweeps/zzz.html\" " ] && pass ||
+  fail "index: sweeps not in name order: $(grep -o 'href="sweeps/[a-z_]*.html"' "$out/index.html" | tr '\n' ' ')"
+# A picture a run folder holds is inlined only when it is a plot as difflab writes it: a script,
+# an event handler or a link never reaches the page.
+pic=$(ls "results/runs/$demo"/*.svg | head -n 1)
+printf '<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><SCRIPT>alert(2)</SCRIPT></svg>' > "$pic"
+expect_exit 0 "$DIFFLAB" report "$demo" --out crafted_pic
+! grep -q 'alert' "crafted_pic/runs/$demo.html" && grep -q '(unreadable picture)' "crafted_pic/runs/$demo.html" && pass ||
+  fail "a crafted SVG was inlined"
 # A crafted index: a run id and a sweep name that are paths name no page and no file.
 cp -r results crafted
 sqlite3 crafted/index.sqlite "INSERT INTO runs (run_id, name, status) VALUES ('../../escape', 'x', 'finished');
