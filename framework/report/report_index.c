@@ -72,8 +72,8 @@ dm_status dm_rep_index_page(dm_rep *r, char *err)
         for (struct dirent *e; (e = readdir(dir)) && n < 1024;) {
             const size_t len = strlen(e->d_name);
             if (e->d_name[0] != '.' && len > 5 && strcmp(e->d_name + len - 5, ".html") == 0 &&
-                (names[n] = dm_malloc(len + 1)))
-                strcpy(names[n++], e->d_name);
+                (names[n] = dm_strdup(e->d_name)))
+                n++;
         }
         closedir(dir);
         qsort(names, n, sizeof *names, cmp_names);
@@ -201,10 +201,10 @@ static dm_status all_runs(const dm_rep *r, char ***ids, size_t *n, char *err)
             *ids = more;
             cap *= 2;
         }
-        if (!((*ids)[*n] = dm_malloc(strlen(id) + 1)))
+        if (!((*ids)[*n] = dm_strdup(id)))
             st = dm_err(err, DM_E_NOMEM, "out of memory");
         else
-            strcpy((*ids)[(*n)++], id);
+            (*n)++;
     }
     sqlite3_finalize(q);
     return st;
@@ -215,15 +215,6 @@ static void free_ids(char **ids, size_t n)
     for (size_t i = 0; ids && i < n; i++)
         dm_free(ids[i]);
     dm_free(ids);
-}
-
-/* A copy of s with dm_malloc (freed with dm_free like every id here), or NULL. */
-static char *copy_id(const char *s)
-{
-    char *d = dm_malloc(strlen(s) + 1);
-    if (d)
-        strcpy(d, s);
-    return d;
 }
 
 /* Whether id is among the first n of ids. */
@@ -262,8 +253,8 @@ dm_status dm_report_write(const dm_report_opts *o, char *err)
                 const char *s = (const char *)sqlite3_column_text(q, 0);
                 char m[DM_PATH_SIZE];
                 snprintf(m, sizeof m, "%s/sweeps/%s/manifest.jsonl", o->results, s ? s : "");
-                if (s && dm_path_name_ok(s) && dm_rep_file_exists(m) && (sweeps[n_sweeps] = dm_malloc(strlen(s) + 1)))
-                    strcpy(sweeps[n_sweeps++], s);
+                if (s && dm_path_name_ok(s) && dm_rep_file_exists(m) && (sweeps[n_sweeps] = dm_strdup(s)))
+                    n_sweeps++;
             }
         sqlite3_finalize(q);
         free_ids(ids, 0);
@@ -279,11 +270,11 @@ dm_status dm_report_write(const dm_report_opts *o, char *err)
                 st = dm_err(err, DM_E_INPUT, "report --sweep: no sweep '%s' in %s/sweeps", o->sweeps[i], o->results);
                 goto out;
             }
-            if (!(sweeps[n_sweeps] = dm_malloc(strlen(o->sweeps[i]) + 1))) {
+            if (!(sweeps[n_sweeps] = dm_strdup(o->sweeps[i]))) {
                 st = dm_err(err, DM_E_NOMEM, "out of memory");
                 goto out;
             }
-            strcpy(sweeps[n_sweeps++], o->sweeps[i]);
+            n_sweeps++;
         }
         for (size_t i = 0; i < o->n_runs; i++) {
             char id[512];
@@ -296,7 +287,7 @@ dm_status dm_report_write(const dm_report_opts *o, char *err)
                 st = dm_err(err, DM_E_INPUT, "report: the index names run '%s', which is not a run id", id);
                 goto out;
             }
-            if (!listed(ids, n_ids, id) && !(ids[n_ids++] = copy_id(id))) {
+            if (!listed(ids, n_ids, id) && !(ids[n_ids++] = dm_strdup(id))) {
                 st = dm_err(err, DM_E_NOMEM, "out of memory");
                 goto out;
             }

@@ -79,21 +79,18 @@ static int is_descriptive_sampler(const char *s)
 }
 
 /* The settings of an eval without the fields that set its NFE (steps; rk45's tolerances), so
- * that one sampler's evals at several NFE make one line. Returns a dm_malloc'd string. */
-static char *line_key(sqlite3 *db, const char *settings)
+ * that one sampler's evals at several NFE make one line: q is line_key_sql prepared (NULL: the
+ * settings as they are). Returns a dm_malloc'd string. */
+static const char line_key_sql[] =
+    "SELECT CASE WHEN json_valid(?1) THEN json_remove(?1, '$.steps', '$.rtol', '$.atol') ELSE ?1 END";
+
+static char *line_key(sqlite3_stmt *q, const char *settings)
 {
-    sqlite3_stmt *q = NULL;
-    char *out = NULL;
     const char *v = settings;
-    if (sqlite3_prepare_v2(db, "SELECT CASE WHEN json_valid(?1) THEN json_remove(?1, '$.steps', '$.rtol', '$.atol')"
-                           " ELSE ?1 END", -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_bind_text(q, 1, settings, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW &&
-        sqlite3_column_text(q, 0))
+    if (q && sqlite3_reset(q) == SQLITE_OK && sqlite3_bind_text(q, 1, settings, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
         v = (const char *)sqlite3_column_text(q, 0);
-    if ((out = dm_malloc(strlen(v) + 1)))
-        strcpy(out, v);
-    sqlite3_finalize(q);
-    return out;
+    return dm_strdup(v);
 }
 
 /* One plot per metric: value against NFE, a line per sampler and settings (apart from those
@@ -113,9 +110,13 @@ static dm_status evals(const dm_rep *r, FILE *f, const dm_runrec *rec, char *err
     char **keys = dm_calloc(n, sizeof(char *));
     dm_status st = x && y && ser && labels && done_metric && used && keys
                        ? DM_OK : dm_err(err, DM_E_NOMEM, "out of memory for the evals' plots");
+    sqlite3_stmt *kq = NULL;
+    if (sqlite3_prepare_v2(r->db, line_key_sql, -1, &kq, NULL) != SQLITE_OK)
+        kq = NULL;
     for (size_t i = 0; i < n && !st; i++)
-        if (!(keys[i] = line_key(r->db, rec->evals[i].settings_json)))
+        if (!(keys[i] = line_key(kq, rec->evals[i].settings_json)))
             st = dm_err(err, DM_E_NOMEM, "out of memory for the evals' plots");
+    sqlite3_finalize(kq);
     fputs("<div class=\"figs\">\n", f);
     size_t n_plots = 0;
     for (size_t m = 0; m < n && !st; m++) {

@@ -26,13 +26,10 @@ static void info_free(dm_rep_sweep *w)
     dm_free(w->yaml);
 }
 
+/* A column's text (NULL: ""), copied. */
 static char *dup(const unsigned char *s)
 {
-    const char *t = s ? (const char *)s : "";
-    char *d = dm_malloc(strlen(t) + 1);
-    if (d)
-        strcpy(d, t);
-    return d;
+    return dm_strdup(s ? (const char *)s : "");
 }
 
 static int key_exists(const dm_rep *r, const char *key)
