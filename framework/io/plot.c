@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/xml.h"
+
 #define MAX_TICKS 12
 
 static const char *const palette[] = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -139,19 +141,6 @@ static double px_of(const frame *f, double x)
     return f->x0 + (u - f->vx0) / (f->vx1 - f->vx0) * f->w;
 }
 
-static void put_text(FILE *out, const char *s)
-{
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", out); break;
-        case '<': fputs("&lt;", out); break;
-        case '>': fputs("&gt;", out); break;
-        case '"': fputs("&quot;", out); break;
-        default: fputc(*s, out);
-        }
-    }
-}
-
 /* The data's range on one axis (log10 of the positive values on a log axis), with the error
  * bars on y. Returns 0 when no point counts. */
 static int data_range(const dm_plot_series *s, size_t ns, int axis_y, int log, double *lo, double *hi)
@@ -234,7 +223,7 @@ static void draw_axes(FILE *out, const dm_plot *p, const frame *f)
             const double px = f->x0 + ((double)i + 0.5) / (double)p->n_xcats * f->w;
             fprintf(out, "<g class=\"tick\"><path d=\"M%.1f %.1fv5\" stroke=\"#444\"/><text x=\"%.1f\" y=\"%.1f\">",
                     px, f->y0 + f->h, px, f->y0 + f->h + 17);
-            put_text(out, p->xcats[i]);
+            dm_xml_put(out, p->xcats[i]);
             fputs("</text></g>\n", out);
         }
     } else {
@@ -251,7 +240,7 @@ static void draw_axes(FILE *out, const dm_plot *p, const frame *f)
     if (p->xlabel) {
         fprintf(out, "<text class=\"label\" x=\"%.1f\" y=\"%.1f\" font-size=\"12\">", f->x0 + f->w / 2,
                 f->y0 + f->h + 34);
-        put_text(out, p->xlabel);
+        dm_xml_put(out, p->xlabel);
         fputs("</text>\n", out);
     }
     fputs("</g>\n<g class=\"axis y\" font-size=\"11\" text-anchor=\"end\">\n", out);
@@ -267,7 +256,7 @@ static void draw_axes(FILE *out, const dm_plot *p, const frame *f)
     if (p->ylabel) {
         fprintf(out, "<text class=\"label\" transform=\"translate(14 %.1f) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">",
                 f->y0 + f->h / 2);
-        put_text(out, p->ylabel);
+        dm_xml_put(out, p->ylabel);
         fputs("</text>\n", out);
     }
     fputs("</g>\n", out);
@@ -295,7 +284,7 @@ static void draw_series(FILE *out, const dm_plot *p, const frame *f, const dm_pl
     double px, py;
     const size_t n = s->max_draw && s->max_draw < s->n ? s->max_draw : s->n;
     fputs("<g class=\"series\" data-label=\"", out);
-    put_text(out, s->label ? s->label : "");
+    dm_xml_put(out, s->label ? s->label : "");
     fprintf(out, "\" data-n=\"%zu\">\n", s->n);
     if (p->style == DM_PLOT_DOTS) {
         /* One path of zero-length round-capped strokes: a dot per point, small in bytes. */
@@ -425,7 +414,7 @@ dm_status dm_plot_svg(FILE *out, const dm_plot *p, const dm_plot_series *s, size
     if (p->title) {
         fprintf(out, "<text class=\"title\" x=\"%.1f\" y=\"19\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">",
                 f.x0 + f.w / 2);
-        put_text(out, p->title);
+        dm_xml_put(out, p->title);
         fputs("</text>\n", out);
     }
     draw_axes(out, p, &f);
@@ -452,7 +441,7 @@ dm_status dm_plot_svg(FILE *out, const dm_plot *p, const dm_plot_series *s, size
             fprintf(out, "<path d=\"M%.1f %.1fh20\" stroke=\"%s\" stroke-width=\"2\"/><circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>",
                     ex, ey, color, ex + 10, ey, color);
         fprintf(out, "<text x=\"%.1f\" y=\"%.1f\">", ex + 26, ey + 4);
-        put_text(out, ent[i].text);
+        dm_xml_put(out, ent[i].text);
         fputs("</text></g>\n", out);
         x += ent[i].w;
         i++;
@@ -461,7 +450,7 @@ dm_status dm_plot_svg(FILE *out, const dm_plot *p, const dm_plot_series *s, size
     if (p->note) {
         fprintf(out, "<text class=\"note\" x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#555\">", f.x0,
                 ly0 + (double)rows * 17 + 12);
-        put_text(out, p->note);
+        dm_xml_put(out, p->note);
         fputs("</text>\n", out);
     }
     fputs("</svg>\n", out);

@@ -38,11 +38,11 @@ dm_status dm_page_open(dm_page *pg, const char *path, const char *title, const c
     if (!(pg->f = open_memstream(&pg->buf, &pg->n)))
         return dm_err(err, DM_E_NOMEM, "out of memory for the page %s", path);
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>", pg->f);
-    dm_html(pg->f, title);
+    dm_xml_put(pg->f, title);
     fprintf(pg->f, "</title>\n<style>%s</style>\n</head>\n<body>\n<nav><a href=\"%sindex.html\">all runs</a>"
                    "<span class=\"muted\">difflab report</span></nav>\n<h1>",
             style, root);
-    dm_html(pg->f, title);
+    dm_xml_put(pg->f, title);
     fputs("</h1>\n", pg->f);
     return DM_OK;
 }
@@ -70,24 +70,10 @@ dm_status dm_page_close(dm_page *pg, const char *script, char *err)
     return st;
 }
 
-void dm_html(FILE *f, const char *s)
-{
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        case '\'': fputs("&#39;", f); break;
-        default: fputc(*s, f);
-        }
-    }
-}
-
 void dm_html_pre(FILE *f, const char *klass, const char *s)
 {
     fprintf(f, "<pre class=\"%s\">", klass);
-    dm_html(f, s);
+    dm_xml_put(f, s);
     fputs("</pre>\n", f);
 }
 
@@ -154,7 +140,7 @@ static int plot_svg_ok(const char *s, size_t n)
     if (n < 5 || strncmp(s, "<svg ", 5) != 0 || memchr(s, 0, n))
         return 0;
     for (size_t i = 0; i < n;) {
-        if (s[i] == '&') { /* &amp; &lt; &gt; &quot; &#39; only */
+        if (s[i] == '&') { /* only the five core/xml.c writes */
             static const char *const ents[] = { "&amp;", "&lt;", "&gt;", "&quot;", "&#39;", NULL };
             int ok = 0;
             for (int k = 0; ents[k] && !ok; k++)
@@ -247,10 +233,10 @@ void dm_rep_run_link(const dm_rep *r, FILE *f, const char *root, const char *run
     const int linked = has_page(r, r->runs, r->n_runs, "runs", run_id);
     if (linked) {
         fprintf(f, "<a class=\"run\" href=\"%sruns/", root);
-        dm_html(f, run_id);
+        dm_xml_put(f, run_id);
         fputs(".html\">", f);
     }
-    dm_html(f, run_id);
+    dm_xml_put(f, run_id);
     if (linked)
         fputs("</a>", f);
 }

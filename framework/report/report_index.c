@@ -47,7 +47,7 @@ static void options(FILE *f, sqlite3 *db, const char *sql)
         if (!v)
             continue;
         fputs("<option>", f);
-        dm_html(f, v);
+        dm_xml_put(f, v);
         fputs("</option>", f);
     }
     sqlite3_finalize(q);
@@ -82,9 +82,9 @@ dm_status dm_rep_index_page(dm_rep *r, char *err)
         for (size_t i = 0; i < n; i++) {
             names[i][strlen(names[i]) - 5] = 0;
             fputs("<li><a class=\"sweep\" href=\"sweeps/", f);
-            dm_html(f, names[i]);
+            dm_xml_put(f, names[i]);
             fputs(".html\">", f);
-            dm_html(f, names[i]);
+            dm_xml_put(f, names[i]);
             fputs("</a></li>\n", f);
             dm_free(names[i]);
         }
@@ -131,15 +131,15 @@ dm_status dm_rep_index_page(dm_rep *r, char *err)
     while (sqlite3_step(q) == SQLITE_ROW) {
 #define COLTEXT(i) (sqlite3_column_text(q, (i)) ? (const char *)sqlite3_column_text(q, (i)) : "")
         fputs("<tr data-id=\"", f);
-        dm_html(f, COLTEXT(0));
+        dm_xml_put(f, COLTEXT(0));
         fputs("\" data-name=\"", f);
-        dm_html(f, COLTEXT(1));
+        dm_xml_put(f, COLTEXT(1));
         fputs("\" data-status=\"", f);
-        dm_html(f, COLTEXT(2));
+        dm_xml_put(f, COLTEXT(2));
         fputs("\" data-sweeps=\"", f);
-        dm_html(f, COLTEXT(4));
+        dm_xml_put(f, COLTEXT(4));
         fputs("\" data-tags=\"", f);
-        dm_html(f, COLTEXT(nc));
+        dm_xml_put(f, COLTEXT(nc));
         fputs("\">", f);
         for (int c = 0; c < nc; c++) {
             const dm_runlist_kind k = dm_runlist_cols[c].kind;
@@ -148,9 +148,9 @@ dm_status dm_rep_index_page(dm_rep *r, char *err)
                 dm_rep_run_link(r, f, "", COLTEXT(0));
             } else if (c == 2) {
                 fputs("<span class=\"status-", f);
-                dm_html(f, COLTEXT(2));
+                dm_xml_put(f, COLTEXT(2));
                 fputs("\">", f);
-                dm_html(f, COLTEXT(2));
+                dm_xml_put(f, COLTEXT(2));
                 fputs("</span>", f);
             } else if (sqlite3_column_type(q, c) == SQLITE_NULL) {
             } else if (k == DM_RUNLIST_NUM) {
@@ -158,12 +158,12 @@ dm_status dm_rep_index_page(dm_rep *r, char *err)
             } else if (k == DM_RUNLIST_WALL) {
                 fprintf(f, "%.1f", sqlite3_column_double(q, c));
             } else {
-                dm_html(f, COLTEXT(c));
+                dm_xml_put(f, COLTEXT(c));
             }
             fputs("</td>", f);
         }
         fputs("<td class=\"tags\">", f);
-        dm_html(f, COLTEXT(nc));
+        dm_xml_put(f, COLTEXT(nc));
         fputs("</td></tr>\n", f);
 #undef COLTEXT
     }

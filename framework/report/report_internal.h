@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "core/path.h"
+#include "core/xml.h"
 #include "io/index.h"
 #include "io/runfile_vet.h"
 #include "report/report.h"
@@ -41,8 +42,6 @@ dm_status dm_page_close(dm_page *pg, const char *script, char *err);
 /* Free a page not written. */
 void dm_page_discard(dm_page *pg);
 
-/* s escaped for HTML text and attribute values. */
-void dm_html(FILE *f, const char *s);
 /* A <pre> block of s. */
 void dm_html_pre(FILE *f, const char *klass, const char *s);
 /* A number as a table shows it: 4 significant digits, "" for NaN. */

@@ -17,7 +17,7 @@ static dm_status plot_into(FILE *f, const dm_plot *p, const dm_plot_series *s, s
     dm_status st = dm_plot_svg(f, p, s, ns, err);
     if (caption) {
         fputs("<figcaption>", f);
-        dm_html(f, caption);
+        dm_xml_put(f, caption);
         fputs("</figcaption>", f);
     }
     fputs("</figure>\n", f);
@@ -201,11 +201,11 @@ static dm_status evals(const dm_rep *r, FILE *f, const dm_runrec *rec, char *err
         for (size_t i = 0; i < n; i++) {
             const dm_eval *e = &rec->evals[i];
             fputs("<tr><td>", f);
-            dm_html(f, e->metric);
+            dm_xml_put(f, e->metric);
             fputs("</td><td>", f);
-            dm_html(f, e->sampler);
+            dm_xml_put(f, e->sampler);
             fprintf(f, "</td><td class=\"num\">%lld</td><td>", (long long)e->nfe);
-            dm_html(f, e->settings_json);
+            dm_xml_put(f, e->settings_json);
             fprintf(f, "</td><td class=\"num\">%lld</td><td class=\"num\" title=\"%.17g\">", (long long)e->n_samples,
                     e->value);
             dm_html_num(f, e->value);
@@ -240,7 +240,7 @@ static dm_status picture(const dm_rep *r, FILE *f, const char *run_dir, const ch
         if (!dm_rep_inline_svg(f, src))
             fputs("<p class=\"muted\">(unreadable picture)</p>", f);
         fputs("<figcaption>", f);
-        dm_html(f, caption);
+        dm_xml_put(f, caption);
         fputs("</figcaption></figure>\n", f);
         *shown = 1;
         return DM_OK;
@@ -253,13 +253,13 @@ static dm_status picture(const dm_rep *r, FILE *f, const char *run_dir, const ch
         (st = dm_rep_copy(src, dst, err)))
         return st;
     fputs("<figure class=\"picture\"><img class=\"grid\" alt=\"", f);
-    dm_html(f, caption);
+    dm_xml_put(f, caption);
     fputs("\" src=\"", f);
-    dm_html(f, run_id);
+    dm_xml_put(f, run_id);
     fputs("/", f);
-    dm_html(f, stem);
+    dm_xml_put(f, stem);
     fputs(".png\"><figcaption>", f);
-    dm_html(f, caption);
+    dm_xml_put(f, caption);
     fputs("</figcaption></figure>\n", f);
     *shown = 1;
     return DM_OK;
@@ -307,14 +307,14 @@ static void linked_param(const dm_rep *r, FILE *f, const char *run_id, const cha
         const char *v = (const char *)sqlite3_column_text(q, 0);
         char id[512], e[DM_ERR_SIZE];
         fputs("<tr><th>", f);
-        dm_html(f, what);
+        dm_xml_put(f, what);
         fputs(" (", f);
-        dm_html(f, key);
+        dm_xml_put(f, key);
         fputs(")</th><td>", f);
         if (dm_index_find_run(r->ix, v, id, sizeof id, e) == DM_OK)
             dm_rep_run_link(r, f, "../", id);
         else
-            dm_html(f, v);
+            dm_xml_put(f, v);
         fputs("</td></tr>\n", f);
     }
     sqlite3_finalize(q);
@@ -325,33 +325,33 @@ static void provenance(const dm_rep *r, FILE *f, const dm_runrec *rec, const cha
     fputs("<h2 id=\"provenance\">Provenance</h2>\n<table class=\"provenance\"><tbody>\n", f);
     for (size_t i = 0; i < rec->n_attrs; i++) {
         fputs("<tr><th>", f);
-        dm_html(f, rec->attrs[i].key);
+        dm_xml_put(f, rec->attrs[i].key);
         fputs("</th><td>", f);
         if (strcmp(rec->attrs[i].key, "teacher") == 0 && *rec->attrs[i].value)
             dm_rep_run_link(r, f, "../", rec->attrs[i].value);
         else
-            dm_html(f, rec->attrs[i].value);
+            dm_xml_put(f, rec->attrs[i].value);
         fputs("</td></tr>\n", f);
     }
     linked_param(r, f, run_id, "distill.teacher", "teacher");
     linked_param(r, f, run_id, "guidance.classifier", "classifier");
     linked_param(r, f, run_id, "eval.features", "feature network");
     fputs("<tr><th>config_hash</th><td>", f);
-    dm_html(f, rec->config_hash);
+    dm_xml_put(f, rec->config_hash);
     fputs("</td></tr>\n<tr><th>group_hash</th><td>", f);
-    dm_html(f, rec->group_hash);
+    dm_xml_put(f, rec->group_hash);
     fputs("</td></tr>\n", f);
     fputs("<tr><th>data</th><td>", f);
-    dm_html(f, rec->data_name ? rec->data_name : "");
+    dm_xml_put(f, rec->data_name ? rec->data_name : "");
     fprintf(f, ": %lld train, %lld test, dim %lld, std %.6g, sha256 ", (long long)rec->data_n_train,
             (long long)rec->data_n_test, (long long)rec->data_dim, rec->data_std);
-    dm_html(f, rec->data_sha256);
+    dm_xml_put(f, rec->data_sha256);
     fputs("</td></tr>\n</tbody></table>\n", f);
     fputs("<h3>Seeds</h3>\n<table class=\"seeds\"><thead><tr><th>stream</th><th>seed</th></tr></thead><tbody>\n", f);
     fprintf(f, "<tr><td>master</td><td class=\"num\">%llu</td></tr>\n", (unsigned long long)rec->seed);
     for (size_t i = 0; i < rec->n_seeds; i++) {
         fputs("<tr><td>", f);
-        dm_html(f, rec->seeds[i].stream);
+        dm_xml_put(f, rec->seeds[i].stream);
         fprintf(f, "</td><td class=\"num\">%llu</td></tr>\n", (unsigned long long)rec->seeds[i].seed);
     }
     fputs("</tbody></table>\n<h3>Spec (resolved)</h3>\n", f);
@@ -384,20 +384,20 @@ static void summary(const dm_rep *r, FILE *f, const char *run_id)
                         const int has = dm_rep_has_sweep_page(r, w);
                         if (has) {
                             fputs("<a class=\"sweep\" href=\"../sweeps/", f);
-                            dm_html(f, w);
+                            dm_xml_put(f, w);
                             fputs(".html\">", f);
                         }
-                        dm_html(f, w);
+                        dm_xml_put(f, w);
                         fputs(has ? "</a> " : " ", f);
                     }
                 } else if (c == 1 && v) {
                     fputs("<span class=\"status-", f);
-                    dm_html(f, v);
+                    dm_xml_put(f, v);
                     fputs("\">", f);
-                    dm_html(f, v);
+                    dm_xml_put(f, v);
                     fputs("</span>", f);
                 } else {
-                    dm_html(f, v ? v : "");
+                    dm_xml_put(f, v ? v : "");
                 }
                 fputs("</td></tr>\n", f);
             }
@@ -412,9 +412,9 @@ static void summary(const dm_rep *r, FILE *f, const char *run_id)
             fputs(any ? "" : "<h3>Notes</h3>\n<ul class=\"notes\">\n", f);
             any = 1;
             fputs("<li><span class=\"muted\">", f);
-            dm_html(f, (const char *)sqlite3_column_text(q, 0));
+            dm_xml_put(f, (const char *)sqlite3_column_text(q, 0));
             fputs("</span> ", f);
-            dm_html(f, (const char *)sqlite3_column_text(q, 1));
+            dm_xml_put(f, (const char *)sqlite3_column_text(q, 1));
             fputs("</li>\n", f);
         }
         fputs(any ? "</ul>\n" : "", f);
@@ -453,7 +453,7 @@ dm_status dm_rep_run_page(dm_rep *r, const char *run_id, char *err)
     } else if (dm_runstore_read_file(&r->vet, h5, &rec, why)) {
         /* A damaged or missing run file: the page says so; the report goes on. */
         fputs("<p class=\"status-failed\">The run file cannot be read: ", f);
-        dm_html(f, why);
+        dm_xml_put(f, why);
         fputs("</p>\n", f);
     } else if ((st = training(f, &rec, err)) || (st = evals(r, f, &rec, err)) ||
                (st = pictures(r, f, &rec, dir, run_id, err))) {

@@ -260,17 +260,17 @@ static dm_status cell_pictures(FILE *f, const dm_rep *r, const dm_rep_sweep *w, 
                        !(st = dm_path_fmt(dst, sizeof dst, err, "%s/runs/%s/%s.png", r->o->out, id, stem)) &&
                        !(st = dm_rep_copy(src, dst, err))) {
                 fputs("<img class=\"grid\" alt=\"", f);
-                dm_html(f, label);
+                dm_xml_put(f, label);
                 fputs("\" src=\"../runs/", f);
-                dm_html(f, id);
+                dm_xml_put(f, id);
                 fputs("/", f);
-                dm_html(f, stem);
+                dm_xml_put(f, stem);
                 fputs(".png\">", f);
                 shown = 1;
             }
             if (shown) {
                 fputs("<figcaption>", f);
-                dm_html(f, label);
+                dm_xml_put(f, label);
                 fprintf(f, "<br>seed %lld: ", (long long)sqlite3_column_int64(q, 3));
                 dm_rep_run_link(r, f, "../", id);
                 fputs("</figcaption>", f);
@@ -278,7 +278,7 @@ static dm_status cell_pictures(FILE *f, const dm_rep *r, const dm_rep_sweep *w, 
         }
         if (!shown && !st) {
             fputs("<p class=\"muted\">no picture: no finished run</p><figcaption>", f);
-            dm_html(f, label);
+            dm_xml_put(f, label);
             fputs("</figcaption>", f);
         }
         fputs("</figure>\n", f);
@@ -296,7 +296,7 @@ static void runs_table(FILE *f, const dm_rep *r, const dm_rep_sweep *w, size_t c
     fputs("<h2 id=\"runs\">Runs</h2>\n<table class=\"runs\"><thead><tr>", f);
     for (size_t a = 0; a < w->n_axes; a++) {
         fputs("<th>", f);
-        dm_html(f, w->axes[a]);
+        dm_xml_put(f, w->axes[a]);
         fputs("</th>", f);
     }
     fputs("<th>run</th><th>status</th></tr></thead><tbody>\n", f);
@@ -306,7 +306,7 @@ static void runs_table(FILE *f, const dm_rep *r, const dm_rep_sweep *w, size_t c
             fputs("<tr>", f);
             for (size_t a = 0; a < w->n_axes; a++) {
                 fputs("<td>", f);
-                dm_html(f, w->cells[c].vals[a]);
+                dm_xml_put(f, w->cells[c].vals[a]);
                 fputs("</td>", f);
             }
             fputs("<td>", f);
@@ -320,9 +320,9 @@ static void runs_table(FILE *f, const dm_rep *r, const dm_rep_sweep *w, size_t c
             counts[strcmp(status, "finished") == 0 ? 0 : strcmp(status, "not run") == 0 ? 1
                    : strcmp(status, "running") == 0 ? 2 : 3]++;
             fputs("</td><td class=\"status-", f);
-            dm_html(f, status);
+            dm_xml_put(f, status);
             fputs("\">", f);
-            dm_html(f, status);
+            dm_xml_put(f, status);
             fputs("</td></tr>\n", f);
         }
     fputs("</tbody></table>\n", f);
@@ -365,7 +365,7 @@ static dm_status put_table(FILE *f, const dm_rep *r, const dm_table_def *d, cons
     dm_table *t = NULL;
     dm_status st = dm_table_build(r->ix, d, &t, err);
     fputs("<div class=\"tbl\"><h3>", f);
-    dm_html(f, heading);
+    dm_xml_put(f, heading);
     fputs("</h3>\n", f);
     if (st == DM_E_NOTFOUND) {
         fputs("<p class=\"muted\">No finished run has a value yet.</p></div>\n", f);
@@ -375,7 +375,7 @@ static dm_status put_table(FILE *f, const dm_rep *r, const dm_table_def *d, cons
         st = dm_table_write(t, DM_TABLE_HTML, f, err);
         for (size_t i = 0; i < t->n_notes; i++) {
             fputs("<p class=\"muted note\">", f);
-            dm_html(f, t->notes[i]);
+            dm_xml_put(f, t->notes[i]);
             fputs("</p>\n", f);
         }
     }
@@ -460,22 +460,22 @@ dm_status dm_rep_sweep_page(dm_rep *r, const char *sweep, char *err)
     fprintf(f, "%zu cells", w.n_cells);
     for (size_t a = 0; a < w.n_axes; a++) {
         fputs(a ? ", " : " over ", f);
-        dm_html(f, w.axes[a]);
+        dm_xml_put(f, w.axes[a]);
     }
     fputs(". Each cell is one config group; its replicates are its seeds. Metrics are of each run's own "
           "sampler", f);
     if (*w.samplers) {
         fputs(" (", f);
-        dm_html(f, w.samplers);
+        dm_xml_put(f, w.samplers);
         if (*w.nfes) {
             fputs(", NFE ", f);
-            dm_html(f, w.nfes);
+            dm_xml_put(f, w.nfes);
         }
         fputs(")", f);
     }
     if (*w.fields) {
         fputs("; their evals differ in ", f);
-        dm_html(f, w.fields);
+        dm_xml_put(f, w.fields);
         fputs(" (sampled after training), a row of each table and a line of each plot per value", f);
     }
     fputs(".</p>\n", f);

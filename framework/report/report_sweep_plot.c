@@ -79,7 +79,7 @@ dm_status dm_rep_axis_plot(FILE *f, const dm_rep *r, const char *sweep, const dm
     *drawn = 0;
     if (!dm_rep_row_keys(w, a, rows, sizeof rows)) {
         fputs("<p class=\"muted\">Too many axes and settings fields to plot against ", f);
-        dm_html(f, w->axes[a]);
+        dm_xml_put(f, w->axes[a]);
         fputs(" (a table takes at most 8 row keys).</p>\n", f);
         return DM_OK;
     }

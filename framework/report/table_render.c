@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/csv.h"
+#include "core/xml.h"
 
 /* Shortest "%.*g" that reads back to the same double. */
 void dm_table_format_real(char *buf, size_t n, double v)
@@ -45,25 +46,12 @@ static void put_md(FILE *out, const char *s)
     }
 }
 
-static void put_html(FILE *out, const char *s)
-{
-    for (; *s; ++s) {
-        switch (*s) {
-        case '&': fputs("&amp;", out); break;
-        case '<': fputs("&lt;", out); break;
-        case '>': fputs("&gt;", out); break;
-        case '"': fputs("&quot;", out); break;
-        default: fputc(*s, out);
-        }
-    }
-}
-
 static void put_text(FILE *out, const char *s, dm_table_fmt fmt)
 {
     if (fmt == DM_TABLE_LATEX)
         put_latex(out, s);
     else if (fmt == DM_TABLE_HTML)
-        put_html(out, s);
+        dm_xml_put(out, s);
     else
         put_md(out, s);
 }
@@ -245,7 +233,7 @@ static void write_csv(const dm_table *t, FILE *out)
 static void write_html(const dm_table *t, FILE *out)
 {
     fputs("<table class=\"ablation\" data-metric=\"", out);
-    put_html(out, t->metric);
+    dm_xml_put(out, t->metric);
     fputs("\">\n<caption>", out);
     char *cap = NULL;
     size_t ncap = 0;
@@ -255,13 +243,13 @@ static void write_html(const dm_table *t, FILE *out)
         fclose(mem);
         if (cap && ncap && cap[ncap - 1] == '\n')
             cap[ncap - 1] = 0;
-        put_html(out, cap ? cap : "");
+        dm_xml_put(out, cap ? cap : "");
     }
     free(cap);
     fputs("</caption>\n<thead><tr>", out);
     for (size_t i = 0; i < t->n_row_keys; ++i) {
         fputs("<th>", out);
-        put_html(out, t->row_keys[i]);
+        dm_xml_put(out, t->row_keys[i]);
         fputs("</th>", out);
     }
     if (t->has_config)
@@ -269,10 +257,10 @@ static void write_html(const dm_table *t, FILE *out)
     for (size_t c = 0; c < t->n_cols; ++c) {
         fputs("<th>", out);
         if (t->col_key) {
-            put_html(out, t->col_key);
+            dm_xml_put(out, t->col_key);
             fputc('=', out);
         }
-        put_html(out, t->col_labels[c]);
+        dm_xml_put(out, t->col_labels[c]);
         fputs("</th>", out);
     }
     fputs("</tr></thead>\n<tbody>\n", out);
@@ -280,12 +268,12 @@ static void write_html(const dm_table *t, FILE *out)
         fputs("<tr>", out);
         for (size_t i = 0; i < t->n_row_keys; ++i) {
             fputs("<th scope=\"row\">", out);
-            put_html(out, t->row_labels[r * t->n_row_keys + i]);
+            dm_xml_put(out, t->row_labels[r * t->n_row_keys + i]);
             fputs("</th>", out);
         }
         if (t->has_config) {
             fputs("<td class=\"config\">", out);
-            put_html(out, t->row_config[r]);
+            dm_xml_put(out, t->row_config[r]);
             fputs("</td>", out);
         }
         for (size_t c = 0; c < t->n_cols; ++c) {
