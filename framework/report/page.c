@@ -228,6 +228,42 @@ int dm_rep_has_sweep_page(const dm_rep *r, const char *sweep)
     return has_page(r, r->sweeps, r->n_sweeps, "sweeps", sweep);
 }
 
+dm_status dm_rep_picture(const dm_rep *r, FILE *f, const char *run_dir, const char *run_id, const char *stem,
+                         const char *open, const char *to_runs, const char *alt, int *shown, char *err)
+{
+    char src[DM_PATH_SIZE], dst[DM_PATH_SIZE];
+    dm_status st;
+    *shown = 0;
+    if (!dm_path_name_ok(stem) || !dm_path_name_ok(run_id)) /* from a damaged or crafted file: never a path */
+        return DM_OK;
+    if ((st = dm_path_fmt(src, sizeof src, err, "%s/%s.svg", run_dir, stem)))
+        return st;
+    if (dm_rep_file_exists(src)) {
+        fputs(open ? open : "", f);
+        if (!dm_rep_inline_svg(f, src))
+            fputs("<p class=\"muted\">(unreadable picture)</p>", f);
+        *shown = 1;
+        return DM_OK;
+    }
+    if ((st = dm_path_fmt(src, sizeof src, err, "%s/%s.png", run_dir, stem)))
+        return st;
+    if (!dm_rep_file_exists(src))
+        return DM_OK;
+    if ((st = dm_path_fmt(dst, sizeof dst, err, "%s/runs/%s/%s.png", r->o->out, run_id, stem)) ||
+        (st = dm_rep_copy(src, dst, err)))
+        return st;
+    fputs(open ? open : "", f);
+    fputs("<img class=\"grid\" alt=\"", f);
+    dm_xml_put(f, alt);
+    fprintf(f, "\" src=\"%s", to_runs);
+    dm_xml_put(f, run_id);
+    fputs("/", f);
+    dm_xml_put(f, stem);
+    fputs(".png\">", f);
+    *shown = 1;
+    return DM_OK;
+}
+
 void dm_rep_run_link(const dm_rep *r, FILE *f, const char *root, const char *run_id)
 {
     const int linked = has_page(r, r->runs, r->n_runs, "runs", run_id);

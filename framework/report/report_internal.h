@@ -61,6 +61,16 @@ int dm_rep_file_exists(const char *path);
  * 0 if unreadable or not such a plot. */
 int dm_rep_inline_svg(FILE *f, const char *path);
 
+/* The picture <stem> of a run folder into the page, after `open` (a tag the caller closes; NULL:
+ * none) when there is one: the SVG plot
+ * inlined (dm_rep_inline_svg; one that fails its allowlist shows "(unreadable picture)"), else the
+ * PNG copied to <out>/runs/<run_id>/<stem>.png and shown by an <img> (alt text alt) whose src
+ * starts with to_runs, the way from the page's folder to <out>/runs/ ("" from a run page,
+ * "../runs/" from a sweep page). *shown: whether the folder has either; nothing is written
+ * otherwise, nor for a stem or run id that is not a path name. */
+dm_status dm_rep_picture(const dm_rep *r, FILE *f, const char *run_dir, const char *run_id, const char *stem,
+                         const char *open, const char *to_runs, const char *alt, int *shown, char *err);
+
 /* The id of the run's page, linked from a page whose way to the report's root is root: a link
  * when this report writes that page or <out>/runs/<id>.html exists, else the plain id. */
 void dm_rep_run_link(const dm_rep *r, FILE *f, const char *root, const char *run_id);

@@ -225,44 +225,17 @@ static dm_status evals(const dm_rep *r, FILE *f, const dm_runrec *rec, char *err
     return st;
 }
 
-/* The picture of one file of the run folder: an SVG plot inlined, a PNG copied beside the page. */
+/* One picture of the run folder in a figure with its caption (dm_rep_picture). */
 static dm_status picture(const dm_rep *r, FILE *f, const char *run_dir, const char *run_id, const char *stem,
                          const char *caption, int *shown, char *err)
 {
-    char src[DM_PATH_SIZE], dst[DM_PATH_SIZE];
-    dm_status st;
-    if (!dm_path_name_ok(stem)) /* a set name from a damaged or crafted run.h5: never a path */
-        return DM_OK;
-    if ((st = dm_path_fmt(src, sizeof src, err, "%s/%s.svg", run_dir, stem)))
-        return st;
-    if (dm_rep_file_exists(src)) {
-        fputs("<figure class=\"picture\">", f);
-        if (!dm_rep_inline_svg(f, src))
-            fputs("<p class=\"muted\">(unreadable picture)</p>", f);
+    dm_status st = dm_rep_picture(r, f, run_dir, run_id, stem, "<figure class=\"picture\">", "", caption, shown, err);
+    if (!st && *shown) {
         fputs("<figcaption>", f);
         dm_xml_put(f, caption);
         fputs("</figcaption></figure>\n", f);
-        *shown = 1;
-        return DM_OK;
     }
-    if ((st = dm_path_fmt(src, sizeof src, err, "%s/%s.png", run_dir, stem)))
-        return st;
-    if (!dm_rep_file_exists(src))
-        return DM_OK;
-    if ((st = dm_path_fmt(dst, sizeof dst, err, "%s/runs/%s/%s.png", r->o->out, run_id, stem)) ||
-        (st = dm_rep_copy(src, dst, err)))
-        return st;
-    fputs("<figure class=\"picture\"><img class=\"grid\" alt=\"", f);
-    dm_xml_put(f, caption);
-    fputs("\" src=\"", f);
-    dm_xml_put(f, run_id);
-    fputs("/", f);
-    dm_xml_put(f, stem);
-    fputs(".png\"><figcaption>", f);
-    dm_xml_put(f, caption);
-    fputs("</figcaption></figure>\n", f);
-    *shown = 1;
-    return DM_OK;
+    return st;
 }
 
 static dm_status pictures(const dm_rep *r, FILE *f, const dm_runrec *rec, const char *dir, const char *run_id,
@@ -276,7 +249,9 @@ static dm_status pictures(const dm_rep *r, FILE *f, const dm_runrec *rec, const 
         char cap[512];
         snprintf(cap, sizeof cap, "%s: %s, nfe %lld, %lld samples %s", s->name, s->sampler, (long long)s->nfe,
                  (long long)s->n, strcmp(s->settings_json, "{}") ? s->settings_json : "");
-        st = picture(r, f, dir, run_id, s->name, cap, &shown, err);
+        int one = 0;
+        st = picture(r, f, dir, run_id, s->name, cap, &one, err);
+        shown |= one;
     }
     for (int l = 0; l < 100 && !st; l++) {
         char stem[32];

@@ -237,7 +237,7 @@ static dm_status cell_pictures(FILE *f, const dm_rep *r, const dm_rep_sweep *w, 
         return dm_err(err, DM_E_IO, "report: %s", sqlite3_errmsg(r->db));
     dm_status st = DM_OK;
     for (size_t c = 0; c < w->n_cells && !st; c++) {
-        char label[1024], src[DM_PATH_SIZE], dst[DM_PATH_SIZE], stem[300];
+        char label[1024], stem[300];
         cell_label(w, &w->cells[c], label, sizeof label);
         fputs("<figure class=\"cell\">", f);
         int shown = 0;
@@ -249,25 +249,8 @@ static dm_status cell_pictures(FILE *f, const dm_rep *r, const dm_rep_sweep *w, 
                 continue;
             snprintf(stem, sizeof stem, "%s_%lld", (const char *)sqlite3_column_text(q, 1),
                      (long long)sqlite3_column_int64(q, 2));
-            if (!dm_path_name_ok(stem) || !dm_path_name_ok(id))
-                continue;
-            const char *dir = (const char *)sqlite3_column_text(q, 0);
-            if ((st = dm_path_fmt(src, sizeof src, err, "%s/%s.svg", dir, stem)))
-                break;
-            if (dm_rep_file_exists(src) && dm_rep_inline_svg(f, src)) {
-                shown = 1;
-            } else if (!(st = dm_path_fmt(src, sizeof src, err, "%s/%s.png", dir, stem)) && dm_rep_file_exists(src) &&
-                       !(st = dm_path_fmt(dst, sizeof dst, err, "%s/runs/%s/%s.png", r->o->out, id, stem)) &&
-                       !(st = dm_rep_copy(src, dst, err))) {
-                fputs("<img class=\"grid\" alt=\"", f);
-                dm_xml_put(f, label);
-                fputs("\" src=\"../runs/", f);
-                dm_xml_put(f, id);
-                fputs("/", f);
-                dm_xml_put(f, stem);
-                fputs(".png\">", f);
-                shown = 1;
-            }
+            st = dm_rep_picture(r, f, (const char *)sqlite3_column_text(q, 0), id, stem, NULL, "../runs/", label,
+                                &shown, err);
             if (shown) {
                 fputs("<figcaption>", f);
                 dm_xml_put(f, label);
